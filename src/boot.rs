@@ -1,0 +1,422 @@
+//! The boot sequence, in order: identity, metadata, plan, Init, agent config, logs config,
+//! services, cluster join, signal. Every failure after the stack is known ends in a FAILURE
+//! signal, so a broken instance rolls its stack back in seconds instead of at the timeout.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::error::{AtStep, Error, Failure, Step};
+use crate::fs::{write_atomic, FileMeta, Root};
+use crate::identity::{self, Identity};
+use crate::metadata::{self, ResourceMetadata};
+use crate::plan::{Inputs, Plan};
+use crate::services::{self, Systemctl, DOCKER};
+use crate::settings::{self, Values};
+use crate::signal::{self, Delivered, Status};
+use crate::template::{ResolveContext, Template};
+use crate::{ecs_config, init, join, state};
+
+pub const DEFAULT_INTROSPECTION_URL: &str = "http://localhost:51678";
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub stack: String,
+    pub resource: String,
+    pub signal_resource: String,
+    pub region: Option<String>,
+    pub configsets: Vec<String>,
+    pub root: PathBuf,
+    pub introspection_url: String,
+    pub timeout: Option<u64>,
+    pub signal: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum DryRunSource {
+    Template {
+        path: PathBuf,
+        params: Vec<(String, String)>,
+    },
+    Stack,
+}
+
+#[derive(Debug, Clone)]
+pub struct DryRunOptions {
+    pub source: DryRunSource,
+    pub stack: Option<String>,
+    pub resource: Option<String>,
+    pub signal_resource: Option<String>,
+    pub region: Option<String>,
+    pub configsets: Vec<String>,
+    pub root: PathBuf,
+    pub introspection_url: String,
+    pub timeout: Option<u64>,
+    pub signal: bool,
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct Success {
+    pub instance_id: String,
+    pub cluster: String,
+    pub delivered: Option<Delivered>,
+}
+
+pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
+    let started = Instant::now();
+    let identity = phase(Step::Identity, identity::from_imds()).await?;
+    tracing::info!(instance_id = %identity.instance_id, region = %identity.region, az = %identity.availability_zone, "instance identity");
+    let region = o.region.clone().unwrap_or_else(|| identity.region.clone());
+    let sdk = crate::aws::sdk_config(&region).await;
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let signal_spec = signal::SignalSpec {
+        stack: o.stack.clone(),
+        resource: o.signal_resource.clone(),
+        unique_id: identity.instance_id.clone(),
+    };
+    let root = Root::new(&o.root);
+
+    let result = converge(o, &identity, &cfn, &sdk, &root).await;
+
+    let (status, failure) = match result {
+        Ok(cluster) => (Status::Success, Ok(cluster)),
+        Err(f) => (Status::Failure, Err(f)),
+    };
+    let delivered = if o.signal {
+        match signal::send(&cfn, &signal_spec, status).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                // The run's own failure, if any, is the more useful reason; a lost signal on
+                // top of it is logged. A lost SUCCESS is a failure of its own.
+                let lost = Failure {
+                    step: Step::Signal,
+                    error: e,
+                };
+                tracing::error!(error = %lost, "could not signal {}", status.as_str());
+                state::record(
+                    &root,
+                    &identity,
+                    &signal_spec,
+                    status,
+                    failure.as_ref().err(),
+                    false,
+                );
+                return Err(failure.err().unwrap_or(lost));
+            }
+        }
+    } else {
+        None
+    };
+    state::record(
+        &root,
+        &identity,
+        &signal_spec,
+        status,
+        failure.as_ref().err(),
+        delivered.is_some(),
+    );
+    let cluster = failure?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "boot sequence complete"
+    );
+    Ok(Success {
+        instance_id: identity.instance_id,
+        cluster,
+        delivered,
+    })
+}
+
+/// Steps 2-5. Returns the cluster joined.
+async fn converge(
+    o: &RunOptions,
+    identity: &Identity,
+    cfn: &aws_sdk_cloudformation::Client,
+    sdk: &aws_config::SdkConfig,
+    root: &Root,
+) -> Result<String, Failure> {
+    let metadata = phase(
+        Step::Metadata,
+        metadata::from_stack(cfn, &o.stack, &o.resource),
+    )
+    .await?;
+    let plan = plan(
+        identity.clone(),
+        &metadata,
+        Values::Real,
+        &o.configsets,
+        root,
+        &o.stack,
+        &o.signal_resource,
+        &o.introspection_url,
+        o.timeout,
+        o.signal,
+    )?;
+    execute(&plan, root, sdk).await?;
+    Ok(plan.join.cluster)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    identity: Identity,
+    metadata: &ResourceMetadata,
+    values: Values,
+    configsets: &[String],
+    root: &Root,
+    stack: &str,
+    signal_resource: &str,
+    introspection_url: &str,
+    timeout: Option<u64>,
+    signal: bool,
+) -> Result<Plan, Failure> {
+    // Everything is parsed and validated before anything is applied: a bad key in the
+    // ecs-bootstrap block must not leave an instance half-configured by Init.
+    let settings = settings::parse(&metadata.metadata, values).at(Step::Settings)?;
+    let init = init::parse(&metadata.metadata, configsets).at(Step::Init)?;
+    Ok(Plan::build(Inputs {
+        identity,
+        metadata,
+        settings: &settings,
+        init,
+        root,
+        stack,
+        signal_resource,
+        introspection_url,
+        timeout_override: timeout,
+        signal,
+    }))
+}
+
+async fn execute(plan: &Plan, root: &Root, sdk: &aws_config::SdkConfig) -> Result<(), Failure> {
+    phase(Step::Init, init::apply(&plan.init, root)).await?;
+    phase(Step::AgentConfig, async { write_agent_config(plan, root) }).await?;
+    phase(Step::LogsConfig, async {
+        match &plan.logs_config {
+            Some(l) => write_atomic(
+                &root.map(l.path)?,
+                l.content.as_bytes(),
+                FileMeta {
+                    mode: 0o644,
+                    uid: None,
+                    gid: None,
+                },
+            )
+            .map(|outcome| tracing::info!(path = l.path, ?outcome, "CloudWatch agent config")),
+            None => Ok(()),
+        }
+    })
+    .await?;
+
+    let systemctl = Systemctl::default();
+    // The join budget starts when the services are asked to start: that is what it measures.
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_secs(plan.join.timeout_secs);
+    phase(Step::Services, async {
+        services::start(&plan.services, &systemctl).await?;
+        services::wait_active(&systemctl, DOCKER, deadline).await
+    })
+    .await?;
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    phase(Step::Join, async {
+        let meta = join::wait_for_agent(&plan.join, &systemctl, deadline).await?;
+        let arn = meta.container_instance_arn.unwrap_or_default();
+        join::confirm_with_ecs(&ecs, &plan.join.cluster, &arn, deadline).await
+    })
+    .await
+}
+
+fn write_agent_config(plan: &Plan, root: &Root) -> Result<(), Error> {
+    let path = root.map(plan.agent_config.path)?;
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => ecs_config::parse(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    let config = &plan.agent_config.config;
+    let overridden = config.overrides(&existing);
+    if !overridden.is_empty() {
+        tracing::info!(keys = ?overridden, "overriding values already in ecs.config");
+    }
+    let meta = FileMeta {
+        mode: config.mode(&existing),
+        uid: Some(0).filter(|_| nix::unistd::geteuid().is_root()),
+        gid: Some(0).filter(|_| nix::unistd::geteuid().is_root()),
+    };
+    let outcome = write_atomic(&path, config.render(&existing).as_bytes(), meta)?;
+    tracing::info!(
+        path = plan.agent_config.path,
+        mode = format!("{:04o}", meta.mode),
+        ?outcome,
+        "ECS agent config"
+    );
+    Ok(())
+}
+
+/// Runs one step, logs its duration as a structured event, and tags a failure with the step.
+async fn phase<T, F>(step: Step, fut: F) -> Result<T, Failure>
+where
+    F: std::future::Future<Output = Result<T, Error>>,
+{
+    let t = Instant::now();
+    let r = fut.await;
+    let ms = t.elapsed().as_millis() as u64;
+    match &r {
+        Ok(_) => tracing::info!(
+            step = step.number(),
+            name = step.name(),
+            duration_ms = ms,
+            "step done"
+        ),
+        Err(e) => {
+            tracing::debug!(step = step.number(), name = step.name(), duration_ms = ms, error = %e, "step failed")
+        }
+    }
+    r.at(step)
+}
+
+/// The dry run: the same plan as a real run, from a local template (no AWS at all, fake
+/// identity) or from the stack (DescribeStackResource only).
+pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
+    let region = o
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let identity = Identity::fake(&region);
+    let root = Root::new(&o.root);
+    match &o.source {
+        DryRunSource::Template { path, params } => {
+            let template = Template::from_path(path).at(Step::Metadata)?;
+            let stack = o
+                .stack
+                .clone()
+                .unwrap_or_else(|| "<stack-name>".to_string());
+            let mut ctx = ResolveContext::fake(&stack, &region);
+            ctx.params = params.iter().cloned().collect();
+            for unknown in template.unknown_params(&ctx) {
+                return Err(Error::Usage(format!(
+                    "--param {unknown}: the template has no parameter '{unknown}' (it has: {})",
+                    template.parameter_names().join(", ")
+                )))
+                .at(Step::Metadata);
+            }
+            let source = path.display().to_string();
+            let resource = match &o.resource {
+                Some(r) => r.clone(),
+                None => discover_resource(&template, &source).at(Step::Metadata)?,
+            };
+            let metadata =
+                metadata::from_template(&template, &source, &resource, &ctx).at(Step::Metadata)?;
+            let signal_resource = match &o.signal_resource {
+                Some(r) => r.clone(),
+                None => discover_signal_resource(&template, &resource).at(Step::Metadata)?,
+            };
+            plan(
+                identity,
+                &metadata,
+                Values::MayBePlaceholders,
+                &o.configsets,
+                &root,
+                &stack,
+                &signal_resource,
+                &o.introspection_url,
+                o.timeout,
+                o.signal,
+            )
+        }
+        DryRunSource::Stack => {
+            let (Some(stack), Some(resource)) = (&o.stack, &o.resource) else {
+                return Err(Error::Usage(
+                    "--dry-run needs --template FILE, or --stack and --resource".into(),
+                ))
+                .at(Step::Metadata);
+            };
+            let sdk = crate::aws::sdk_config(&region).await;
+            let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+            let metadata =
+                phase(Step::Metadata, metadata::from_stack(&cfn, stack, resource)).await?;
+            let signal_resource = o
+                .signal_resource
+                .clone()
+                .unwrap_or_else(|| resource.clone());
+            plan(
+                identity,
+                &metadata,
+                Values::Real,
+                &o.configsets,
+                &root,
+                stack,
+                &signal_resource,
+                &o.introspection_url,
+                o.timeout,
+                o.signal,
+            )
+        }
+    }
+}
+
+/// Without `--resource`: the one resource whose Metadata carries an `ecs-bootstrap` block.
+fn discover_resource(template: &Template, source: &str) -> Result<String, Error> {
+    let resources = template.raw().get("Resources").and_then(Value::as_object);
+    let found: Vec<&String> = resources
+        .into_iter()
+        .flatten()
+        .filter(|(_, r)| {
+            r.get("Metadata")
+                .and_then(|m| m.get(settings::BLOCK))
+                .is_some()
+        })
+        .map(|(id, _)| id)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(Error::Usage(format!(
+            "no resource in {source} has an 'ecs-bootstrap' block in its Metadata: pass --resource"
+        ))),
+        many => Err(Error::Usage(format!(
+            "several resources in {source} have an 'ecs-bootstrap' block ({}): pass --resource",
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Without `--signal-resource`: the Auto Scaling group that launches from `resource`.
+fn discover_signal_resource(template: &Template, resource: &str) -> Result<String, Error> {
+    let resources = template.raw().get("Resources").and_then(Value::as_object);
+    let groups: Vec<&String> = resources
+        .into_iter()
+        .flatten()
+        .filter(|(_, r)| {
+            r.get("Type").and_then(Value::as_str) == Some("AWS::AutoScaling::AutoScalingGroup")
+                && r.get("Properties").is_some_and(|p| refers_to(p, resource))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    match groups.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => Err(Error::Usage(format!(
+            "cannot tell which Auto Scaling group launches from {resource}: pass --signal-resource"
+        ))),
+    }
+}
+
+fn refers_to(v: &Value, id: &str) -> bool {
+    match v {
+        Value::Object(m) => {
+            m.get("Ref").and_then(Value::as_str) == Some(id)
+                || m.get("Fn::GetAtt")
+                    .and_then(|g| g.get(0))
+                    .and_then(Value::as_str)
+                    == Some(id)
+                || m.values().any(|x| refers_to(x, id))
+        }
+        Value::Array(a) => a.iter().any(|x| refers_to(x, id)),
+        _ => false,
+    }
+}

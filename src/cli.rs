@@ -1,0 +1,160 @@
+//! The command line. Names are an interface: UserData scripts and other tooling depend on them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::boot::{DryRunOptions, DryRunSource, RunOptions, DEFAULT_INTROSPECTION_URL};
+use crate::error::Error;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ecs-bootstrap",
+    version,
+    about = "Takes an EC2 instance from power-on to a registered ECS container instance, and tells CloudFormation",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the boot sequence (the default when no subcommand is given).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Stack name or id.
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
+    /// Logical id of the launch configuration / launch template carrying the Metadata.
+    #[arg(long, value_name = "LOGICAL_ID")]
+    pub resource: Option<String>,
+    /// Logical id of the resource with the CreationPolicy (the Auto Scaling group).
+    #[arg(long, value_name = "LOGICAL_ID")]
+    pub signal_resource: Option<String>,
+    /// Region of the stack (default: the instance's region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Init configSets to run, in order (default: `default`, or the `config` key).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub configsets: Vec<String>,
+    /// Write every file under DIR instead of /.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Base URL of the ECS agent's introspection API.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_INTROSPECTION_URL)]
+    pub introspection_url: String,
+    /// Seconds to wait for the cluster join (overrides the block's Timeout).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub timeout: Option<u64>,
+    /// Do everything but SignalResource.
+    #[arg(long)]
+    pub no_signal: bool,
+    /// More log detail (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print the plan and do nothing: no file written, no service touched, no signal.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: read the Metadata from this local CloudFormation template (YAML or JSON).
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub template: Option<PathBuf>,
+    /// With --template: a template parameter value (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param, requires = "template")]
+    pub params: Vec<(String, String)>,
+    /// Plan format for --dry-run.
+    #[arg(long, value_enum, default_value = "text", requires = "dry_run")]
+    pub output: Output,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("'{s}' is not KEY=VALUE")),
+    }
+}
+
+pub enum Mode {
+    Run(RunOptions),
+    DryRun(DryRunOptions, Output),
+}
+
+impl RunArgs {
+    pub fn into_mode(self) -> Result<Mode, Error> {
+        if self.dry_run {
+            let source = match self.template {
+                Some(path) => DryRunSource::Template {
+                    path,
+                    params: self.params,
+                },
+                None => DryRunSource::Stack,
+            };
+            return Ok(Mode::DryRun(
+                DryRunOptions {
+                    source,
+                    stack: self.stack,
+                    resource: self.resource,
+                    signal_resource: self.signal_resource,
+                    region: self.region,
+                    configsets: self.configsets,
+                    root: self.root,
+                    introspection_url: self.introspection_url,
+                    timeout: self.timeout,
+                    signal: !self.no_signal,
+                },
+                self.output,
+            ));
+        }
+        let missing: Vec<&str> = [
+            ("--stack", self.stack.is_none()),
+            ("--resource", self.resource.is_none()),
+            (
+                "--signal-resource",
+                self.signal_resource.is_none() && !self.no_signal,
+            ),
+        ]
+        .iter()
+        .filter(|(_, m)| *m)
+        .map(|(f, _)| *f)
+        .collect();
+        if !missing.is_empty() {
+            return Err(Error::Usage(format!(
+                "missing {} (discovery from instance tags is not available yet)",
+                missing.join(", ")
+            )));
+        }
+        let resource = self.resource.unwrap_or_default();
+        Ok(Mode::Run(RunOptions {
+            stack: self.stack.unwrap_or_default(),
+            signal_resource: self.signal_resource.unwrap_or_else(|| resource.clone()),
+            resource,
+            region: self.region,
+            configsets: self.configsets,
+            root: self.root,
+            introspection_url: self.introspection_url,
+            timeout: self.timeout,
+            signal: !self.no_signal,
+        }))
+    }
+}
+
+impl Cli {
+    pub fn into_args(self) -> RunArgs {
+        match self.command {
+            Some(Command::Run(a)) => a,
+            None => self.run,
+        }
+    }
+}

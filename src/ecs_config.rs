@@ -1,0 +1,186 @@
+//! Step 3a: `/etc/ecs/ecs.config`, written the way ecs-init reads it.
+//!
+//! ecs-init is not a shell: each line is split once on '=' after trimming, with no quote
+//! stripping and no comments. So values are written raw (JSON compact on one line), ECS_CLUSTER
+//! first, and the whole file is rewritten from a key map so a re-run never duplicates a line
+//! (the classic first-run script's `>>` did).
+
+use crate::agent_keys;
+use crate::settings::Settings;
+
+pub const PATH: &str = "/etc/ecs/ecs.config";
+
+/// What the metadata asks for. Keys that are already in the file (baked into the AMI, or written
+/// by an Init command) and that the metadata does not set are kept, after ours.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AgentConfig {
+    pub entries: Vec<(String, String)>,
+}
+
+/// Agent traffic to IMDS, the task metadata endpoint and docker must never go through a proxy.
+pub const NO_PROXY: &str = "169.254.169.254,169.254.170.2,/var/run/docker.sock";
+
+impl AgentConfig {
+    pub fn from_settings(s: &Settings) -> Self {
+        let mut entries = vec![("ECS_CLUSTER".to_string(), s.cluster.clone())];
+        entries.extend(s.agent_config.iter().cloned());
+        if let Some(proxy) = &s.proxy {
+            entries.push(("HTTP_PROXY".into(), proxy.clone()));
+            entries.push(("HTTPS_PROXY".into(), proxy.clone()));
+            entries.push(("NO_PROXY".into(), NO_PROXY.into()));
+        }
+        AgentConfig { entries }
+    }
+
+    pub fn holds_secret(&self) -> bool {
+        self.entries.iter().any(|(k, _)| agent_keys::is_secret(k))
+    }
+
+    pub fn mode(&self, existing: &[(String, String)]) -> u32 {
+        if self.holds_secret() || existing.iter().any(|(k, _)| agent_keys::is_secret(k)) {
+            0o600
+        } else {
+            0o644
+        }
+    }
+
+    /// The file's content: our keys first (ECS_CLUSTER leading), then the keys of `existing`
+    /// that we do not set, in their order, each key once.
+    pub fn render(&self, existing: &[(String, String)]) -> String {
+        let mut out = String::new();
+        for (k, v) in &self.entries {
+            out.push_str(&format!("{k}={v}\n"));
+        }
+        let mut kept: Vec<&(String, String)> = Vec::new();
+        for entry in existing {
+            if self.entries.iter().any(|(k, _)| *k == entry.0) {
+                continue;
+            }
+            // ecs-init lets the last line win; keep that value, in the first line's place.
+            match kept.iter_mut().find(|(k, _)| *k == entry.0) {
+                Some(slot) => *slot = entry,
+                None => kept.push(entry),
+            }
+        }
+        for (k, v) in kept {
+            out.push_str(&format!("{k}={v}\n"));
+        }
+        out
+    }
+
+    /// Keys whose value in the existing file we are about to change: worth a log line, since a
+    /// baked-in value being overridden is usually a surprise.
+    pub fn overrides<'a>(&'a self, existing: &'a [(String, String)]) -> Vec<&'a str> {
+        self.entries
+            .iter()
+            .filter(|(k, v)| existing.iter().any(|(ek, ev)| ek == k && ev != v))
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
+}
+
+/// Parses ecs.config exactly like ecs-init: trim, split on the first '='; lines without '='
+/// are ignored.
+pub fn parse(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let (k, v) = line.trim().split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The file as it may be shown in a log or a dry-run plan: secrets replaced.
+pub fn redact(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.split_once('=') {
+            Some((k, _)) if agent_keys::is_secret(k.trim()) => format!("{k}=<redacted>\n"),
+            _ => format!("{line}\n"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{self, Values};
+    use serde_json::json;
+
+    fn config(block: serde_json::Value) -> AgentConfig {
+        let s = settings::parse(&json!({ "ecs-bootstrap": block }), Values::Real).unwrap();
+        AgentConfig::from_settings(&s)
+    }
+
+    #[test]
+    fn renders_cluster_first_and_json_compact() {
+        let c = config(json!({
+            "Cluster": "prod",
+            "AgentConfig": {"ECS_AVAILABLE_LOGGING_DRIVERS": ["json-file", "awslogs"],
+                            "ECS_ENABLE_CONTAINER_METADATA": true},
+            "Proxy": "http://proxy.internal:3128"
+        }));
+        assert_eq!(
+            c.render(&[]),
+            "ECS_CLUSTER=prod\n\
+             ECS_AVAILABLE_LOGGING_DRIVERS=[\"json-file\",\"awslogs\"]\n\
+             ECS_ENABLE_CONTAINER_METADATA=true\n\
+             HTTP_PROXY=http://proxy.internal:3128\n\
+             HTTPS_PROXY=http://proxy.internal:3128\n\
+             NO_PROXY=169.254.169.254,169.254.170.2,/var/run/docker.sock\n"
+        );
+        assert_eq!(c.mode(&[]), 0o644);
+    }
+
+    #[test]
+    fn no_proxy_lines_without_proxy() {
+        // The classic script's unquoted `[ -n $PROXY_URL ]` wrote empty proxy lines every boot.
+        let text = config(json!({"Cluster": "prod"})).render(&[]);
+        assert_eq!(text, "ECS_CLUSTER=prod\n");
+    }
+
+    #[test]
+    fn rerender_over_own_output_is_identical_and_keeps_foreign_keys() {
+        let c = config(json!({"Cluster": "prod", "AgentConfig": {"ECS_LOGLEVEL": "debug"}}));
+        let baked =
+            "ECS_CLUSTER=default\nECS_DATADIR=/data\nECS_LOGLEVEL=info\nECS_DATADIR=/data2\n";
+        let first = c.render(&parse(baked));
+        assert_eq!(
+            first,
+            "ECS_CLUSTER=prod\nECS_LOGLEVEL=debug\nECS_DATADIR=/data2\n"
+        );
+        assert_eq!(c.render(&parse(&first)), first);
+        assert_eq!(
+            c.overrides(&parse(baked)),
+            vec!["ECS_CLUSTER", "ECS_LOGLEVEL"]
+        );
+    }
+
+    #[test]
+    fn secrets_make_the_file_private_and_are_redacted() {
+        let c = config(json!({"Cluster": "prod", "AgentConfig": {
+            "ECS_ENGINE_AUTH_TYPE": "dockercfg",
+            "ECS_ENGINE_AUTH_DATA": {"https://index.docker.io/v1/": {"auth": "c2VjcmV0", "email": "a@b"}}
+        }}));
+        assert_eq!(c.mode(&[]), 0o600);
+        let text = c.render(&[]);
+        assert!(text.contains("ECS_ENGINE_AUTH_DATA={\"https://index.docker.io/v1/\""));
+        let shown = redact(&text);
+        assert!(!shown.contains("c2VjcmV0"));
+        assert!(shown.contains("ECS_ENGINE_AUTH_DATA=<redacted>"));
+        // A secret baked into the existing file also keeps the file private.
+        let plain = config(json!({"Cluster": "prod"}));
+        assert_eq!(plain.mode(&parse("ECS_ENGINE_AUTH_DATA=x\n")), 0o600);
+    }
+
+    #[test]
+    fn parse_is_ecs_init_parse() {
+        assert_eq!(
+            parse("  A=b=c \nnoequals\nKEY = v\nQ=\"quoted\"\n"),
+            vec![
+                ("A".into(), "b=c".into()),
+                ("KEY ".into(), " v".into()),
+                ("Q".into(), "\"quoted\"".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Typed errors for the whole boot sequence, and the one place that turns them into an exit code
+//! and into the reason a FAILURE is logged with.
+
+use std::path::PathBuf;
+
+use crate::template::TemplateError;
+
+/// The steps of the boot sequence, in order. A failure is always reported with the step it
+/// happened in, so the operator reading the console output knows where to look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Identity,
+    Metadata,
+    Settings,
+    Init,
+    AgentConfig,
+    LogsConfig,
+    Services,
+    Join,
+    Signal,
+}
+
+impl Step {
+    pub fn number(self) -> u8 {
+        self as u8 + 1
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Identity => "instance identity (IMDS)",
+            Step::Metadata => "stack metadata",
+            Step::Settings => "ecs-bootstrap settings",
+            Step::Init => "AWS::CloudFormation::Init",
+            Step::AgentConfig => "ECS agent config",
+            Step::LogsConfig => "CloudWatch agent config",
+            Step::Services => "services",
+            Step::Join => "cluster join",
+            Step::Signal => "CloudFormation signal",
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "step {} ({})", self.number(), self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("command line: {0}")]
+    Usage(String),
+
+    #[error("IMDS {path}: {message}")]
+    Imds { path: String, message: String },
+
+    #[error("{api} failed: {message}")]
+    Aws { api: &'static str, message: String },
+
+    /// Bad input: a key path in the metadata, the settings block or the template, and what is
+    /// wrong with it.
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("config '{config}' command '{key}' {outcome}{}", tail_suffix(.output_tail))]
+    Command {
+        config: String,
+        key: String,
+        outcome: String,
+        output_tail: String,
+    },
+
+    #[error("`{command}` {outcome}")]
+    Systemctl { command: String, outcome: String },
+
+    #[error("{unit} failed{}", detail_suffix(.detail))]
+    UnitFailed { unit: String, detail: String },
+
+    #[error("timed out after {seconds}s waiting for the ECS agent to register in cluster '{cluster}' ({last})")]
+    JoinTimeout {
+        seconds: u64,
+        cluster: String,
+        last: String,
+    },
+
+    #[error("the ECS agent registered in cluster '{actual}', expected '{expected}' (check ECS_CLUSTER in ecs.config and /var/lib/ecs/ecs.config)")]
+    WrongCluster { expected: String, actual: String },
+
+    #[error("container instance {arn} is not healthy in ECS: {detail}")]
+    NotHealthy { arn: String, detail: String },
+}
+
+fn tail_suffix(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; last output: {}", tail.trim())
+    }
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+impl Error {
+    pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Exit codes are part of the interface (UserData scripts and the systemd unit look at them),
+    /// so they are decided here and nowhere else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::Invalid { .. } | Error::Template(_) => 3,
+            Error::Io { .. } | Error::Command { .. } => 4,
+            Error::Systemctl { .. } | Error::UnitFailed { .. } => 5,
+            Error::JoinTimeout { .. } | Error::WrongCluster { .. } | Error::NotHealthy { .. } => 6,
+            Error::Imds { .. } | Error::Aws { .. } => 7,
+        }
+    }
+}
+
+/// A failed run: the step it failed in and why. Its Display is the reason logged with FAILURE.
+#[derive(Debug, thiserror::Error)]
+#[error("{step} failed: {error}")]
+pub struct Failure {
+    pub step: Step,
+    #[source]
+    pub error: Error,
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        // A signal that could not be delivered is its own case: the instance may be healthy, but
+        // CloudFormation was not told, and the operator must know that.
+        if self.step == Step::Signal {
+            8
+        } else {
+            self.error.exit_code()
+        }
+    }
+}
+
+/// Tags a result with the step it belongs to.
+pub trait AtStep<T> {
+    fn at(self, step: Step) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<Error>> AtStep<T> for Result<T, E> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            step,
+            error: e.into(),
+        })
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

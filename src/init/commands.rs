@@ -1,0 +1,419 @@
+//! Init `commands`: lexicographic key order, `/bin/sh -c` for a string and no shell for a list,
+//! `env`, `cwd`, `test`, `ignoreErrors`, `waitAfterCompletion`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::settings::{kind, short};
+
+const KEYS: &[&str] = &[
+    "command",
+    "env",
+    "cwd",
+    "test",
+    "ignoreErrors",
+    "waitAfterCompletion",
+];
+
+/// cfn-init 2.0 replaces the environment with `env`, leaving no PATH; a command like `mkdir`
+/// then only works by luck of the shell's built-in default. The same PATH as systemd's default
+/// is added when `env` does not set one, so list-form commands are found too.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How much of a failed command's output goes into the FAILURE reason.
+const TAIL_BYTES: u64 = 400;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CommandSpec {
+    pub key: String,
+    pub command: CommandLine,
+    /// `Some` replaces the environment (cfn-init semantics), `None` inherits it.
+    pub env: Option<BTreeMap<String, String>>,
+    pub cwd: Option<String>,
+    pub test: Option<String>,
+    pub ignore_errors: bool,
+    pub wait_after_completion: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandLine {
+    Shell(String),
+    Exec(Vec<String>),
+}
+
+impl std::fmt::Display for CommandLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandLine::Shell(s) => write!(f, "/bin/sh -c {s:?}"),
+            CommandLine::Exec(argv) => write!(f, "{argv:?}"),
+        }
+    }
+}
+
+pub fn parse(v: &Value, path: &str) -> Result<Vec<CommandSpec>> {
+    let map = v
+        .as_object()
+        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
+    let mut out = map
+        .iter()
+        .map(|(key, spec)| parse_one(key, spec, &format!("{path}.{key}")))
+        .collect::<Result<Vec<_>>>()?;
+    // Plain byte order, as cfn-init sorts: "10_x" runs before "2_y".
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
+    let map = spec
+        .as_object()
+        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(spec))))?;
+    for k in map.keys() {
+        if !KEYS.contains(&k.as_str()) {
+            return Err(Error::invalid(
+                format!("{path}.{k}"),
+                format!("unknown key '{k}' (a command has: {})", KEYS.join(", ")),
+            ));
+        }
+    }
+    let command = match map.get("command") {
+        Some(Value::String(s)) if !s.trim().is_empty() => CommandLine::Shell(s.clone()),
+        Some(Value::Array(items)) if !items.is_empty() => CommandLine::Exec(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, a)| scalar(a, &format!("{path}.command[{i}]")))
+                .collect::<Result<_>>()?,
+        ),
+        Some(other) => {
+            return Err(Error::invalid(
+                format!("{path}.command"),
+                format!("must be a non-empty string or list, got {}", short(other)),
+            ))
+        }
+        None => return Err(Error::invalid(format!("{path}.command"), "is required")),
+    };
+    let env = match map.get("env") {
+        Some(Value::Object(m)) => Some(
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), scalar(v, &format!("{path}.env.{k}"))?)))
+                .collect::<Result<BTreeMap<_, _>>>()?,
+        ),
+        Some(other) => {
+            return Err(Error::invalid(
+                format!("{path}.env"),
+                format!("must be a mapping, got {}", kind(other)),
+            ))
+        }
+        None => None,
+    };
+    let opt_string = |k: &str| -> Result<Option<String>> {
+        map.get(k)
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(Error::invalid(
+                    format!("{path}.{k}"),
+                    format!("must be a string, got {}", kind(other)),
+                )),
+            })
+            .transpose()
+    };
+    let ignore_errors = match map.get("ignoreErrors") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+        Some(other) => {
+            return Err(Error::invalid(
+                format!("{path}.ignoreErrors"),
+                format!("must be true or false, got {}", short(other)),
+            ))
+        }
+    };
+    let wait_after_completion = match map.get("waitAfterCompletion") {
+        None => None,
+        Some(v) => {
+            let p = format!("{path}.waitAfterCompletion");
+            let n = match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) if s == "forever" => {
+                    return Err(Error::invalid(
+                        p,
+                        "'forever' (resume after reboot) is not supported by this version of ecs-bootstrap yet",
+                    ))
+                }
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            Some(n.filter(|n| *n <= 3600).ok_or_else(|| {
+                Error::invalid(p, format!("must be 0..3600 seconds, got {}", short(v)))
+            })?)
+        }
+    };
+    Ok(CommandSpec {
+        key: key.to_string(),
+        command,
+        env,
+        cwd: opt_string("cwd")?,
+        test: opt_string("test")?,
+        ignore_errors,
+        wait_after_completion,
+    })
+}
+
+fn scalar(v: &Value, path: &str) -> Result<String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(Error::invalid(
+            path,
+            format!("must be a string, got {}", kind(other)),
+        )),
+    }
+}
+
+pub async fn run(spec: &CommandSpec, config: &str) -> Result<()> {
+    if let Some(test) = &spec.test {
+        let (status, _) = execute(spec, &CommandLine::Shell(test.clone()), config).await?;
+        if !status.success() {
+            tracing::info!(config, command = %spec.key, test, "test did not pass; skipping command");
+            return Ok(());
+        }
+    }
+    tracing::info!(config, command = %spec.key, "running command");
+    let (status, tail) = execute(spec, &spec.command, config).await?;
+    if !status.success() {
+        let outcome = describe(status);
+        if spec.ignore_errors {
+            tracing::warn!(config, command = %spec.key, outcome, "command failed; ignoreErrors is set");
+        } else {
+            return Err(Error::Command {
+                config: config.to_string(),
+                key: spec.key.clone(),
+                outcome,
+                output_tail: tail,
+            });
+        }
+    }
+    if let Some(secs) = spec.wait_after_completion.filter(|s| *s > 0) {
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
+    Ok(())
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("failed with exit code {code}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        _ => "failed".to_string(),
+    }
+}
+
+/// Runs one command with its output going to an anonymous file rather than a pipe: a command
+/// that leaves a daemon behind with stdout still open then cannot hang the boot (it hangs
+/// cfn-init, which reads the pipe to EOF).
+async fn execute(
+    spec: &CommandSpec,
+    line: &CommandLine,
+    config: &str,
+) -> Result<(ExitStatus, String)> {
+    let mut cmd = match line {
+        CommandLine::Shell(s) => {
+            let mut c = tokio::process::Command::new("/bin/sh");
+            c.arg("-c").arg(s);
+            c
+        }
+        CommandLine::Exec(argv) => {
+            let mut c = tokio::process::Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    if let Some(env) = &spec.env {
+        cmd.env_clear();
+        if !env.contains_key("PATH") {
+            cmd.env("PATH", DEFAULT_PATH);
+        }
+        cmd.envs(env);
+    }
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(expand_home(cwd));
+    }
+    let out = tempfile::tempfile()
+        .map_err(|e| Error::io("create output file in", std::env::temp_dir(), e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| Error::io("duplicate output file in", std::env::temp_dir(), e))?;
+    let spawn_err = |e: std::io::Error| Error::Command {
+        config: config.to_string(),
+        key: spec.key.clone(),
+        outcome: format!("could not be started ({line}): {e}"),
+        output_tail: String::new(),
+    };
+    let out_for_read = out
+        .try_clone()
+        .map_err(|e| Error::io("duplicate output file in", std::env::temp_dir(), e))?;
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .kill_on_drop(true)
+        .status()
+        .await
+        .map_err(spawn_err)?;
+    let tail = read_tail(out_for_read);
+    tracing::debug!(config, command = %spec.key, output = %tail, "command output (tail)");
+    Ok((status, tail))
+}
+
+fn read_tail(mut f: std::fs::File) -> String {
+    let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn expand_home(cwd: &str) -> String {
+    match (cwd.strip_prefix('~'), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) if rest.is_empty() || rest.starts_with('/') => {
+            format!("{home}{rest}")
+        }
+        _ => cwd.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Instant;
+
+    fn specs(v: Value) -> Vec<CommandSpec> {
+        parse(&v, "I.config.commands").unwrap()
+    }
+
+    #[test]
+    fn lexicographic_order_and_forms() {
+        let v = specs(json!({
+            "2_y": {"command": "echo y"},
+            "10_x": {"command": ["echo", "x", 1]},
+        }));
+        assert_eq!(v[0].key, "10_x");
+        assert_eq!(
+            v[0].command,
+            CommandLine::Exec(vec!["echo".into(), "x".into(), "1".into()])
+        );
+        assert_eq!(v[1].command, CommandLine::Shell("echo y".into()));
+    }
+
+    #[test]
+    fn parse_errors_name_the_key() {
+        let e = parse(&json!({"a": {"comand": "x"}}), "I.c.commands")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("I.c.commands.a.comand"), "{e}");
+        let e = parse(&json!({"a": {}}), "I.c.commands")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("I.c.commands.a.command: is required"), "{e}");
+        let e = parse(&json!({"a": {"command": ""}}), "p")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p.a.command"), "{e}");
+        let e = parse(
+            &json!({"a": {"command": "x", "ignoreErrors": "maybe"}}),
+            "p",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("p.a.ignoreErrors") && e.contains("maybe"), "{e}");
+        let e = parse(&json!({"a": {"command": "x", "env": {"A": [1]}}}), "p")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p.a.env.A"), "{e}");
+        let e = parse(
+            &json!({"a": {"command": "x", "waitAfterCompletion": "forever"}}),
+            "p",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("waitAfterCompletion") && e.contains("forever"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn env_replaces_environment_but_keeps_a_path() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let spec = specs(json!({"a": {
+            "command": format!("echo \"$FOO:${{HOME:-nohome}}\" > {}; pwd >> {}", out.display(), out.display()),
+            "env": {"FOO": "bar"},
+            "cwd": d.path().to_str().unwrap()
+        }}))
+        .remove(0);
+        run(&spec, "config").await.unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(text, format!("bar:nohome\n{}\n", d.path().display()));
+        // List form without a shell finds its program through the default PATH.
+        let spec = specs(json!({"a": {"command": ["true"], "env": {"X": "1"}}})).remove(0);
+        run(&spec, "config").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn test_skips_and_failures_are_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("ran");
+        let spec = specs(
+            json!({"a": {"command": format!("touch {}", marker.display()), "test": "false"}}),
+        )
+        .remove(0);
+        run(&spec, "config").await.unwrap();
+        assert!(!marker.exists());
+
+        let spec = specs(json!({"01_fail": {"command": "echo oops >&2; exit 3"}})).remove(0);
+        let e = run(&spec, "setup").await.unwrap_err().to_string();
+        assert!(
+            e.contains("config 'setup' command '01_fail' failed with exit code 3")
+                && e.contains("oops"),
+            "{e}"
+        );
+
+        let spec = specs(json!({"a": {"command": "exit 3", "ignoreErrors": "true"}})).remove(0);
+        run(&spec, "config").await.unwrap();
+
+        let spec = specs(json!({"a": {"command": ["/no/such/program"]}})).remove(0);
+        let e = run(&spec, "config").await.unwrap_err().to_string();
+        assert!(
+            e.contains("could not be started") && e.contains("/no/such/program"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn background_child_holding_stdout_does_not_hang() {
+        let spec = specs(json!({"a": {"command": "sleep 30 & echo started"}})).remove(0);
+        let t = Instant::now();
+        run(&spec, "config").await.unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
+}

@@ -1,0 +1,438 @@
+//! Init `files`: content, encoding, mode, owner, group, and symlinks (`mode: 120xxx`).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use base64::Engine;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::fs::{write_atomic, FileMeta, Root, WriteOutcome};
+use crate::settings::{kind, short};
+
+const KEYS: &[&str] = &[
+    "content",
+    "source",
+    "encoding",
+    "group",
+    "owner",
+    "mode",
+    "authentication",
+    "context",
+];
+const NOT_YET: &[&str] = &["source", "authentication", "context"];
+
+/// New files without a `mode` get the permissions a root process with umask 022 would give them.
+const DEFAULT_MODE: u32 = 0o644;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FileSpec {
+    pub path: String,
+    pub content: FileContent,
+    /// Permission bits; `None` keeps an existing file's mode.
+    #[serde(serialize_with = "octal")]
+    pub mode: Option<u32>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// A symlink whose target is `content`.
+    pub symlink: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileContent(pub Vec<u8>);
+
+impl FileContent {
+    pub fn as_text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+}
+
+impl Serialize for FileContent {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.as_text() {
+            Some(t) => s.serialize_str(t),
+            None => s.serialize_str(&format!(
+                "base64:{}",
+                base64::engine::general_purpose::STANDARD.encode(&self.0)
+            )),
+        }
+    }
+}
+
+fn octal<S: Serializer>(mode: &Option<u32>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match mode {
+        Some(m) => s.serialize_str(&format!("{m:04o}")),
+        None => s.serialize_none(),
+    }
+}
+
+pub fn parse(v: &Value, path: &str) -> Result<Vec<FileSpec>> {
+    let map = v
+        .as_object()
+        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
+    let mut out = map
+        .iter()
+        .map(|(file, spec)| parse_one(file, spec, &format!("{path}.{file}")))
+        .collect::<Result<Vec<_>>>()?;
+    // cfn-init writes files in sorted path order, so parents listed later still come first.
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
+    if !file.starts_with('/') {
+        return Err(Error::invalid(path, "file names must be absolute paths"));
+    }
+    let map = spec
+        .as_object()
+        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(spec))))?;
+    for key in map.keys() {
+        if !KEYS.contains(&key.as_str()) {
+            return Err(Error::invalid(
+                format!("{path}.{key}"),
+                format!("unknown key '{key}' (a file has: {})", KEYS.join(", ")),
+            ));
+        }
+        if NOT_YET.contains(&key.as_str()) {
+            return Err(Error::invalid(
+                format!("{path}.{key}"),
+                format!("'{key}' is not supported by this version of ecs-bootstrap yet"),
+            ));
+        }
+    }
+    let str_key = |key: &str| -> Result<Option<String>> {
+        match map.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(other) => Err(Error::invalid(
+                format!("{path}.{key}"),
+                format!("must be a string, got {}", kind(other)),
+            )),
+        }
+    };
+
+    let encoding = str_key("encoding")?.unwrap_or_else(|| "plain".into());
+    let content = match map.get("content") {
+        Some(Value::String(s)) => match encoding.as_str() {
+            "plain" => s.clone().into_bytes(),
+            "base64" => base64::engine::general_purpose::STANDARD
+                // Templates often wrap base64 across lines.
+                .decode(s.split_whitespace().collect::<String>())
+                .map_err(|e| {
+                    Error::invalid(
+                        format!("{path}.content"),
+                        format!("is not valid base64: {e}"),
+                    )
+                })?,
+            other => {
+                return Err(Error::invalid(
+                    format!("{path}.encoding"),
+                    format!("must be plain or base64, got '{other}'"),
+                ))
+            }
+        },
+        // cfn-init serialises a JSON object as JSON: the usual way to ship a config file.
+        Some(v @ (Value::Object(_) | Value::Array(_))) => {
+            serde_json::to_vec(v).expect("a JSON value always serialises")
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                format!("{path}.content"),
+                format!("must be a string or a JSON object, got {}", short(other)),
+            ))
+        }
+        None => {
+            return Err(Error::invalid(
+                path,
+                "has no 'content' (and 'source' is not supported yet)",
+            ))
+        }
+    };
+
+    let (mode, symlink) = match str_key("mode")? {
+        Some(m) => parse_mode(&m, &format!("{path}.mode"))?,
+        None => (None, false),
+    };
+    if symlink && (content.is_empty() || content.contains(&b'\n')) {
+        return Err(Error::invalid(
+            format!("{path}.content"),
+            "a symlink's content is its target: one non-empty line",
+        ));
+    }
+    Ok(FileSpec {
+        path: file.to_string(),
+        content: FileContent(content),
+        mode,
+        owner: str_key("owner")?,
+        group: str_key("group")?,
+        symlink,
+    })
+}
+
+/// cfn-init modes are six octal digits: two for the file type (10 regular, 12 symlink) and four
+/// for the permissions. Shorter strings ("644", "0644") are permissions only.
+fn parse_mode(m: &str, path: &str) -> Result<(Option<u32>, bool)> {
+    let bad = || {
+        Error::invalid(
+            path,
+            format!("'{m}' is not an octal mode like \"000644\" (or \"120777\" for a symlink)"),
+        )
+    };
+    if m.is_empty() || m.len() > 6 || !m.chars().all(|c| ('0'..='7').contains(&c)) {
+        return Err(bad());
+    }
+    let value = u32::from_str_radix(m, 8).map_err(|_| bad())?;
+    let kind = value >> 12;
+    match kind {
+        0 | 0o10 => Ok((Some(value & 0o7777), false)),
+        0o12 => Ok((Some(value & 0o7777), true)),
+        _ => Err(bad()),
+    }
+}
+
+pub fn apply(spec: &FileSpec, root: &Root, config: &str) -> Result<()> {
+    let target = root.map(&spec.path)?;
+    if spec.symlink {
+        let outcome = write_symlink(&target, spec.content.as_text().unwrap_or_default())?;
+        tracing::info!(config, path = %spec.path, ?outcome, "symlink");
+        return Ok(());
+    }
+    let existing_mode = std::fs::symlink_metadata(&target)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.mode() & 0o7777);
+    let meta = FileMeta {
+        mode: spec.mode.or(existing_mode).unwrap_or(DEFAULT_MODE),
+        uid: spec
+            .owner
+            .as_deref()
+            .map(|o| {
+                lookup_user(
+                    o,
+                    &format!("{BLOCK_PATH}{config}.files.{}.owner", spec.path),
+                )
+            })
+            .transpose()?,
+        gid: spec
+            .group
+            .as_deref()
+            .map(|g| {
+                lookup_group(
+                    g,
+                    &format!("{BLOCK_PATH}{config}.files.{}.group", spec.path),
+                )
+            })
+            .transpose()?,
+    };
+    let outcome = write_atomic(&target, &spec.content.0, meta)?;
+    tracing::info!(config, path = %spec.path, mode = format!("{:04o}", meta.mode), ?outcome, "file");
+    Ok(())
+}
+
+const BLOCK_PATH: &str = "AWS::CloudFormation::Init.";
+
+fn lookup_user(name: &str, path: &str) -> Result<u32> {
+    if let Ok(uid) = name.parse::<u32>() {
+        return Ok(uid);
+    }
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) => Ok(u.uid.as_raw()),
+        Ok(None) => Err(Error::invalid(
+            path,
+            format!("user '{name}' does not exist"),
+        )),
+        Err(e) => Err(Error::invalid(
+            path,
+            format!("cannot look up user '{name}': {e}"),
+        )),
+    }
+}
+
+fn lookup_group(name: &str, path: &str) -> Result<u32> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(Error::invalid(
+            path,
+            format!("group '{name}' does not exist"),
+        )),
+        Err(e) => Err(Error::invalid(
+            path,
+            format!("cannot look up group '{name}': {e}"),
+        )),
+    }
+}
+
+/// Replaces whatever is at `link` with a symlink to `target`, atomically (new link under a
+/// temporary name, then rename). Unlike cfn-init it never follows the link to chmod the target,
+/// and the target need not exist yet.
+fn write_symlink(link: &Path, target: &str) -> Result<WriteOutcome> {
+    if let Ok(current) = std::fs::read_link(link) {
+        if current == Path::new(target) {
+            return Ok(WriteOutcome::Unchanged);
+        }
+    }
+    let dir = link.parent().expect("a mapped path has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let existed = std::fs::symlink_metadata(link).is_ok();
+    let tmp = dir.join(format!(
+        ".ecs-bootstrap.link.{}.{}",
+        std::process::id(),
+        link.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(|e| Error::io("create symlink", &tmp, e))?;
+    std::fs::rename(&tmp, link).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("rename symlink into place", link, e)
+    })?;
+    Ok(if existed {
+        WriteOutcome::Updated
+    } else {
+        WriteOutcome::Created
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn one(spec: Value) -> Result<FileSpec> {
+        parse(&json!({ "/etc/x": spec }), "I.config.files").map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn content_kinds() {
+        assert_eq!(one(json!({"content": "a\n"})).unwrap().content.0, b"a\n");
+        assert_eq!(
+            one(json!({"content": {"k": [1]}})).unwrap().content.0,
+            br#"{"k":[1]}"#
+        );
+        let b = one(json!({"content": "aGVs\nbG8=", "encoding": "base64"})).unwrap();
+        assert_eq!(b.content.0, b"hello");
+        let e = one(json!({"content": "!!", "encoding": "base64"}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("I.config.files./etc/x.content") && e.contains("base64"),
+            "{e}"
+        );
+        let e = one(json!({"content": "x", "encoding": "gzip"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("encoding") && e.contains("gzip"), "{e}");
+        let e = one(json!({"content": true})).unwrap_err().to_string();
+        assert!(e.contains("content") && e.contains("true"), "{e}");
+        assert!(one(json!({"mode": "000644"}))
+            .unwrap_err()
+            .to_string()
+            .contains("no 'content'"));
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("000644", "p").unwrap(), (Some(0o644), false));
+        assert_eq!(parse_mode("100600", "p").unwrap(), (Some(0o600), false));
+        assert_eq!(parse_mode("0755", "p").unwrap(), (Some(0o755), false));
+        assert_eq!(parse_mode("120777", "p").unwrap(), (Some(0o777), true));
+        for bad in ["", "0008", "abc", "1000644", "060644"] {
+            let e = parse_mode(bad, "I.files./x.mode").unwrap_err().to_string();
+            assert!(
+                e.contains("I.files./x.mode") && e.contains(&format!("'{bad}'")),
+                "{e}"
+            );
+        }
+        // YAML without quotes turns 644 into a number: read its digits as octal, as cfn-init does.
+        assert_eq!(
+            one(json!({"content": "", "mode": 644})).unwrap().mode,
+            Some(0o644)
+        );
+    }
+
+    #[test]
+    fn unknown_and_unsupported_keys() {
+        let e = one(json!({"content": "", "mod": "000644"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/x.mod") && e.contains("unknown key"), "{e}");
+        let e = one(json!({"source": "https://example.com/x"}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/x.source") && e.contains("not supported"),
+            "{e}"
+        );
+        let e = parse(&json!({"etc/x": {"content": ""}}), "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("absolute"), "{e}");
+    }
+
+    #[test]
+    fn sorted_by_path() {
+        let v = parse(
+            &json!({"/b": {"content": ""}, "/a/z": {"content": ""}}),
+            "f",
+        )
+        .unwrap();
+        assert_eq!(v[0].path, "/a/z");
+    }
+
+    #[test]
+    fn apply_writes_under_root_with_mode_and_keeps_existing_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let spec =
+            one(json!({"content": "hi", "mode": "000600", "owner": "root", "group": "0"})).unwrap();
+        apply(&spec, &root, "config").unwrap();
+        let p = d.path().join("etc/x");
+        assert_eq!(std::fs::read(&p).unwrap(), b"hi");
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
+
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let spec = one(json!({"content": "hi2"})).unwrap();
+        apply(&spec, &root, "config").unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o640);
+
+        let e = apply(
+            &one(json!({"content": "", "owner": "no-such-user-xyz"})).unwrap(),
+            &root,
+            "config",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("config.files./etc/x.owner") && e.contains("no-such-user-xyz"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn symlink_to_missing_target_does_not_touch_target() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let target = d.path().join("real");
+        let spec = parse(
+            &json!({"/etc/link": {"content": target.to_str().unwrap(), "mode": "120777"}}),
+            "f",
+        )
+        .unwrap()
+        .remove(0);
+        apply(&spec, &root, "config").unwrap();
+        assert_eq!(
+            std::fs::read_link(d.path().join("etc/link")).unwrap(),
+            target
+        );
+        assert!(!target.exists());
+        std::fs::write(&target, "").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        apply(&spec, &root, "config").unwrap();
+        assert_eq!(std::fs::metadata(&target).unwrap().mode() & 0o7777, 0o600);
+    }
+}

@@ -1,0 +1,361 @@
+//! Step 2: the standard `AWS::CloudFormation::Init` block, with cfn-init's semantics.
+//!
+//! Parsing produces an [`InitPlan`] (what would run, in order) that a dry run prints and a real
+//! run applies; the two never disagree because they are the same value.
+
+mod commands;
+mod files;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use commands::{CommandLine, CommandSpec};
+pub use files::{FileContent, FileSpec};
+
+use crate::error::{Error, Result};
+use crate::settings::kind;
+
+pub const BLOCK: &str = "AWS::CloudFormation::Init";
+
+/// cfn-init applies a config's sections in this order, whatever order the template lists them.
+const SECTIONS: &[&str] = &[
+    "packages", "groups", "users", "sources", "files", "commands", "services",
+];
+/// Sections that ecs-bootstrap does not apply yet. A non-empty one is an error rather than a
+/// silent skip: an instance that quietly missed its packages is worse than one that says so.
+const NOT_YET: &[&str] = &["packages", "groups", "users", "sources", "services"];
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InitPlan {
+    /// The configSets asked for (empty when the block has none and only `config` runs).
+    pub configsets: Vec<String>,
+    pub configs: Vec<Config>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Config {
+    pub name: String,
+    pub files: Vec<FileSpec>,
+    pub commands: Vec<CommandSpec>,
+}
+
+impl InitPlan {
+    pub fn is_empty(&self) -> bool {
+        self.configs
+            .iter()
+            .all(|c| c.files.is_empty() && c.commands.is_empty())
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = &FileSpec> {
+        self.configs.iter().flat_map(|c| c.files.iter())
+    }
+}
+
+/// Reads the Init block of a resource's Metadata. No block at all is an empty plan: the
+/// `ecs-bootstrap:` block alone is a complete setup.
+pub fn parse(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
+    let Some(block) = metadata.get(BLOCK) else {
+        if !requested_sets.is_empty() {
+            return Err(Error::invalid(
+                BLOCK,
+                format!(
+                    "configSets {} were asked for but the Metadata has no {BLOCK} block",
+                    requested_sets.join(",")
+                ),
+            ));
+        }
+        return Ok(InitPlan {
+            configsets: Vec::new(),
+            configs: Vec::new(),
+        });
+    };
+    let init = block
+        .as_object()
+        .ok_or_else(|| Error::invalid(BLOCK, format!("must be a mapping, got {}", kind(block))))?;
+    let (configsets, names) = select_configs(init, requested_sets)?;
+    let configs = names
+        .iter()
+        .map(|name| parse_config(init, name))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(InitPlan {
+        configsets,
+        configs,
+    })
+}
+
+/// Which configs run, in order, following cfn-init: without `configSets` only `config` runs;
+/// with them, the sets asked for (default: `default`) are flattened in order, nested
+/// `{"ConfigSet": name}` references included.
+fn select_configs(
+    init: &Map<String, Value>,
+    requested: &[String],
+) -> Result<(Vec<String>, Vec<String>)> {
+    let Some(sets) = init.get("configSets") else {
+        if requested.is_empty() || requested == ["default"] {
+            let names = if init.contains_key("config") {
+                vec!["config".to_string()]
+            } else {
+                tracing::warn!("{BLOCK} has neither configSets nor a 'config' key: nothing to run");
+                Vec::new()
+            };
+            return Ok((Vec::new(), names));
+        }
+        return Err(Error::invalid(
+            format!("{BLOCK}.configSets"),
+            format!(
+                "configSets {} were asked for but the block defines none",
+                requested.join(",")
+            ),
+        ));
+    };
+    let sets_path = format!("{BLOCK}.configSets");
+    let sets = sets.as_object().ok_or_else(|| {
+        Error::invalid(&sets_path, format!("must be a mapping, got {}", kind(sets)))
+    })?;
+    let wanted: Vec<String> = if requested.is_empty() {
+        vec!["default".to_string()]
+    } else {
+        requested.to_vec()
+    };
+    let mut names = Vec::new();
+    for set in &wanted {
+        if !sets.contains_key(set) {
+            let known: Vec<&str> = sets.keys().map(String::as_str).collect();
+            return Err(Error::invalid(
+                format!("{sets_path}.{set}"),
+                format!(
+                    "configSet '{set}' is not defined (defined: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        flatten(init, sets, set, &mut Vec::new(), &mut names)?;
+    }
+    Ok((wanted, names))
+}
+
+fn flatten(
+    init: &Map<String, Value>,
+    sets: &Map<String, Value>,
+    set: &str,
+    stack: &mut Vec<String>,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    let path = format!("{BLOCK}.configSets.{set}");
+    if stack.iter().any(|s| s == set) {
+        stack.push(set.to_string());
+        return Err(Error::invalid(
+            path,
+            format!("configSets form a cycle: {}", stack.join(" -> ")),
+        ));
+    }
+    let Some(value) = sets.get(set) else {
+        return Err(Error::invalid(
+            format!(
+                "{BLOCK}.configSets.{}",
+                stack.last().map(String::as_str).unwrap_or(set)
+            ),
+            format!("refers to configSet '{set}', which is not defined"),
+        ));
+    };
+    stack.push(set.to_string());
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        single => vec![single],
+    };
+    for (i, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        match item {
+            Value::String(config) => {
+                if config == "configSets" || !init.contains_key(config.as_str()) {
+                    return Err(Error::invalid(
+                        item_path,
+                        format!("refers to config '{config}', which is not defined in {BLOCK}"),
+                    ));
+                }
+                out.push(config.clone());
+            }
+            Value::Object(m) if m.len() == 1 && m.contains_key("ConfigSet") => {
+                match &m["ConfigSet"] {
+                    Value::String(nested) => flatten(init, sets, nested, stack, out)?,
+                    other => {
+                        return Err(Error::invalid(
+                            format!("{item_path}.ConfigSet"),
+                            format!("must be a configSet name, got {}", kind(other)),
+                        ))
+                    }
+                }
+            }
+            other => {
+                return Err(Error::invalid(
+                    item_path,
+                    format!(
+                        "must be a config name or {{\"ConfigSet\": name}}, got {}",
+                        crate::settings::short(other)
+                    ),
+                ))
+            }
+        }
+    }
+    stack.pop();
+    Ok(())
+}
+
+fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
+    let path = format!("{BLOCK}.{name}");
+    let value = &init[name];
+    let map = value
+        .as_object()
+        .ok_or_else(|| Error::invalid(&path, format!("must be a mapping, got {}", kind(value))))?;
+    for (key, v) in map {
+        if !SECTIONS.contains(&key.as_str()) {
+            return Err(Error::invalid(
+                format!("{path}.{key}"),
+                format!(
+                    "unknown key '{key}' (a config has: {})",
+                    SECTIONS.join(", ")
+                ),
+            ));
+        }
+        let empty = match v {
+            Value::Object(m) => m.is_empty(),
+            Value::Null => true,
+            _ => false,
+        };
+        if NOT_YET.contains(&key.as_str()) && !empty {
+            return Err(Error::invalid(
+                format!("{path}.{key}"),
+                format!("'{key}' is not supported by this version of ecs-bootstrap yet (supported: files, commands)"),
+            ));
+        }
+    }
+    let files = match map.get("files") {
+        Some(v) => files::parse(v, &format!("{path}.files"))?,
+        None => Vec::new(),
+    };
+    let commands = match map.get("commands") {
+        Some(v) => commands::parse(v, &format!("{path}.commands"))?,
+        None => Vec::new(),
+    };
+    Ok(Config {
+        name: name.to_string(),
+        files,
+        commands,
+    })
+}
+
+/// Applies the plan: per config, files then commands, as cfn-init orders them.
+pub async fn apply(plan: &InitPlan, root: &crate::fs::Root) -> Result<()> {
+    for config in &plan.configs {
+        tracing::info!(config = %config.name, files = config.files.len(), commands = config.commands.len(), "applying Init config");
+        for file in &config.files {
+            files::apply(file, root, &config.name)?;
+        }
+        for command in &config.commands {
+            commands::run(command, &config.name).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn names(init: Value, sets: &[&str]) -> Result<Vec<String>> {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        parse(&json!({ BLOCK: init }), &sets)
+            .map(|p| p.configs.into_iter().map(|c| c.name).collect())
+    }
+
+    #[test]
+    fn without_configsets_only_config_runs() {
+        let init = json!({"config": {"commands": {}}, "other": {"commands": {}}});
+        assert_eq!(names(init.clone(), &[]).unwrap(), ["config"]);
+        assert!(names(init, &["x"])
+            .unwrap_err()
+            .to_string()
+            .contains("defines none"));
+        assert!(names(json!({"other": {}}), &[]).unwrap().is_empty());
+        assert!(parse(&json!({}), &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn configsets_flatten_in_order() {
+        let init = json!({
+            "configSets": {
+                "default": [{"ConfigSet": "base"}, "app"],
+                "base": ["a", "b"],
+                "single": "b"
+            },
+            "a": {}, "b": {}, "app": {}
+        });
+        assert_eq!(names(init.clone(), &[]).unwrap(), ["a", "b", "app"]);
+        assert_eq!(
+            names(init.clone(), &["single", "base"]).unwrap(),
+            ["b", "a", "b"]
+        );
+        let e = names(init, &["nope"]).unwrap_err().to_string();
+        assert!(
+            e.contains("configSets.nope") && e.contains("not defined"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn configset_errors_name_the_culprit() {
+        let e = names(json!({"configSets": {"x": ["a"]}, "a": {}}), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'default'"), "{e}");
+        let e = names(
+            json!({"configSets": {"default": [{"ConfigSet": "b"}], "b": [{"ConfigSet": "default"}]}}),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cycle: default -> b -> default"), "{e}");
+        let e = names(json!({"configSets": {"default": ["missing"]}}), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("configSets.default[0]") && e.contains("'missing'"),
+            "{e}"
+        );
+        let e = names(
+            json!({"configSets": {"default": [{"ConfigSet": "nope"}]}}),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'nope'"), "{e}");
+        let e = names(json!({"configSets": {"default": [5]}, "a": {}}), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("configSets.default[0]"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_and_unknown_sections_are_errors() {
+        let e = names(json!({"config": {"packages": {"yum": {"jq": []}}}}), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("AWS::CloudFormation::Init.config.packages") && e.contains("not supported"),
+            "{e}"
+        );
+        let e = names(json!({"config": {"comands": {}}}), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("config.comands") && e.contains("unknown key"),
+            "{e}"
+        );
+        // Empty sections are harmless and common in generated templates.
+        assert_eq!(
+            names(json!({"config": {"packages": {}, "services": {}}}), &[]).unwrap(),
+            ["config"]
+        );
+    }
+}

@@ -1,0 +1,86 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use ecs_bootstrap::boot;
+use ecs_bootstrap::cli::{Cli, Mode, Output};
+use ecs_bootstrap::error::Failure;
+
+fn main() -> ExitCode {
+    let args = Cli::parse().into_args();
+    init_logging(args.verbose);
+    let mode = match args.into_mode() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("ecs-bootstrap: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ecs-bootstrap: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match mode {
+        Mode::DryRun(opts, output) => match runtime.block_on(boot::dry_run(&opts)) {
+            Ok(plan) => {
+                let text = match output {
+                    Output::Text => plan.to_text(),
+                    Output::Json => plan.to_json(),
+                };
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(f) => fail(&f, "dry run"),
+        },
+        Mode::Run(opts) => match runtime.block_on(boot::run(&opts)) {
+            Ok(s) => {
+                let told = match s.delivered {
+                    Some(boot_delivered) => match boot_delivered {
+                        ecs_bootstrap::signal::Delivered::Yes => "signalled SUCCESS",
+                        ecs_bootstrap::signal::Delivered::NotWaiting => {
+                            "the resource was not waiting for a signal"
+                        }
+                    },
+                    None => "no signal (--no-signal)",
+                };
+                eprintln!(
+                    "ecs-bootstrap: SUCCESS: instance {} joined cluster {}; {told}",
+                    s.instance_id, s.cluster
+                );
+                ExitCode::SUCCESS
+            }
+            Err(f) => fail(&f, "run"),
+        },
+    }
+}
+
+/// The one line an operator reads in the console output of a broken instance.
+fn fail(f: &Failure, what: &str) -> ExitCode {
+    eprintln!("ecs-bootstrap: FAILURE ({what}) at {f}");
+    ExitCode::from(f.exit_code())
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ECS_BOOTSTRAP_LOG").unwrap_or_else(|_| {
+        // The SDK's own debug output is noise at -v; at -vv it is wanted.
+        let sdk = if verbose >= 2 { "debug" } else { "warn" };
+        tracing_subscriber::EnvFilter::new(format!(
+            "{default},aws_config={sdk},aws_smithy_runtime={sdk},aws_sdk_cloudformation={sdk},aws_sdk_ecs={sdk},hyper={sdk},reqwest={sdk}"
+        ))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

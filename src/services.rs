@@ -1,0 +1,155 @@
+//! Step 4: docker, ecs and the CloudWatch agent, through the `systemctl` on PATH.
+//!
+//! Never a blocking start: ecs.service is ordered after cloud-final.service, so a blocking
+//! `systemctl start ecs` from UserData waits for itself forever (amazon-ecs-agent #1707).
+//! Every call is bounded, because a wedged systemd must end in a FAILURE signal, not a hang.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::process::Command;
+
+use crate::error::{Error, Result};
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub const DOCKER: &str = "docker.service";
+pub const ECS: &str = "ecs.service";
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ServiceAction {
+    pub unit: String,
+    /// An optional unit that is not installed is a warning, not a failure.
+    pub required: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Systemctl {
+    program: String,
+}
+
+impl Default for Systemctl {
+    fn default() -> Self {
+        Systemctl {
+            program: "systemctl".into(),
+        }
+    }
+}
+
+struct Answer {
+    success: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Systemctl {
+    async fn call(&self, args: &[&str]) -> Result<Answer> {
+        let command = format!("{} {}", self.program, args.join(" "));
+        let child = Command::new(&self.program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = match tokio::time::timeout(CALL_TIMEOUT, child).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => {
+                return Err(Error::Systemctl {
+                    command,
+                    outcome: format!("could not be run: {e}"),
+                })
+            }
+            Err(_) => {
+                return Err(Error::Systemctl {
+                    command,
+                    outcome: format!("did not answer within {}s", CALL_TIMEOUT.as_secs()),
+                })
+            }
+        };
+        Ok(Answer {
+            success: out.status.success(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+
+    async fn must(&self, args: &[&str]) -> Result<()> {
+        let a = self.call(args).await?;
+        if a.success {
+            Ok(())
+        } else {
+            Err(Error::Systemctl {
+                command: format!("{} {}", self.program, args.join(" ")),
+                outcome: format!(
+                    "exited with {}{}",
+                    a.code.map_or("a signal".to_string(), |c| c.to_string()),
+                    if a.stderr.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", a.stderr)
+                    }
+                ),
+            })
+        }
+    }
+
+    pub async fn enable_and_start(&self, unit: &str) -> Result<()> {
+        self.must(&["enable", unit]).await?;
+        self.must(&["start", "--no-block", unit]).await
+    }
+
+    /// The unit's ActiveState as `is-active` prints it (active, activating, failed, ...).
+    pub async fn state(&self, unit: &str) -> Result<String> {
+        Ok(self.call(&["is-active", unit]).await?.stdout)
+    }
+
+    pub async fn is_failed(&self, unit: &str) -> Result<bool> {
+        Ok(self.call(&["is-failed", unit]).await?.success)
+    }
+}
+
+pub async fn start(actions: &[ServiceAction], systemctl: &Systemctl) -> Result<()> {
+    for action in actions {
+        match systemctl.enable_and_start(&action.unit).await {
+            Ok(()) => tracing::info!(unit = %action.unit, "enabled and started (--no-block)"),
+            Err(e) if !action.required => {
+                tracing::warn!(unit = %action.unit, error = %e, "optional unit not started")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Waits for docker to be active: ecs.service needs it, and a docker that cannot start is the
+/// most common reason an agent never registers, so it gets its own precise FAILURE.
+pub async fn wait_active(
+    systemctl: &Systemctl,
+    unit: &str,
+    deadline: tokio::time::Instant,
+) -> Result<()> {
+    loop {
+        let state = systemctl.state(unit).await?;
+        match state.as_str() {
+            "active" => {
+                tracing::info!(unit, "active");
+                return Ok(());
+            }
+            "failed" => {
+                return Err(Error::UnitFailed {
+                    unit: unit.to_string(),
+                    detail: format!("see `journalctl -u {unit}`"),
+                })
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::UnitFailed {
+                unit: unit.to_string(),
+                detail: format!("still '{state}' when the time ran out"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
