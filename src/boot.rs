@@ -92,7 +92,7 @@ pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
                 // top of it is logged. A lost SUCCESS is a failure of its own.
                 let lost = Failure {
                     step: Step::Signal,
-                    error: e,
+                    error: Box::new(e),
                 };
                 tracing::error!(error = %lost, "could not signal {}", status.as_str());
                 state::record(
@@ -296,7 +296,7 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
                 .unwrap_or_else(|| "<stack-name>".to_string());
             let mut ctx = ResolveContext::fake(&stack, &region);
             ctx.params = params.iter().cloned().collect();
-            for unknown in template.unknown_params(&ctx) {
+            if let Some(unknown) = template.unknown_params(&ctx).first() {
                 return Err(Error::Usage(format!(
                     "--param {unknown}: the template has no parameter '{unknown}' (it has: {})",
                     template.parameter_names().join(", ")

@@ -154,7 +154,7 @@ impl Error {
 pub struct Failure {
     pub step: Step,
     #[source]
-    pub error: Error,
+    pub error: Box<Error>,
 }
 
 impl Failure {
@@ -178,7 +178,7 @@ impl<T, E: Into<Error>> AtStep<T> for Result<T, E> {
     fn at(self, step: Step) -> Result<T, Failure> {
         self.map_err(|e| Failure {
             step,
-            error: e.into(),
+            error: Box::new(e.into()),
         })
     }
 }

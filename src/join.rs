@@ -96,7 +96,7 @@ pub async fn wait_for_agent(
                 )
             }
         }
-        if polls % UNIT_CHECK_EVERY == 0 {
+        if polls.is_multiple_of(UNIT_CHECK_EVERY) {
             for unit in [ECS, DOCKER] {
                 if systemctl.is_failed(unit).await? {
                     let detail = if unit == ECS {
