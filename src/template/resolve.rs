@@ -18,6 +18,33 @@ const MAX_CIDR_COUNT: u64 = 256;
 
 pub(super) type Resolved = Result<Option<Value>, TemplateError>;
 
+type Handler<'a> = fn(&mut Resolver<'a>, &str, &Value, &str, usize) -> Resolved;
+
+fn handler<'a>(name: &str) -> Option<Handler<'a>> {
+    Some(match name {
+        "Ref" => Resolver::fn_ref,
+        "Fn::GetAtt" => Resolver::fn_get_att,
+        "Fn::Sub" => Resolver::fn_sub,
+        "Fn::Join" => Resolver::fn_join,
+        "Fn::Select" => Resolver::fn_select,
+        "Fn::Split" => Resolver::fn_split,
+        "Fn::Base64" => Resolver::fn_base64,
+        "Fn::GetAZs" => Resolver::fn_get_azs,
+        "Fn::ImportValue" => Resolver::fn_import_value,
+        "Fn::FindInMap" => Resolver::fn_find_in_map,
+        "Fn::If" => Resolver::fn_if,
+        "Fn::Equals" => Resolver::fn_condition,
+        "Fn::And" => Resolver::fn_condition,
+        "Fn::Or" => Resolver::fn_condition,
+        "Fn::Not" => Resolver::fn_condition,
+        "Fn::Length" => Resolver::fn_length,
+        "Fn::ToJsonString" => Resolver::fn_to_json_string,
+        "Fn::Cidr" => Resolver::fn_cidr,
+        "Fn::Transform" => Resolver::fn_transform,
+        _ => return None,
+    })
+}
+
 pub(super) struct Resolver<'a> {
     pub(super) tpl: &'a Template,
     pub(super) ctx: &'a ResolveContext,
@@ -46,29 +73,35 @@ impl<'a> Resolver<'a> {
     pub(super) fn value(&mut self, value: &Value, path: &str, depth: usize) -> Resolved {
         self.check_depth(path, depth)?;
         match value {
-            Value::Object(map) => {
-                if let Some((name, arg)) = single_intrinsic(map) {
-                    return self.intrinsic(name, arg, path, depth + 1);
-                }
-                let mut out = Map::with_capacity(map.len());
-                for (key, item) in map {
-                    if let Some(resolved) = self.value(item, &child(path, key), depth + 1)? {
-                        out.insert(key.clone(), resolved);
-                    }
-                }
-                Ok(Some(Value::Object(out)))
-            }
-            Value::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    if let Some(resolved) = self.value(item, &index(path, i), depth + 1)? {
-                        out.push(resolved);
-                    }
-                }
-                Ok(Some(Value::Array(out)))
-            }
+            Value::Object(map) => match single_intrinsic(map) {
+                Some((name, arg)) => self.intrinsic(name, arg, path, depth + 1),
+                None => self.object(map, path, depth + 1),
+            },
+            Value::Array(items) => self.array(items, path, depth + 1),
             scalar => Ok(Some(scalar.clone())),
         }
+    }
+
+    // `object` and `array` are separate from `value` to keep its frame, which every level
+    // of nesting pays for, small.
+    fn object(&mut self, map: &Map<String, Value>, path: &str, depth: usize) -> Resolved {
+        let mut out = Map::with_capacity(map.len());
+        for (key, item) in map {
+            if let Some(resolved) = self.value(item, &child(path, key), depth)? {
+                out.insert(key.clone(), resolved);
+            }
+        }
+        Ok(Some(Value::Object(out)))
+    }
+
+    fn array(&mut self, items: &[Value], path: &str, depth: usize) -> Resolved {
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if let Some(resolved) = self.value(item, &index(path, i), depth)? {
+                out.push(resolved);
+            }
+        }
+        Ok(Some(Value::Array(out)))
     }
 
     pub(super) fn check_depth(&self, path: &str, depth: usize) -> Result<(), TemplateError> {
@@ -82,54 +115,94 @@ impl<'a> Resolver<'a> {
     }
 
     /// `path` is where the function appears; its arguments live under `path.Fn::X`.
+    ///
+    /// Dispatches through a table so that this frame, which every nested intrinsic passes
+    /// through, stays small: one big `match` with every function's temporaries inline
+    /// costs kilobytes of stack per level in debug builds.
     fn intrinsic(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
-        let args = child(path, name);
-        let some = |v: Value| Ok(Some(v));
-        match name {
-            "Ref" => match arg {
-                Value::String(target) => self.reference(target, path),
-                _ => Err(self.invalid(path, "Ref needs a parameter or resource name")),
-            },
-            "Fn::GetAtt" => some(self.get_att(arg, &args, depth)?),
-            "Fn::Sub" => some(Value::String(self.sub(arg, &args, depth)?)),
-            "Fn::Join" => some(self.join(arg, &args, depth)?),
-            "Fn::Select" => self.select(arg, &args, depth).map(Some),
-            "Fn::Split" => some(self.split(arg, &args, depth)?),
-            "Fn::Base64" => {
-                let text = self.string(arg, &args, depth, "Fn::Base64")?;
-                some(Value::String(base64(text.as_bytes())))
+        match handler(name) {
+            Some(handler) => handler(self, name, arg, path, depth),
+            None if name.starts_with("Fn::ForEach") => {
+                Err(self.unsupported(path, name.to_string()))
             }
-            "Fn::GetAZs" => some(self.get_azs(arg, &args, depth)?),
-            "Fn::ImportValue" => {
-                let export = self.string(arg, &args, depth, "Fn::ImportValue")?;
-                some(Value::String(format!("<ImportValue:{export}>")))
-            }
-            "Fn::FindInMap" => some(self.find_in_map(arg, &args, depth)?),
-            "Fn::If" => self.fn_if(arg, &args, depth),
-            "Fn::Equals" | "Fn::And" | "Fn::Or" | "Fn::Not" => {
-                let mut map = Map::with_capacity(1);
-                map.insert(name.to_string(), arg.clone());
-                some(Value::Bool(self.condition_expr(
-                    &Value::Object(map),
-                    path,
-                    depth,
-                )?))
-            }
-            "Fn::Length" => {
-                let items = self.list(arg, &args, depth, "Fn::Length")?;
-                some(Value::from(items.len()))
-            }
-            "Fn::ToJsonString" => {
-                let resolved = self.required(arg, &args, depth)?;
-                some(Value::String(compact(&resolved)))
-            }
-            "Fn::Cidr" => some(self.cidr(arg, &args, depth)?),
-            "Fn::Transform" => {
-                Err(self.unsupported(path, format!("Fn::Transform {}", compact(arg))))
-            }
-            _ if name.starts_with("Fn::ForEach") => Err(self.unsupported(path, name.to_string())),
-            _ => Err(self.invalid(path, &format!("unknown intrinsic function {name}"))),
+            None => Err(self.invalid(path, &format!("unknown intrinsic function {name}"))),
         }
+    }
+
+    fn fn_ref(&mut self, _: &str, arg: &Value, path: &str, _: usize) -> Resolved {
+        match arg {
+            Value::String(target) => self.reference(target, path),
+            _ => Err(self.invalid(path, "Ref needs a parameter or resource name")),
+        }
+    }
+
+    fn fn_get_att(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        self.get_att(arg, &child(path, name), depth).map(Some)
+    }
+
+    fn fn_sub(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        let text = self.sub(arg, &child(path, name), depth)?;
+        Ok(Some(Value::String(text)))
+    }
+
+    fn fn_join(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        self.join(arg, &child(path, name), depth).map(Some)
+    }
+
+    fn fn_select(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        self.select(arg, &child(path, name), depth).map(Some)
+    }
+
+    fn fn_split(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        self.split(arg, &child(path, name), depth).map(Some)
+    }
+
+    fn fn_base64(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        let text = self.string(arg, &child(path, name), depth, name)?;
+        Ok(Some(Value::String(base64(text.as_bytes()))))
+    }
+
+    fn fn_get_azs(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        self.get_azs(arg, &child(path, name), depth).map(Some)
+    }
+
+    fn fn_import_value(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        let export = self.string(arg, &child(path, name), depth, name)?;
+        Ok(Some(Value::String(format!("<ImportValue:{export}>"))))
+    }
+
+    fn fn_find_in_map(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        self.find_in_map(arg, &child(path, name), depth).map(Some)
+    }
+
+    fn fn_if(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        self.if_branch(arg, &child(path, name), depth)
+    }
+
+    /// Condition functions used as values (outside `Conditions`) give a boolean.
+    fn fn_condition(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        let mut map = Map::with_capacity(1);
+        map.insert(name.to_string(), arg.clone());
+        let holds = self.condition_expr(&Value::Object(map), path, depth)?;
+        Ok(Some(Value::Bool(holds)))
+    }
+
+    fn fn_length(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        let items = self.list(arg, &child(path, name), depth, name)?;
+        Ok(Some(Value::from(items.len())))
+    }
+
+    fn fn_to_json_string(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        let resolved = self.required(arg, &child(path, name), depth)?;
+        Ok(Some(Value::String(compact(&resolved))))
+    }
+
+    fn fn_cidr(&mut self, name: &str, arg: &Value, path: &str, depth: usize) -> Resolved {
+        self.cidr(arg, &child(path, name), depth).map(Some)
+    }
+
+    fn fn_transform(&mut self, name: &str, arg: &Value, path: &str, _: usize) -> Resolved {
+        Err(self.unsupported(path, format!("{name} {}", compact(arg))))
     }
 
     /// `Ref` and the names `Fn::Sub` looks up: pseudo parameter, parameter, or resource.
@@ -398,7 +471,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn fn_if(&mut self, arg: &Value, path: &str, depth: usize) -> Resolved {
+    fn if_branch(&mut self, arg: &Value, path: &str, depth: usize) -> Resolved {
         let [condition, when_true, when_false] = self.args::<3>(
             arg,
             path,
