@@ -27,7 +27,7 @@ impl Resolver<'_> {
             let mut chain = self.evaluating.clone();
             chain.push(name.to_string());
             return Err(TemplateError::ConditionCycle {
-                file: tpl.source.clone(),
+                at: tpl.origin(),
                 path: format!("Conditions.{name}"),
                 chain: chain.join(" -> "),
             });

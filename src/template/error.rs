@@ -32,76 +32,111 @@ pub enum TemplateError {
     },
 
     /// Wrong shape: arity, types, malformed sections, unknown `Fn::` names.
-    #[error("{file}: {path}: {message}")]
+    #[error("{at}: {path}: {message}")]
     Invalid {
-        file: String,
+        at: Origin,
         path: String,
         message: String,
     },
 
     /// `Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::If` or `Condition` names something undeclared.
-    #[error("{file}: {path}: {function} to unknown {kind} '{name}'")]
+    #[error("{at}: {path}: {function} to unknown {kind} '{name}'")]
     UnknownName {
-        file: String,
+        at: Origin,
         path: String,
         function: &'static str,
         kind: &'static str,
         name: String,
     },
 
-    #[error("{file}: {path}: parameter {name} has no Default: pass --param {name}=...")]
+    #[error("{at}: {path}: parameter {name} has no Default: pass --param {name}=...")]
     MissingParameter {
-        file: String,
+        at: Origin,
         path: String,
         name: String,
     },
 
-    #[error("{file}: {path}: parameter {name} value '{value}' is not one of its AllowedValues {allowed}")]
+    #[error(
+        "{at}: {path}: parameter {name} value '{value}' is not one of its AllowedValues [{}]", allowed.join(", ")
+    )]
     DisallowedValue {
-        file: String,
+        at: Origin,
         path: String,
         name: String,
         value: String,
-        allowed: String,
+        /// Boxed to keep the error, which every `Result` here carries, small.
+        allowed: Box<[String]>,
     },
 
     /// `Fn::FindInMap` lookup failed; `message` says which level was missing.
-    #[error("{file}: {path}: Fn::FindInMap: {message}")]
+    #[error("{at}: {path}: Fn::FindInMap: {message}")]
     MissingMapping {
-        file: String,
+        at: Origin,
         path: String,
         message: String,
     },
 
-    #[error("{file}: {path}: {what} is not supported in dry-run")]
+    #[error("{at}: {path}: {what} is not supported in dry-run")]
     Unsupported {
-        file: String,
+        at: Origin,
         path: String,
         what: String,
     },
 
-    #[error("{file}: {path}: condition cycle: {chain}")]
+    #[error("{at}: {path}: condition cycle: {chain}")]
     ConditionCycle {
-        file: String,
+        at: Origin,
         path: String,
         chain: String,
     },
 
-    #[error("{file}: {path}: nested too deeply")]
-    TooDeep { file: String, path: String },
+    #[error("{at}: {path}: nested too deeply")]
+    TooDeep { at: Origin, path: String },
 
     #[error("{file}: no resource '{logical_id}' in Resources")]
     NoSuchResource { file: String, logical_id: String },
 
-    #[error("{file}: Resources.{logical_id}: not created in this stack: its Condition {condition} is false")]
+    #[error("{at}: Resources.{logical_id}: not created in this stack: its Condition {condition} is false")]
     ResourceNotCreated {
-        file: String,
+        at: Origin,
         logical_id: String,
         condition: String,
     },
 }
 
+/// Where in the template an error is: the file, and the line when it could be found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    /// 1-based; `u32` keeps the error small (clippy's `result_large_err`).
+    pub line: Option<u32>,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}", self.file),
+            None => f.write_str(&self.file),
+        }
+    }
+}
+
 impl TemplateError {
+    /// The origin and key path of errors found after parsing, for filling in the line.
+    pub(super) fn origin_and_path(&mut self) -> Option<(&mut Origin, &str)> {
+        match self {
+            TemplateError::Invalid { at, path, .. }
+            | TemplateError::UnknownName { at, path, .. }
+            | TemplateError::MissingParameter { at, path, .. }
+            | TemplateError::DisallowedValue { at, path, .. }
+            | TemplateError::MissingMapping { at, path, .. }
+            | TemplateError::Unsupported { at, path, .. }
+            | TemplateError::ConditionCycle { at, path, .. }
+            | TemplateError::TooDeep { at, path } => Some((at, path)),
+            _ => None,
+        }
+    }
+
     /// The key path at fault, when the error has one.
     pub fn key_path(&self) -> Option<&str> {
         match self {

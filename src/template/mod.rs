@@ -15,6 +15,7 @@
 
 mod conditions;
 mod error;
+mod locate;
 mod resolve;
 mod sub;
 mod yaml;
@@ -22,7 +23,7 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
-pub use error::TemplateError;
+pub use error::{Origin, TemplateError};
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -34,6 +35,8 @@ use std::path::Path;
 pub struct Template {
     /// File name (or other label) used to prefix every error.
     source: String,
+    /// Kept to find the line of an error's key path: values carry no positions.
+    text: String,
     root: Map<String, Value>,
 }
 
@@ -118,22 +121,26 @@ impl Template {
         };
         let Value::Object(root) = root else {
             return Err(TemplateError::Invalid {
-                file: source.to_string(),
+                at: Origin {
+                    file: source.to_string(),
+                    line: None,
+                },
                 path: "(top level)".to_string(),
                 message: "a template must be a mapping with a Resources section".to_string(),
             });
         };
         let template = Template {
             source: source.to_string(),
+            text: text.to_string(),
             root,
         };
-        template.validate()?;
+        template.validate().map_err(|e| template.locate(e))?;
         Ok(template)
     }
 
     fn validate(&self) -> Result<(), TemplateError> {
         let invalid = |path: String, message: &str| TemplateError::Invalid {
-            file: self.source.clone(),
+            at: self.origin(),
             path,
             message: message.to_string(),
         };
@@ -141,7 +148,7 @@ impl Template {
             // Macros such as AWS::Serverless rewrite the template server-side; resolving the
             // untransformed text would show the developer something the stack never does.
             return Err(TemplateError::Unsupported {
-                file: self.source.clone(),
+                at: self.origin(),
                 path: "Transform".to_string(),
                 what: format!("template Transform {}", compact(transform)),
             });
@@ -226,6 +233,15 @@ impl Template {
         logical_id: &str,
         ctx: &ResolveContext,
     ) -> Result<Value, TemplateError> {
+        self.metadata_unlocated(logical_id, ctx)
+            .map_err(|e| self.locate(e))
+    }
+
+    fn metadata_unlocated(
+        &self,
+        logical_id: &str,
+        ctx: &ResolveContext,
+    ) -> Result<Value, TemplateError> {
         let Some(resource) = self.resource(logical_id) else {
             return Err(TemplateError::NoSuchResource {
                 file: self.source.clone(),
@@ -238,7 +254,10 @@ impl Template {
             let cond_path = format!("{path}.Condition");
             if !resolver.condition_named(condition, &cond_path, 0, "Condition")? {
                 return Err(TemplateError::ResourceNotCreated {
-                    file: self.source.clone(),
+                    at: Origin {
+                        file: self.source.clone(),
+                        line: locate::line_of(&self.text, &self.root, &cond_path),
+                    },
                     logical_id: logical_id.to_string(),
                     condition: condition.clone(),
                 });
@@ -255,15 +274,34 @@ impl Template {
     /// Resolves an arbitrary fragment (e.g. a resource's `UserData`). A fragment that is
     /// only `AWS::NoValue` resolves to `Value::Null`. Error paths start at `(fragment)`.
     pub fn resolve(&self, value: &Value, ctx: &ResolveContext) -> Result<Value, TemplateError> {
-        Ok(resolve::Resolver::new(self, ctx)
-            .value(value, "(fragment)", 0)?
-            .unwrap_or(Value::Null))
+        // Errors inside the fragment have no line, but those in Conditions it uses do.
+        let resolved = resolve::Resolver::new(self, ctx)
+            .value(value, "(fragment)", 0)
+            .map_err(|e| self.locate(e))?;
+        Ok(resolved.unwrap_or(Value::Null))
     }
 
     /// The raw, unresolved template (tags already in long form), for callers that need to
     /// pick out fragments such as `Resources.X.Properties.UserData` before [`Self::resolve`].
     pub fn raw(&self) -> &Map<String, Value> {
         &self.root
+    }
+
+    fn origin(&self) -> Origin {
+        Origin {
+            file: self.source.clone(),
+            line: None,
+        }
+    }
+
+    /// Fills in the line of the error's key path, when it can be found in the text.
+    fn locate(&self, mut error: TemplateError) -> TemplateError {
+        if let Some((at, path)) = error.origin_and_path() {
+            if at.line.is_none() {
+                at.line = locate::line_of(&self.text, &self.root, path);
+            }
+        }
+        error
     }
 
     fn resource(&self, logical_id: &str) -> Option<&Map<String, Value>> {

@@ -107,7 +107,7 @@ impl<'a> Resolver<'a> {
     pub(super) fn check_depth(&self, path: &str, depth: usize) -> Result<(), TemplateError> {
         if depth > MAX_DEPTH {
             return Err(TemplateError::TooDeep {
-                file: self.tpl.source.clone(),
+                at: self.tpl.origin(),
                 path: path.to_string(),
             });
         }
@@ -235,12 +235,9 @@ impl<'a> Resolver<'a> {
     }
 
     fn parameter(&self, name: &str, path: &str) -> Result<ParamValue, TemplateError> {
-        let decl = self
-            .tpl
-            .section("Parameters")
-            .get(name)
-            .and_then(Value::as_object);
-        let decl = decl.cloned().unwrap_or_default();
+        let empty = Map::new();
+        let decl = self.tpl.section("Parameters").get(name);
+        let decl = decl.and_then(Value::as_object).unwrap_or(&empty);
         let ty = decl.get("Type").and_then(Value::as_str).unwrap_or("String");
         let ssm_inner = ty
             .strip_prefix("AWS::SSM::Parameter::Value<")
@@ -276,7 +273,7 @@ impl<'a> Resolver<'a> {
                 });
             }
             (None, None) => default.ok_or_else(|| TemplateError::MissingParameter {
-                file: self.tpl.source.clone(),
+                at: self.tpl.origin(),
                 path: path.to_string(),
                 name: name.to_string(),
             })?,
@@ -296,11 +293,14 @@ impl<'a> Resolver<'a> {
                 .any(|a| scalar_text(a).as_deref() == Some(raw.as_str()))
             {
                 return Err(TemplateError::DisallowedValue {
-                    file: self.tpl.source.clone(),
+                    at: self.tpl.origin(),
                     path: path.to_string(),
                     name: name.to_string(),
                     value: raw,
-                    allowed: compact(&Value::Array(allowed.clone())),
+                    allowed: allowed
+                        .iter()
+                        .map(|a| scalar_text(a).unwrap_or_else(|| compact(a)))
+                        .collect(),
                 });
             }
         }
@@ -437,7 +437,7 @@ impl<'a> Resolver<'a> {
         let top = self.string(&items[1], &index(path, 1), depth, "Fn::FindInMap")?;
         let second = self.string(&items[2], &index(path, 2), depth, "Fn::FindInMap")?;
         let missing = |message: String| TemplateError::MissingMapping {
-            file: self.tpl.source.clone(),
+            at: self.tpl.origin(),
             path: path.to_string(),
             message,
         };
@@ -599,7 +599,7 @@ impl<'a> Resolver<'a> {
 
     pub(super) fn invalid(&self, path: &str, message: &str) -> TemplateError {
         TemplateError::Invalid {
-            file: self.tpl.source.clone(),
+            at: self.tpl.origin(),
             path: path.to_string(),
             message: message.to_string(),
         }
@@ -613,7 +613,7 @@ impl<'a> Resolver<'a> {
         name: &str,
     ) -> TemplateError {
         TemplateError::UnknownName {
-            file: self.tpl.source.clone(),
+            at: self.tpl.origin(),
             path: path.to_string(),
             function,
             kind,
@@ -623,7 +623,7 @@ impl<'a> Resolver<'a> {
 
     fn unsupported(&self, path: &str, what: String) -> TemplateError {
         TemplateError::Unsupported {
-            file: self.tpl.source.clone(),
+            at: self.tpl.origin(),
             path: path.to_string(),
             what,
         }

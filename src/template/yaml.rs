@@ -1,7 +1,7 @@
 //! YAML text -> JSON value, rewriting CloudFormation short tags (`!Ref X`) to the long
 //! forms (`{"Ref": "X"}`) so the resolver only ever sees one syntax.
 
-use super::TemplateError;
+use super::{Origin, TemplateError};
 use serde_json::{Map, Number, Value};
 use serde_yaml_ng::Value as Yaml;
 
@@ -138,7 +138,10 @@ impl Converter<'_> {
 
     fn invalid(&self, path: &str, message: &str) -> TemplateError {
         TemplateError::Invalid {
-            file: self.file.to_string(),
+            at: Origin {
+                file: self.file.to_string(),
+                line: None,
+            },
             path: display_path(path),
             message: message.to_string(),
         }
