@@ -1,8 +1,9 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong reading or resolving a template. Each variant names the
-/// file (`file`), the line where the parser knows it, and the dotted key path at fault
-/// (`Resources.LC.Metadata.ecs-bootstrap.Cluster`, list items as `[0]`).
+/// file, the line where known (from the parser, or by finding the key path in the text),
+/// and the dotted key path at fault (`Resources.LC.Metadata.ecs-bootstrap.Cluster`, list
+/// items as `[0]`, intrinsic arguments as `.Fn::Join[1]`).
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("{}: cannot read template: {source}", path.display())]
