@@ -16,8 +16,8 @@ use crate::services::{Systemctl, DOCKER, ECS};
 
 /// Short enough that the join is seen well within 250 ms of the agent answering.
 const POLL: Duration = Duration::from_millis(100);
-/// Spawning systemctl is not free; the units are checked every few polls.
-const UNIT_CHECK_EVERY: u32 = 5;
+/// Spawning systemctl is not free; the units are checked less often than the port.
+const UNIT_CHECK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct JoinSpec {
@@ -50,6 +50,14 @@ pub async fn wait_for_agent(
     systemctl: &Systemctl,
     deadline: Instant,
 ) -> Result<AgentMetadata> {
+    // The two run side by side so a slow `systemctl` never delays seeing the join.
+    tokio::select! {
+        r = poll_agent(spec, deadline) => r,
+        e = watch_units(systemctl) => Err(e),
+    }
+}
+
+async fn poll_agent(spec: &JoinSpec, deadline: Instant) -> Result<AgentMetadata> {
     let url = format!(
         "{}/v1/metadata",
         spec.introspection_url.trim_end_matches('/')
@@ -65,10 +73,8 @@ pub async fn wait_for_agent(
             path: url.clone().into(),
             source: std::io::Error::other(e),
         })?;
-    let mut last: String;
-    let mut polls: u32 = 0;
     loop {
-        match http.get(&url).send().await {
+        let last = match http.get(&url).send().await {
             Ok(resp) if resp.status().is_success() => match resp.json::<AgentMetadata>().await {
                 Ok(meta) => match meta.container_instance_arn.as_deref() {
                     Some(arn) if !arn.is_empty() => {
@@ -81,37 +87,19 @@ pub async fn wait_for_agent(
                         tracing::info!(cluster = %meta.cluster, arn, version = meta.version.as_deref().unwrap_or("?"), "ECS agent registered");
                         return Ok(meta);
                     }
-                    _ => last = "the agent answered without a ContainerInstanceArn".into(),
+                    _ => "the agent answered without a ContainerInstanceArn".to_string(),
                 },
-                Err(e) => last = format!("the agent's answer was not metadata JSON: {e}"),
+                Err(e) => format!("the agent's answer was not metadata JSON: {e}"),
             },
-            Ok(resp) => last = format!("the agent answered HTTP {}", resp.status()),
+            Ok(resp) => format!("the agent answered HTTP {}", resp.status()),
             Err(e) if e.is_connect() => {
-                last = "the agent's introspection port was still closed (not registered)".into()
+                "the agent's introspection port was still closed (not registered)".to_string()
             }
-            Err(e) => {
-                last = format!(
-                    "introspection request failed: {}",
-                    crate::aws::error_chain(&e)
-                )
-            }
-        }
-        if polls.is_multiple_of(UNIT_CHECK_EVERY) {
-            for unit in [ECS, DOCKER] {
-                if systemctl.is_failed(unit).await? {
-                    let detail = if unit == ECS {
-                        "the ECS agent exited and systemd will not restart it (exit code 5 is a terminal registration error: check the cluster name, that the cluster exists and the instance role); see `journalctl -u ecs` and /var/log/ecs/ecs-agent.log"
-                    } else {
-                        "see `journalctl -u docker`"
-                    };
-                    return Err(Error::UnitFailed {
-                        unit: unit.to_string(),
-                        detail: detail.to_string(),
-                    });
-                }
-            }
-        }
-        polls = polls.wrapping_add(1);
+            Err(e) => format!(
+                "introspection request failed: {}",
+                crate::aws::error_chain(&e)
+            ),
+        };
         if Instant::now() >= deadline {
             return Err(Error::JoinTimeout {
                 seconds: spec.timeout_secs,
@@ -120,6 +108,30 @@ pub async fn wait_for_agent(
             });
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Returns only when a unit has failed (or systemctl itself cannot be asked).
+async fn watch_units(systemctl: &Systemctl) -> Error {
+    loop {
+        for unit in [ECS, DOCKER] {
+            match systemctl.is_failed(unit).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    let detail = if unit == ECS {
+                        "the ECS agent exited and systemd will not restart it (exit code 5 is a terminal registration error: check the cluster name, that the cluster exists and the instance role); see `journalctl -u ecs` and /var/log/ecs/ecs-agent.log"
+                    } else {
+                        "see `journalctl -u docker`"
+                    };
+                    return Error::UnitFailed {
+                        unit: unit.to_string(),
+                        detail: detail.to_string(),
+                    };
+                }
+                Err(e) => return e,
+            }
+        }
+        tokio::time::sleep(UNIT_CHECK).await;
     }
 }
 
