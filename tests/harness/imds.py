@@ -1,0 +1,277 @@
+"""An IMDSv2-only instance metadata double (stdlib ThreadingHTTPServer).
+
+Rules (as EC2 with ``HttpTokens: required``):
+
+* ``PUT /latest/api/token`` needs ``x-aws-ec2-metadata-token-ttl-seconds`` in 1..21600 (else
+  400) and is refused with 403 when it carries ``X-Forwarded-For``; the answer is a random token
+  and echoes the TTL header (aws-config refuses a token response without it).
+* Tokens expire after their TTL. Any GET without a valid ``x-aws-ec2-metadata-token`` -> 401.
+* Unknown paths -> 404; tag paths -> 404 when instance metadata tags are disabled (the default
+  for launch configurations; only launch templates can enable them).
+
+Run standalone: ``python -m harness.imds --port N --instance-id i-... [--tag K=V]...``; in
+tests use :class:`ImdsServer` in-process (``with ImdsServer(...) as imds: imds.url``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TOKEN_PATH = "/latest/api/token"
+TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds"
+TOKEN_HEADER = "x-aws-ec2-metadata-token"
+MAX_TTL = 21600
+
+
+@dataclass
+class InstanceIdentity:
+    instance_id: str = "i-0123456789abcdef0"
+    region: str = "us-east-1"
+    availability_zone: str = "us-east-1a"
+    instance_type: str = "t3.small"
+    account_id: str = "123456789012"
+    image_id: str = "ami-04681a1dbd79675a5"
+    private_ip: str = "10.0.1.10"
+    # None = instance metadata tags disabled (all tag paths answer 404)
+    tags: dict[str, str] | None = None
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "accountId": self.account_id,
+            "architecture": "x86_64",
+            "availabilityZone": self.availability_zone,
+            "billingProducts": None,
+            "devpayProductCodes": None,
+            "marketplaceProductCodes": None,
+            "imageId": self.image_id,
+            "instanceId": self.instance_id,
+            "instanceType": self.instance_type,
+            "kernelId": None,
+            "pendingTime": "2026-01-01T00:00:00Z",
+            "privateIp": self.private_ip,
+            "ramdiskId": None,
+            "region": self.region,
+            "version": "2017-09-30",
+        }
+
+
+@dataclass
+class RequestRecord:
+    method: str
+    path: str
+    token_sent: bool
+    status: int
+    time: float = field(default_factory=time.time)
+
+
+class ImdsServer:
+    """IMDSv2 double on 127.0.0.1:<free port>, serving in a daemon thread."""
+
+    def __init__(self, identity: InstanceIdentity | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.identity = identity or InstanceIdentity()
+        self._tokens: dict[str, float] = {}  # token -> expiry (monotonic)
+        self._lock = threading.Lock()
+        self.log: list[RequestRecord] = []
+        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Endpoint as AWS_EC2_METADATA_SERVICE_ENDPOINT wants it."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> "ImdsServer":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="imds", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> "ImdsServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- test helpers --
+    def requests(self, method: str | None = None, path: str | None = None) -> list[RequestRecord]:
+        with self._lock:
+            return [
+                r
+                for r in self.log
+                if (method is None or r.method == method) and (path is None or r.path == path)
+            ]
+
+    def token_requests(self) -> list[RequestRecord]:
+        return self.requests("PUT", TOKEN_PATH)
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    # -- behaviour --
+    def _issue_token(self, ttl: int) -> str:
+        token = secrets.token_urlsafe(40)
+        with self._lock:
+            self._tokens[token] = time.monotonic() + ttl
+        return token
+
+    def _token_valid(self, token: str | None) -> bool:
+        if not token:
+            return False
+        with self._lock:
+            expiry = self._tokens.get(token)
+            if expiry is None:
+                return False
+            if time.monotonic() >= expiry:
+                del self._tokens[token]
+                return False
+            return True
+
+    def _lookup(self, path: str) -> tuple[int, str]:
+        ident = self.identity
+        simple = {
+            "/latest/meta-data/instance-id": ident.instance_id,
+            "/latest/meta-data/placement/region": ident.region,
+            "/latest/meta-data/placement/availability-zone": ident.availability_zone,
+            "/latest/meta-data/instance-type": ident.instance_type,
+            "/latest/meta-data/ami-id": ident.image_id,
+            "/latest/meta-data/local-ipv4": ident.private_ip,
+            "/latest/dynamic/instance-identity/document": json.dumps(ident.document(), indent=2),
+            # Not a real PKCS#7 signature; nobody in the tests verifies it.
+            "/latest/dynamic/instance-identity/signature": "ZmFrZS1zaWduYXR1cmUtZm9yLXRlc3Rz",
+        }
+        if path in simple:
+            return 200, simple[path]
+        tag_prefix = "/latest/meta-data/tags/instance"
+        if path == tag_prefix or path.startswith(tag_prefix + "/"):
+            if ident.tags is None:
+                return 404, ""
+            rest = path[len(tag_prefix):].lstrip("/")
+            if rest == "":
+                return 200, "\n".join(sorted(ident.tags))
+            if rest in ident.tags:
+                return 200, ident.tags[rest]
+            return 404, ""
+        return 404, ""
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "EC2ws"
+            sys_version = ""
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def _send(self, status: int, body: str = "", headers: dict[str, str] | None = None) -> None:
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def _record(self, status: int) -> None:
+                with server._lock:
+                    server.log.append(
+                        RequestRecord(
+                            method=self.command,
+                            path=self.path.split("?", 1)[0],
+                            token_sent=self.headers.get(TOKEN_HEADER) is not None,
+                            status=status,
+                        )
+                    )
+
+            def _drain(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self._drain()
+                path = self.path.split("?", 1)[0]
+                if path != TOKEN_PATH:
+                    status, body, headers = 404, "", {}
+                elif self.headers.get("X-Forwarded-For") is not None:
+                    status, body, headers = 403, "", {}
+                else:
+                    raw = self.headers.get(TTL_HEADER)
+                    try:
+                        ttl = int(raw) if raw is not None else -1
+                    except ValueError:
+                        ttl = -1
+                    if not 1 <= ttl <= MAX_TTL:
+                        status, body, headers = 400, "", {}
+                    else:
+                        status, body = 200, server._issue_token(ttl)
+                        headers = {TTL_HEADER: str(ttl)}
+                self._record(status)
+                self._send(status, body, headers)
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.split("?", 1)[0]
+                if not server._token_valid(self.headers.get(TOKEN_HEADER)):
+                    status, body = 401, ""
+                else:
+                    status, body = server._lookup(path)
+                self._record(status)
+                self._send(status, body)
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._drain()
+                self._record(405)
+                self._send(405)
+
+        return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="IMDSv2 double")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--instance-id", default=InstanceIdentity.instance_id)
+    p.add_argument("--region", default=InstanceIdentity.region)
+    p.add_argument("--az", default=None)
+    p.add_argument("--instance-type", default=InstanceIdentity.instance_type)
+    p.add_argument("--account", default=InstanceIdentity.account_id)
+    p.add_argument("--tag", action="append", default=None, help="K=V; enables tags")
+    a = p.parse_args(argv)
+    tags = dict(t.split("=", 1) for t in a.tag) if a.tag is not None else None
+    ident = InstanceIdentity(
+        instance_id=a.instance_id,
+        region=a.region,
+        availability_zone=a.az or a.region + "a",
+        instance_type=a.instance_type,
+        account_id=a.account,
+        tags=tags,
+    )
+    srv = ImdsServer(ident, port=a.port)
+    print(f"IMDS double on {srv.url}", flush=True)
+    try:
+        srv._httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,441 @@
+"""moto 5.2.5 in server mode, with the two CloudFormation gaps ecs-bootstrap depends on filled.
+
+Run it as ``python -m harness.moto_server --port N`` (``tests/`` on ``PYTHONPATH``).
+
+What is patched (inside this process only, by monkeypatching moto's own classes; moto's
+CloudFormation implementation is otherwise used as is):
+
+* ``DescribeStackResource``: moto's ``StackResourceDTO`` gains a ``metadata`` attribute, so the
+  ``StackResourceDetail`` carries ``Metadata``: the resource's template ``Metadata`` with its
+  intrinsics resolved by moto's own resolver (``moto.cloudformation.parsing.clean_json`` against
+  the stack's ``ResourceMap``), JSON-encoded as a string, as AWS does. Absent when the resource
+  has no ``Metadata`` (AWS omits the member too).
+* ``SignalResource`` (not implemented by moto: HTTP 500) is added to ``CloudFormationResponse``.
+  It validates like AWS: unknown stack -> ``ValidationError`` "Stack with id X does not exist";
+  unknown logical id -> "Resource X does not exist for stack Y"; ``Status`` must be SUCCESS or
+  FAILURE; ``UniqueId`` is required. moto completes stacks at once and ignores ``CreationPolicy``,
+  so the resource's signal state is modelled here: a resource with
+  ``CreationPolicy.ResourceSignal`` accepts signals until it has ``Count`` SUCCESS signals (then it
+  is "CREATE_COMPLETE") or one FAILURE (then "CREATE_FAILED"); after that, and for a resource
+  without a CreationPolicy, AWS's "Resource X is in <STATE> state and cannot be signaled" is
+  answered. Accepted signals are recorded (see ``GET /_harness/signals``).
+* ECS ``RegisterContainerInstance`` on a cluster that does not exist raises moto's
+  ``ClusterNotFoundException`` (moto raises a bare Exception -> HTTP 500), and
+  ``DescribeContainerInstances`` on a cluster without any instance answers ``failures`` MISSING
+  instead of a KeyError (HTTP 500), as AWS does.
+
+Harness routes (served by a WSGI layer in front of moto, never forwarded to it):
+
+* ``GET  /_harness/signals``  -> JSON list of accepted signals
+  ``{"StackName", "StackId", "LogicalResourceId", "UniqueId", "Status", "time"}``
+* ``GET  /_harness/requests`` -> JSON list of AWS requests seen
+  ``{"service", "action", "params", "status", "time", "fault"}``
+* ``GET  /_harness/faults`` / ``POST /_harness/faults`` (JSON list of rules, replaces the table)
+* ``POST /_harness/reset``    -> clears signals, request log and faults (not moto's state; moto's
+  own ``POST /moto-api/reset`` does that)
+
+A fault rule: ``{"action": "SignalResource", "service": "cloudformation" (optional),
+"status": 400, "code": "Throttling", "message": "Rate exceeded", "times": 2, "delay": 0.5}``.
+The first rule whose action (and service, if given) matches and whose ``times`` is not used up
+(``times`` absent/null = unlimited) applies: it sleeps ``delay`` seconds, then answers the error
+in the service's protocol (query XML or JSON) if ``status`` is given, else passes the request on
+(latency only). Every request that a fault answered is logged with ``"fault": true``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+# --------------------------------------------------------------------------------------------
+# Harness state (one moto server process = one state)
+# --------------------------------------------------------------------------------------------
+
+
+class HarnessState:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.signals: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+        self.faults: list[dict[str, Any]] = []
+        # (stack_id, logical_id) -> {"success": n, "failed": bool}
+        self.signal_state: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.signals.clear()
+            self.requests.clear()
+            self.faults.clear()
+            # signal_state belongs to the stacks (moto state): kept.
+
+    def take_fault(self, service: str, action: str) -> dict[str, Any] | None:
+        with self.lock:
+            for rule in self.faults:
+                if rule.get("action") not in (action, "*"):
+                    continue
+                if rule.get("service") and rule["service"] != service:
+                    continue
+                times = rule.get("times")
+                if times is not None:
+                    if times <= 0:
+                        continue
+                    rule["times"] = times - 1
+                return dict(rule)
+        return None
+
+
+STATE = HarnessState()
+
+# --------------------------------------------------------------------------------------------
+# moto patches
+# --------------------------------------------------------------------------------------------
+
+VALID_SIGNAL_STATUSES = ("SUCCESS", "FAILURE")
+
+
+def resolved_metadata(stack: Any, logical_id: str) -> str | None:
+    """The resource's template Metadata, intrinsics resolved by moto, as a JSON string."""
+    from moto.cloudformation.parsing import clean_json
+
+    resource_map = stack.resource_map
+    resource_json = resource_map._resource_json_map.get(logical_id) or {}
+    if "Metadata" not in resource_json:
+        return None
+    resolved = clean_json(copy.deepcopy(resource_json["Metadata"]), resource_map)
+    return json.dumps(resolved)
+
+
+def _resource_template(stack: Any, logical_id: str) -> dict[str, Any]:
+    return stack.resource_map._resource_json_map.get(logical_id) or {}
+
+
+def _signal_count(stack: Any, logical_id: str) -> int | None:
+    """CreationPolicy.ResourceSignal.Count (resolved), None when no CreationPolicy signal."""
+    from moto.cloudformation.parsing import clean_json
+
+    policy = _resource_template(stack, logical_id).get("CreationPolicy") or {}
+    rs = policy.get("ResourceSignal")
+    if rs is None:
+        return None
+    count = clean_json(copy.deepcopy(rs.get("Count", 1)), stack.resource_map)
+    return int(count)
+
+
+def record_signal(stack: Any, logical_id: str, unique_id: str, status: str) -> None:
+    """Validate the signal against the resource's modelled state and record it."""
+    from moto.cloudformation.exceptions import ValidationError
+
+    count = _signal_count(stack, logical_id)
+    key = (stack.stack_id, logical_id)
+    with STATE.lock:
+        st = STATE.signal_state.setdefault(key, {"success": 0, "failed": False})
+        if count is None:
+            state = "CREATE_COMPLETE"
+        elif st["failed"]:
+            state = "CREATE_FAILED"
+        elif st["success"] >= count:
+            state = "CREATE_COMPLETE"
+        else:
+            state = None
+        if state is not None:
+            raise ValidationError(
+                stack.name,
+                f"Resource {logical_id} is in {state} state and cannot be signaled",
+            )
+        if status == "SUCCESS":
+            st["success"] += 1
+        else:
+            st["failed"] = True
+        STATE.signals.append(
+            {
+                "StackName": stack.name,
+                "StackId": stack.stack_id,
+                "LogicalResourceId": logical_id,
+                "UniqueId": unique_id,
+                "Status": status,
+                "time": time.time(),
+            }
+        )
+
+
+def patch_moto() -> None:
+    from moto.cloudformation import responses as cfn_responses
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.core.responses import ActionResult
+    from moto.ecs import models as ecs_models
+    from moto.ecs.exceptions import ClusterNotFoundException
+
+    # --- DescribeStackResource: Metadata -------------------------------------------------
+    dto = cfn_responses.StackResourceDTO
+    if not getattr(dto, "_harness_patched", False):
+        original_init = dto.__init__
+
+        def init(self: Any, stack: Any, resource: Any) -> None:
+            original_init(self, stack, resource)
+            self._harness_stack = stack
+
+        def metadata(self: Any) -> str | None:
+            # Computed lazily: only StackResourceDetail (DescribeStackResource) has the member.
+            if not self.logical_resource_id:
+                return None
+            return resolved_metadata(self._harness_stack, self.logical_resource_id)
+
+        dto.__init__ = init
+        dto.metadata = property(metadata)
+        dto._harness_patched = True
+
+    # --- SignalResource --------------------------------------------------------------------
+    def signal_resource(self: Any) -> ActionResult:
+        stack_name = self._get_param("StackName")
+        logical_id = self._get_param("LogicalResourceId")
+        unique_id = self._get_param("UniqueId")
+        status = self._get_param("Status")
+        for name, value in (
+            ("stackName", stack_name),
+            ("logicalResourceId", logical_id),
+            ("uniqueId", unique_id),
+            ("status", status),
+        ):
+            if not value:
+                raise ValidationError(
+                    message=f"1 validation error detected: Value null at '{name}' "
+                    "failed to satisfy constraint: Member must not be null"
+                )
+        if status not in VALID_SIGNAL_STATUSES:
+            raise ValidationError(
+                message=f"1 validation error detected: Value '{status}' at 'status' "
+                "failed to satisfy constraint: Member must satisfy enum value set: "
+                "[SUCCESS, FAILURE]"
+            )
+        # Same lookups (and messages) as DescribeStackResource.
+        stack, _resource = self.cloudformation_backend.describe_stack_resource(
+            stack_name, logical_id
+        )
+        record_signal(stack, logical_id, unique_id, status)
+        return ActionResult({})
+
+    cfn_responses.CloudFormationResponse.signal_resource = signal_resource
+
+    # --- ECS fidelity fixes ------------------------------------------------------------------
+    backend_cls = ecs_models.EC2ContainerServiceBackend
+    if not getattr(backend_cls, "_harness_patched", False):
+        original_register = backend_cls.register_container_instance
+        original_describe = backend_cls.describe_container_instances
+
+        def register_container_instance(self: Any, cluster_str: str, ec2_instance_id: str):
+            if cluster_str.split("/")[-1] not in self.clusters:
+                raise ClusterNotFoundException()
+            return original_register(self, cluster_str, ec2_instance_id)
+
+        def describe_container_instances(self: Any, cluster_str: str, ids: list[str]):
+            cluster = self._get_cluster(cluster_str)
+            self.container_instances.setdefault(cluster.name, {})
+            return original_describe(self, cluster_str, ids)
+
+        backend_cls.register_container_instance = register_container_instance
+        backend_cls.describe_container_instances = describe_container_instances
+        backend_cls._harness_patched = True
+
+
+# --------------------------------------------------------------------------------------------
+# WSGI layer: harness routes, request log, fault injection
+# --------------------------------------------------------------------------------------------
+
+
+def _service_of(environ: dict[str, Any]) -> str:
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    # AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/cloudformation/aws4_request, ...
+    marker = "Credential="
+    if marker in auth:
+        scope = auth.split(marker, 1)[1].split(",", 1)[0].split("/")
+        if len(scope) >= 4:
+            return scope[3]
+    return ""
+
+
+def _json_response(start_response: Callable, status: int, body: Any) -> Iterable[bytes]:
+    data = json.dumps(body, default=str).encode()
+    start_response(
+        f"{status} {'OK' if status == 200 else 'Error'}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+class HarnessMiddleware:
+    def __init__(self, app: Callable, state: HarnessState = STATE) -> None:
+        self.app = app
+        self.state = state
+
+    # -- harness control routes --
+    def control(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        st = self.state
+        if path == "/_harness/signals" and method == "GET":
+            with st.lock:
+                return _json_response(start_response, 200, list(st.signals))
+        if path == "/_harness/requests" and method == "GET":
+            with st.lock:
+                return _json_response(start_response, 200, list(st.requests))
+        if path == "/_harness/faults" and method == "GET":
+            with st.lock:
+                return _json_response(start_response, 200, list(st.faults))
+        if path == "/_harness/faults" and method == "POST":
+            body = self._read_body(environ)
+            try:
+                rules = json.loads(body or b"[]")
+                if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+                    raise ValueError("expected a JSON list of objects")
+                for r in rules:
+                    if "action" not in r:
+                        raise ValueError("every rule needs an 'action'")
+            except ValueError as e:
+                return _json_response(start_response, 400, {"error": str(e)})
+            with st.lock:
+                st.faults[:] = rules
+            return _json_response(start_response, 200, rules)
+        if path == "/_harness/reset" and method == "POST":
+            st.reset()
+            return _json_response(start_response, 200, {"reset": True})
+        if path == "/_harness/health":
+            return _json_response(start_response, 200, {"ok": True})
+        return _json_response(start_response, 404, {"error": f"no harness route {method} {path}"})
+
+    @staticmethod
+    def _read_body(environ: dict[str, Any]) -> bytes:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return body
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_harness/"):
+            return self.control(environ, start_response)
+
+        body = self._read_body(environ)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        params: Any
+        if target:
+            protocol = "json"
+            action = target.rsplit(".", 1)[-1]
+            try:
+                params = json.loads(body or b"{}")
+            except ValueError:
+                params = None
+        else:
+            protocol = "query"
+            form = parse_qs(body.decode("utf-8", "replace")) if body else {}
+            form.update(parse_qs(environ.get("QUERY_STRING", "")))
+            params = {k: v[0] if len(v) == 1 else v for k, v in form.items()}
+            action = params.get("Action", "") if isinstance(params, dict) else ""
+        service = _service_of(environ)
+        entry: dict[str, Any] = {
+            "service": service,
+            "action": action,
+            "params": params,
+            "status": None,
+            "time": time.time(),
+            "fault": False,
+        }
+        if action:
+            with self.state.lock:
+                self.state.requests.append(entry)
+
+        rule = self.state.take_fault(service, action) if action else None
+        if rule is not None:
+            if rule.get("delay"):
+                time.sleep(float(rule["delay"]))
+            if rule.get("status"):
+                entry["fault"] = True
+                entry["status"] = int(rule["status"])
+                return self._fault_response(start_response, protocol, rule)
+
+        def recording_start_response(status: str, headers: list, exc_info: Any = None):
+            try:
+                entry["status"] = int(status.split(" ", 1)[0])
+            except ValueError:
+                pass
+            if exc_info is not None:
+                return start_response(status, headers, exc_info)
+            return start_response(status, headers)
+
+        return self.app(environ, recording_start_response)
+
+    @staticmethod
+    def _fault_response(start_response: Callable, protocol: str, rule: dict[str, Any]):
+        status = int(rule["status"])
+        code = rule.get("code") or ("Throttling" if status == 400 else "InternalFailure")
+        message = rule.get("message") or ("Rate exceeded" if code.startswith("Throttling") else "")
+        request_id = str(uuid.uuid4())
+        if protocol == "json":
+            data = json.dumps({"__type": code, "message": message}).encode()
+            headers = [
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("x-amzn-RequestId", request_id),
+            ]
+        else:
+            fault = "Sender" if status < 500 else "Receiver"
+            data = (
+                '<ErrorResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/">'
+                f"<Error><Type>{fault}</Type><Code>{code}</Code><Message>{message}</Message>"
+                f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+            ).encode()
+            headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+        headers.append(("Content-Length", str(len(data))))
+        start_response(f"{status} Fault", headers)
+        return [data]
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------
+
+
+def build_app() -> Callable:
+    patch_moto()
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    app = DomainDispatcherApplication(create_backend_app)
+    return HarnessMiddleware(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    from werkzeug.serving import run_simple
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app = build_app()
+    run_simple(
+        args.host,
+        args.port,
+        app,
+        threaded=True,
+        use_reloader=False,
+        request_handler=MotoRequestHandler,
+    )
+
+
+if __name__ == "__main__":
+    main()
