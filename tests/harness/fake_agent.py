@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 VERSION = "Amazon ECS Agent - v1.99.0 (fake)"
+UA = "fake-ecs-agent/1.99.0"  # lets the IMDS double's log tell the agent's requests apart
 
 
 def log(msg: str) -> None:
@@ -65,7 +66,7 @@ def read_agent_config(root: str) -> dict[str, str]:
 
 def imds_get(endpoint: str, path: str, token: str) -> str:
     req = urllib.request.Request(
-        endpoint.rstrip("/") + path, headers={"x-aws-ec2-metadata-token": token}
+        endpoint.rstrip("/") + path, headers={"x-aws-ec2-metadata-token": token, "User-Agent": UA}
     )
     with urllib.request.urlopen(req, timeout=5) as r:
         return r.read().decode()
@@ -78,7 +79,7 @@ def imds_identity(endpoint: str) -> tuple[str, str]:
             req = urllib.request.Request(
                 endpoint.rstrip("/") + "/latest/api/token",
                 method="PUT",
-                headers={"x-aws-ec2-metadata-token-ttl-seconds": "21600"},
+                headers={"x-aws-ec2-metadata-token-ttl-seconds": "21600", "User-Agent": UA},
             )
             with urllib.request.urlopen(req, timeout=5) as r:
                 token = r.read().decode()

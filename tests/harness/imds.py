@@ -28,6 +28,7 @@ TOKEN_PATH = "/latest/api/token"
 TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "x-aws-ec2-metadata-token"
 MAX_TTL = 21600
+FAKE_AGENT_UA = "fake-ecs-agent"  # User-Agent of harness/fake_agent.py's IMDS calls
 
 
 @dataclass
@@ -68,6 +69,7 @@ class RequestRecord:
     path: str
     token_sent: bool
     status: int
+    user_agent: str = ""
     time: float = field(default_factory=time.time)
 
 
@@ -117,8 +119,14 @@ class ImdsServer:
                 if (method is None or r.method == method) and (path is None or r.path == path)
             ]
 
-    def token_requests(self) -> list[RequestRecord]:
-        return self.requests("PUT", TOKEN_PATH)
+    def token_requests(self, exclude_agent: bool = False) -> list[RequestRecord]:
+        return [r for r in self.requests("PUT", TOKEN_PATH)
+                if not (exclude_agent and r.user_agent.startswith(FAKE_AGENT_UA))]
+
+    def client_requests(self) -> list[RequestRecord]:
+        """Requests not made by the fake ECS agent (i.e. by the software under test)."""
+        with self._lock:
+            return [r for r in self.log if not r.user_agent.startswith(FAKE_AGENT_UA)]
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -200,6 +208,7 @@ class ImdsServer:
                             path=self.path.split("?", 1)[0],
                             token_sent=self.headers.get(TOKEN_HEADER) is not None,
                             status=status,
+                            user_agent=self.headers.get("User-Agent", ""),
                         )
                     )
 

@@ -20,6 +20,8 @@ from .aws import CREDS, REPO_ROOT, MotoServer, StackInfo
 from .imds import ImdsServer, InstanceIdentity
 
 HARNESS_BIN = Path(__file__).resolve().parent / "bin"
+# mkdir/chown/chmod/touch shims that keep Init commands under the test root (see rootify)
+SANDBOX_BIN = Path(__file__).resolve().parent / "sandbox-bin"
 DEFAULT_BIN = REPO_ROOT / "target" / "debug" / "ecs-bootstrap"
 
 
@@ -111,8 +113,10 @@ class Instance:
             "ECS_BOOTSTRAP_ROOT": str(self.root),
             "FAKE_SYSTEMD_DIR": str(self.systemd_dir),
             "HOME": str(self.home),
-            # fake systemctl first; then this interpreter's dir so `python3` has boto3
-            "PATH": os.pathsep.join([str(HARNESS_BIN), str(Path(sys.executable).parent),
+            # fake systemctl and the Init command sandbox first; then this interpreter's dir
+            # so `python3` (the fakes' shebang) is one with boto3
+            "PATH": os.pathsep.join([str(HARNESS_BIN), str(SANDBOX_BIN),
+                                     str(Path(sys.executable).parent),
                                      env.get("PATH", "/usr/bin:/bin")]),
         })
         if "ECS_BOOTSTRAP_BIN" in os.environ:
@@ -164,6 +168,13 @@ class Instance:
     def agent_log(self) -> str:
         p = self.systemd_dir / "ecs-agent.log"
         return p.read_text(errors="replace") if p.exists() else ""
+
+    def sandboxed_commands(self) -> list[list[str]]:
+        """argv of Init commands' mkdir/chown/... calls that the sandbox shims rewrote."""
+        p = self.systemd_dir / "sandboxed-commands.jsonl"
+        if not p.exists():
+            return []
+        return [json.loads(line)["argv"] for line in p.read_text().splitlines() if line.strip()]
 
     def agent_config(self) -> dict[str, str] | None:
         """What the fake agent parsed out of ecs.config (None if it never read it)."""
