@@ -196,7 +196,7 @@ def test_happy_path(moto, instance, make_stack, variant):
     mine = instance.imds.client_requests()
     assert len([r for r in mine if r.method == "PUT"]) == 1, mine
     assert all(r.token_sent for r in mine if r.method == "GET"), mine
-    assert all(r.status == 200 for r in mine), mine
+    assert not [r for r in mine if r.status in (400, 401, 403)], mine
 
     # --- a second run converges to the same ecs.config and signals nothing
     res2 = instance.run_bootstrap(*stack.run_args("--no-signal"), timeout=120)
