@@ -263,14 +263,9 @@ where
     let r = fut.await;
     let ms = t.elapsed().as_millis() as u64;
     match &r {
-        Ok(_) => tracing::info!(
-            step = step.number(),
-            name = step.name(),
-            duration_ms = ms,
-            "step done"
-        ),
+        Ok(_) => tracing::info!(step = step.name(), duration_ms = ms, "step done"),
         Err(e) => {
-            tracing::debug!(step = step.number(), name = step.name(), duration_ms = ms, error = %e, "step failed")
+            tracing::debug!(step = step.name(), duration_ms = ms, error = %e, "step failed")
         }
     }
     r.at(step)

@@ -22,10 +22,6 @@ pub enum Step {
 }
 
 impl Step {
-    pub fn number(self) -> u8 {
-        self as u8 + 1
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Step::Identity => "instance identity (IMDS)",
@@ -43,7 +39,7 @@ impl Step {
 
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "step {} ({})", self.number(), self.name())
+        f.write_str(self.name())
     }
 }
 
@@ -150,7 +146,7 @@ impl Error {
 
 /// A failed run: the step it failed in and why. Its Display is the reason logged with FAILURE.
 #[derive(Debug, thiserror::Error)]
-#[error("{step} failed: {error}")]
+#[error("{step}: {error}")]
 pub struct Failure {
     pub step: Step,
     #[source]

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
                 print!("{text}");
                 ExitCode::SUCCESS
             }
-            Err(f) => fail(&f, "dry run"),
+            Err(f) => fail(&f, " (dry run)"),
         },
         Mode::Run(opts) => match runtime.block_on(boot::run(&opts)) {
             Ok(s) => {
@@ -54,14 +54,14 @@ fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
-            Err(f) => fail(&f, "run"),
+            Err(f) => fail(&f, ""),
         },
     }
 }
 
 /// The one line an operator reads in the console output of a broken instance.
 fn fail(f: &Failure, what: &str) -> ExitCode {
-    eprintln!("ecs-bootstrap: FAILURE ({what}) at {f}");
+    eprintln!("ecs-bootstrap: FAILURE{what} at {f}");
     ExitCode::from(f.exit_code())
 }
 

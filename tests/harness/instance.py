@@ -54,6 +54,8 @@ class Instance:
         self.home = workdir / "home"
         for d in (self.root, self.systemd_dir, self.home):
             d.mkdir(parents=True, exist_ok=True)
+        for f in ("aws-config", "aws-credentials"):
+            (self.home / f).touch()
         self.imds = ImdsServer(identity or InstanceIdentity()).start()
         self.agent_port = procs.free_port()
         self.introspection_url = f"http://127.0.0.1:{self.agent_port}"
@@ -108,8 +110,9 @@ class Instance:
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_ACCESS_KEY_ID": CREDS["aws_access_key_id"],
             "AWS_SECRET_ACCESS_KEY": CREDS["aws_secret_access_key"],
-            "AWS_CONFIG_FILE": str(self.home / "aws-config-absent"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "aws-credentials-absent"),
+            # empty files, so no developer's ~/.aws leaks in (and the SDK has nothing to warn about)
+            "AWS_CONFIG_FILE": str(self.home / "aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "aws-credentials"),
             "ECS_BOOTSTRAP_ROOT": str(self.root),
             "FAKE_SYSTEMD_DIR": str(self.systemd_dir),
             "HOME": str(self.home),
