@@ -62,6 +62,11 @@ pub struct RunArgs {
     /// Do everything but SignalResource.
     #[arg(long)]
     pub no_signal: bool,
+    /// Stay in the foreground even when started by UserData (cloud-final); by default a run
+    /// there hands itself to a transient systemd unit, because ecs.service cannot start
+    /// before cloud-final ends.
+    #[arg(long)]
+    pub foreground: bool,
     /// More log detail (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,

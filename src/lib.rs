@@ -12,6 +12,7 @@ pub mod cli;
 pub mod ecs_config;
 pub mod error;
 pub mod fs;
+pub mod handoff;
 pub mod identity;
 pub mod init;
 pub mod join;
