@@ -18,7 +18,9 @@ use crate::signal::{self, Delivered, Status};
 use crate::template::{ResolveContext, Template};
 use crate::{discover, ecs_config, init, join, once, state};
 
-pub const DEFAULT_INTROSPECTION_URL: &str = "http://localhost:51678";
+/// An address, not `localhost`: at boot the resolver may not be usable yet (found under a real
+/// systemd with an empty /etc/hosts: every poll failed until the join timeout).
+pub const DEFAULT_INTROSPECTION_URL: &str = "http://127.0.0.1:51678";
 
 /// `stack`, `resource`, `signal_resource`: empty = not given, discovered (src/discover.rs).
 #[derive(Debug, Clone)]
