@@ -35,13 +35,15 @@ pub enum Output {
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// Stack name or id.
+    /// Stack name or id (default: discovered from the instance's tags).
     #[arg(long, value_name = "NAME")]
     pub stack: Option<String>,
-    /// Logical id of the launch configuration / launch template carrying the Metadata.
+    /// Logical id of the launch configuration / launch template carrying the Metadata
+    /// (default: the stack's launch configuration / template the instance's group uses).
     #[arg(long, value_name = "LOGICAL_ID")]
     pub resource: Option<String>,
-    /// Logical id of the resource with the CreationPolicy (the Auto Scaling group).
+    /// Logical id of the resource with the CreationPolicy (default: the instance's Auto Scaling
+    /// group, from its tags).
     #[arg(long, value_name = "LOGICAL_ID")]
     pub signal_resource: Option<String>,
     /// Region of the stack (default: the instance's region).
@@ -67,6 +69,9 @@ pub struct RunArgs {
     /// before cloud-final ends.
     #[arg(long)]
     pub foreground: bool,
+    /// Run even if the state file says this instance already signalled SUCCESS.
+    #[arg(long)]
+    pub force: bool,
     /// More log detail (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -122,28 +127,17 @@ impl RunArgs {
                 self.output,
             ));
         }
-        let missing: Vec<&str> = [
-            ("--stack", self.stack.is_none()),
-            ("--resource", self.resource.is_none()),
-            (
-                "--signal-resource",
-                self.signal_resource.is_none() && !self.no_signal,
-            ),
-        ]
-        .iter()
-        .filter(|(_, m)| *m)
-        .map(|(f, _)| *f)
-        .collect();
-        if !missing.is_empty() {
-            return Err(Error::Usage(format!(
-                "missing {} (discovery from instance tags is not available yet)",
-                missing.join(", ")
-            )));
-        }
+        // Not given = discovered at run time from the instance's tags (src/discover.rs).
         let resource = self.resource.unwrap_or_default();
+        let signal_resource = match self.signal_resource {
+            Some(r) => r,
+            // Without a signal the group is not needed: do not make discovery look for it.
+            None if self.no_signal && !resource.is_empty() => resource.clone(),
+            None => String::new(),
+        };
         Ok(Mode::Run(RunOptions {
             stack: self.stack.unwrap_or_default(),
-            signal_resource: self.signal_resource.unwrap_or_else(|| resource.clone()),
+            signal_resource,
             resource,
             region: self.region,
             configsets: self.configsets,
@@ -151,6 +145,7 @@ impl RunArgs {
             introspection_url: self.introspection_url,
             timeout: self.timeout,
             signal: !self.no_signal,
+            force: self.force,
         }))
     }
 }

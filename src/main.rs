@@ -55,6 +55,10 @@ fn main() -> ExitCode {
             }
         }
         Mode::Run(opts) => match runtime.block_on(boot::run(&opts)) {
+            Ok(s) if s.skipped.is_some() => {
+                eprintln!("ecs-bootstrap: SKIPPED: {}", s.skipped.unwrap_or_default());
+                ExitCode::SUCCESS
+            }
             Ok(s) => {
                 let told = match s.delivered {
                     Some(boot_delivered) => match boot_delivered {
