@@ -78,6 +78,16 @@ pub enum Error {
         output_tail: String,
     },
 
+    /// An external tool run by the Init engine (package manager, account or service tool).
+    #[error("config '{config}' {section}: `{command}` {outcome}{}", tail_suffix(.output_tail))]
+    Tool {
+        config: String,
+        section: &'static str,
+        command: String,
+        outcome: String,
+        output_tail: String,
+    },
+
     #[error("`{command}` {outcome}")]
     Systemctl { command: String, outcome: String },
 
@@ -136,7 +146,7 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::Invalid { .. } | Error::Template(_) => 3,
-            Error::Io { .. } | Error::Command { .. } => 4,
+            Error::Io { .. } | Error::Command { .. } | Error::Tool { .. } => 4,
             Error::Systemctl { .. } | Error::UnitFailed { .. } => 5,
             Error::JoinTimeout { .. } | Error::WrongCluster { .. } | Error::NotHealthy { .. } => 6,
             Error::Imds { .. } | Error::Aws { .. } => 7,

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fs;
 pub mod identity;
 pub mod init;
+pub mod init_cmd;
 pub mod join;
 pub mod logs_config;
 pub mod metadata;

@@ -179,12 +179,13 @@ fn scalar(v: &Value, path: &str) -> Result<String> {
     }
 }
 
-pub async fn run(spec: &CommandSpec, config: &str) -> Result<()> {
+/// Runs one command; `false` when its `test` skipped it.
+pub async fn run(spec: &CommandSpec, config: &str) -> Result<bool> {
     if let Some(test) = &spec.test {
         let (status, _) = execute(spec, &CommandLine::Shell(test.clone()), config).await?;
         if !status.success() {
             tracing::info!(config, command = %spec.key, test, "test did not pass; skipping command");
-            return Ok(());
+            return Ok(false);
         }
     }
     tracing::info!(config, command = %spec.key, "running command");
@@ -205,7 +206,7 @@ pub async fn run(spec: &CommandSpec, config: &str) -> Result<()> {
     if let Some(secs) = spec.wait_after_completion.filter(|s| *s > 0) {
         tokio::time::sleep(Duration::from_secs(secs)).await;
     }
-    Ok(())
+    Ok(true)
 }
 
 fn describe(status: ExitStatus) -> String {
