@@ -15,7 +15,8 @@ tests/conformance/cases/<name>/
                              "group": "root", "symlink": "target", "absent": true}},
                    "calls": [["argv", ...] | {"argv": [...], "env": {...}, "env_absent": [...],
                              "cwd": "..."}],       # every fake call, in order, exactly
-                   "world": {...}}                  # subset of the fakes' state afterwards
+                   "world": {...},                  # subset of the fakes' state afterwards
+                   "record": {...}}                 # subset of /var/lib/ecs-bootstrap/init.json
 Every tool the engine runs (package managers, getent/groupadd/useradd/usermod, systemctl,
 chkconfig/service) is the recording fake, first on PATH; Init commands call `record` to log
 their argv, cwd and environment.
@@ -67,6 +68,8 @@ def subset(want, got, where="world") -> list[str]:
             else:
                 errs.extend(subset(v, got[k], f"{where}.{k}"))
         return errs
+    if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
+        return [e for i, (w, g) in enumerate(zip(want, got)) for e in subset(w, g, f"{where}[{i}]")]
     return [] if want == got else [f"{where}: expected {want!r}, got {got!r}"]
 
 
@@ -212,6 +215,17 @@ def test_case(name, tmp_path):
     if "world" in e:
         errors.extend(subset(e["world"], json.loads(case.world.read_text())))
 
+    if "record" in e:
+        rec = case.host("/var/lib/ecs-bootstrap/init.json")
+        if not rec.exists():
+            errors.append("no /var/lib/ecs-bootstrap/init.json")
+        else:
+            if stat.S_IMODE(rec.stat().st_mode) != 0o600:
+                errors.append(f"init.json mode {stat.S_IMODE(rec.stat().st_mode):04o}, expected 0600")
+            if stat.S_IMODE(rec.parent.stat().st_mode) != 0o700:
+                errors.append(f"{rec.parent} mode {stat.S_IMODE(rec.parent.stat().st_mode):04o}, expected 0700")
+            errors.extend(subset(e["record"], json.loads(rec.read_text()), "record"))
+
     assert not errors, "\n".join(errors) + report
 
 
@@ -219,5 +233,5 @@ def test_every_case_is_complete():
     """A case without an expectation of its outcome would pass whatever the binary did."""
     for name in case_names():
         e = json.loads((CASES / name / "expect.json").read_text())
-        assert "calls" in e or "files" in e or "stderr_contains" in e or "world" in e, name
+        assert "calls" in e or "files" in e or "stderr_contains" in e or "world" in e or "record" in e, name
         assert (CASES / name / "metadata.json").exists(), name

@@ -9,6 +9,7 @@ pub mod describe;
 mod exec;
 mod files;
 mod packages;
+pub mod record;
 mod services;
 
 use serde::Serialize;
@@ -309,39 +310,74 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
 /// Applies the plan: per config, packages, groups, users, files, commands, services, as
 /// cfn-init orders them.
 pub async fn apply(plan: &InitPlan, root: &crate::fs::Root) -> Result<()> {
+    let mut report = record::Report {
+        configsets: plan.configsets.clone(),
+        ..Default::default()
+    };
+    let result = apply_configs(plan, root, &mut report).await;
+    report.status = if result.is_ok() { "SUCCESS" } else { "FAILURE" };
+    report.error = result.as_ref().err().map(|e| e.to_string());
+    report.finished_at_unix = record::now_unix();
+    record::write(root, &report);
+    result
+}
+
+async fn apply_configs(
+    plan: &InitPlan,
+    root: &crate::fs::Root,
+    report: &mut record::Report,
+) -> Result<()> {
     for config in &plan.configs {
+        report.configs.push(record::ConfigReport {
+            name: config.name.clone(),
+            ..Default::default()
+        });
+        let done = report.configs.last_mut().expect("just pushed");
         tracing::info!(config = %config.name, files = config.files.len(), commands = config.commands.len(), "applying Init config");
-        let name = config.name.as_str();
-        let path = format!("{BLOCK}.{name}");
+        let path = format!("{BLOCK}.{}", config.name);
         let mut changes = Changes::default();
-        packages::apply(&config.packages, name, &mut changes.packages).await?;
-        accounts::apply_groups(
-            &config.groups,
-            name,
-            &format!("{path}.groups"),
-            &mut changes.groups,
-        )
-        .await?;
-        accounts::apply_users(
-            &config.users,
-            name,
-            &format!("{path}.users"),
-            &mut changes.users,
-        )
-        .await?;
-        for file in &config.files {
-            if files::apply(file, root, name)? != crate::fs::WriteOutcome::Unchanged {
-                changes.files.insert(file.path.clone());
-            }
-        }
-        for command in &config.commands {
-            if commands::run(command, name).await? {
-                changes.commands.insert(command.key.clone());
-            }
-        }
-        services::apply(&config.services, name, &changes).await?;
+        let result = apply_config(config, &path, root, &mut changes, &mut done.services).await;
+        done.absorb(&changes);
+        result?;
+        done.completed = true;
     }
     Ok(())
+}
+
+async fn apply_config(
+    config: &Config,
+    path: &str,
+    root: &crate::fs::Root,
+    changes: &mut Changes,
+    service_actions: &mut BTreeMap<String, Vec<&'static str>>,
+) -> Result<()> {
+    let name = config.name.as_str();
+    packages::apply(&config.packages, name, &mut changes.packages).await?;
+    accounts::apply_groups(
+        &config.groups,
+        name,
+        &format!("{path}.groups"),
+        &mut changes.groups,
+    )
+    .await?;
+    accounts::apply_users(
+        &config.users,
+        name,
+        &format!("{path}.users"),
+        &mut changes.users,
+    )
+    .await?;
+    for file in &config.files {
+        if files::apply(file, root, name)? != crate::fs::WriteOutcome::Unchanged {
+            changes.files.insert(file.path.clone());
+        }
+    }
+    for command in &config.commands {
+        if commands::run(command, name).await? {
+            changes.commands.insert(command.key.clone());
+        }
+    }
+    services::apply(&config.services, name, changes, service_actions).await
 }
 
 #[cfg(test)]

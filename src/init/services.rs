@@ -223,7 +223,13 @@ fn parse_one(manager: &str, name: &str, spec: &Value, path: &str) -> Result<Serv
     })
 }
 
-pub async fn apply(services: &[ServiceSpec], config: &str, changes: &Changes) -> Result<()> {
+/// Applies the services; `done` gets what was done to each.
+pub async fn apply(
+    services: &[ServiceSpec],
+    config: &str,
+    changes: &Changes,
+    done: &mut BTreeMap<String, Vec<&'static str>>,
+) -> Result<()> {
     let ctx = Ctx {
         config,
         section: "services",
@@ -238,6 +244,9 @@ pub async fn apply(services: &[ServiceSpec], config: &str, changes: &Changes) ->
                 argv(["chkconfig", n, if on { "on" } else { "off" }])
             };
             exec::must(ctx, &a, &[], exec::CHANGE).await?;
+            done.entry(s.name.clone())
+                .or_default()
+                .push(if on { "enable" } else { "disable" });
         }
         let Some(want_running) = s.ensure_running else {
             continue;
@@ -287,6 +296,9 @@ pub async fn apply(services: &[ServiceSpec], config: &str, changes: &Changes) ->
             (Some(v), false) => {
                 exec::must(ctx, &argv(["service", n, v]), &[], exec::CHANGE).await?;
             }
+        }
+        if let Some(v) = verb {
+            done.entry(s.name.clone()).or_default().push(v);
         }
     }
     Ok(())
