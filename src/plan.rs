@@ -225,6 +225,9 @@ impl Plan {
                 if let Some(s) = cmd.wait_after_completion.filter(|s| *s > 0) {
                     let _ = writeln!(w, "       then wait {s}s");
                 }
+                if let Some(s) = cmd.timeout {
+                    let _ = writeln!(w, "       killed after {s}s (timeout)");
+                }
             }
             for line in crate::init::describe::after_commands(c) {
                 let _ = writeln!(w, "   {line}");

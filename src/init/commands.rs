@@ -19,7 +19,11 @@ const KEYS: &[&str] = &[
     "test",
     "ignoreErrors",
     "waitAfterCompletion",
+    "timeout",
 ];
+
+/// Upper bound of a command's `timeout` (a day): anything longer is a typo.
+const MAX_TIMEOUT_SECS: u64 = 86_400;
 
 /// cfn-init 2.0 replaces the environment with `env`, leaving no PATH; a command like `mkdir`
 /// then only works by luck of the shell's built-in default. The same PATH as systemd's default
@@ -39,6 +43,10 @@ pub struct CommandSpec {
     pub test: Option<String>,
     pub ignore_errors: bool,
     pub wait_after_completion: Option<u64>,
+    /// Seconds after which the command (and its `test`) is killed, with everything it started.
+    /// Not in cfn-init, where a hung command hangs the boot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -156,7 +164,27 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
             })?)
         }
     };
+    let timeout = match map.get("timeout") {
+        None => None,
+        Some(v) => {
+            let n = match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            Some(
+                n.filter(|n| (1..=MAX_TIMEOUT_SECS).contains(n))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            format!("{path}.timeout"),
+                            format!("must be 1..{MAX_TIMEOUT_SECS} seconds, got {}", short(v)),
+                        )
+                    })?,
+            )
+        }
+    };
     Ok(CommandSpec {
+        timeout,
         key: key.to_string(),
         command,
         env,
@@ -262,14 +290,37 @@ async fn execute(
     let out_for_read = out
         .try_clone()
         .map_err(|e| Error::io("duplicate output file in", std::env::temp_dir(), e))?;
-    let status = cmd
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
+        // Its own process group, so a timeout kills what the command started too.
+        .process_group(0)
         .kill_on_drop(true)
-        .status()
-        .await
+        .spawn()
         .map_err(spawn_err)?;
+    let status = match spec.timeout {
+        None => child.wait().await,
+        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), child.wait()).await {
+            Ok(r) => r,
+            Err(_) => {
+                if let Some(pid) = child.id() {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                let _ = child.wait().await;
+                return Err(Error::Command {
+                    config: config.to_string(),
+                    key: spec.key.clone(),
+                    outcome: format!("did not finish within its timeout of {secs}s and was killed"),
+                    output_tail: read_tail(out_for_read),
+                });
+            }
+        },
+    }
+    .map_err(spawn_err)?;
     let tail = read_tail(out_for_read);
     tracing::debug!(config, command = %spec.key, output = %tail, "command output (tail)");
     Ok((status, tail))
@@ -404,6 +455,39 @@ mod tests {
             e.contains("could not be started") && e.contains("/no/such/program"),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_command_and_its_children() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("late");
+        let spec = specs(json!({"slow": {
+            "command": format!("echo started; (sleep 3; touch {}) & sleep 30", marker.display()),
+            "timeout": "1"
+        }}))
+        .remove(0);
+        let t = Instant::now();
+        let e = run(&spec, "config").await.unwrap_err().to_string();
+        assert!(
+            e.contains("command 'slow' did not finish within its timeout of 1s")
+                && e.contains("started"),
+            "{e}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+        std::thread::sleep(Duration::from_secs(4));
+        assert!(
+            !marker.exists(),
+            "a child of the timed-out command survived"
+        );
+        for bad in [json!(0), json!("soon"), json!(100000)] {
+            let e = parse(&json!({"a": {"command": "x", "timeout": bad}}), "p")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("p.a.timeout") && e.contains(&bad.to_string()),
+                "{e}"
+            );
+        }
     }
 
     #[tokio::test]
