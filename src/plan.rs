@@ -225,6 +225,12 @@ impl Plan {
                 if let Some(s) = cmd.wait_after_completion.filter(|s| *s > 0) {
                     let _ = writeln!(w, "       then wait {s}s");
                 }
+                if cmd.wait_for_reboot {
+                    let _ = writeln!(
+                        w,
+                        "       then wait for the reboot it starts; the next run resumes after it"
+                    );
+                }
                 if let Some(s) = cmd.timeout {
                     let _ = writeln!(w, "       killed after {s}s (timeout)");
                 }

@@ -156,3 +156,67 @@ Resources:
     assert config["packages"][1] == {"manager": "yum", "packages": [{"name": "jq"}, {"name": "httpd", "version": "2.4"}]}
     assert config["users"][0] == {"name": "www", "uid": 50, "groups": ["web"], "home_dir": "/srv/www"}
     assert config["services"][0]["triggers"] == {"files": ["/etc/httpd/conf/httpd.conf"]}
+
+
+def test_wait_forever_stops_and_resumes_after_reboot(tmp_path):
+    """waitAfterCompletion: forever: the run waits (for the reboot) after that command; the next
+    run of the same metadata goes on with the next command; other metadata starts over."""
+    from test_conformance import FAKE, binary
+
+    root, bin_dir = tmp_path / "root", tmp_path / "bin"
+    root.mkdir()
+    bin_dir.mkdir()
+    (bin_dir / "record").symlink_to(FAKE)
+    (tmp_path / "world.json").write_text("{}")
+    log = tmp_path / "calls.jsonl"
+    init = {"configSets": {"default": ["a", "b"]},
+            "a": {"commands": {"1_first": {"command": "record first"},
+                               "2_reboot": {"command": "record reboot", "waitAfterCompletion": "forever"},
+                               "3_after": {"command": "record after"}}},
+            "b": {"commands": {"1": {"command": "record b"}}}}
+    meta = tmp_path / "metadata.json"
+    meta.write_text(json.dumps({"AWS::CloudFormation::Init": init}))
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path),
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    marker = root / "var/lib/ecs-bootstrap/init-resume.json"
+    argv = [binary(), "init", "--root", str(root), str(meta)]
+
+    def calls():
+        return [json.loads(x)["argv"][1] for x in log.read_text().splitlines()] if log.exists() else []
+
+    def run_until_waiting():
+        p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            import time
+            deadline = time.monotonic() + 60
+            while not marker.exists() and p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            assert p.poll() is None, f"exited {p.returncode} instead of waiting: {p.stderr.read()}"
+        finally:
+            p.kill()
+            p.wait()
+
+    run_until_waiting()
+    assert calls() == ["first", "reboot"]
+    assert json.loads(marker.read_text())["command"] == "2_reboot"
+    assert stat_mode(marker) == 0o600
+    assert json.loads((root / "var/lib/ecs-bootstrap/init.json").read_text())["status"] == "WAITING_FOR_REBOOT"
+
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert calls() == ["first", "reboot", "after", "b"]
+    assert "resuming Init after the reboot" in r.stderr
+    assert not marker.exists()
+
+    # A marker left by other metadata does not skip anything.
+    run_until_waiting()
+    assert calls()[-2:] == ["first", "reboot"]
+    init["a"]["commands"]["0_new"] = {"command": "record new"}
+    meta.write_text(json.dumps({"AWS::CloudFormation::Init": init}))
+    run_until_waiting()
+    assert calls()[-3:] == ["new", "first", "reboot"]
+
+
+def stat_mode(p):
+    return os.stat(p).st_mode & 0o7777

@@ -43,6 +43,10 @@ pub struct CommandSpec {
     pub test: Option<String>,
     pub ignore_errors: bool,
     pub wait_after_completion: Option<u64>,
+    /// `waitAfterCompletion: forever`: the command reboots the machine; Init stops after it and
+    /// resumes with the next command on the next run (after the reboot).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub wait_for_reboot: bool,
     /// Seconds after which the command (and its `test`) is killed, with everything it started.
     /// Not in cfn-init, where a hung command hangs the boot.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,23 +148,22 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
             ))
         }
     };
+    let wait_for_reboot = map.get("waitAfterCompletion").and_then(Value::as_str) == Some("forever");
     let wait_after_completion = match map.get("waitAfterCompletion") {
         None => None,
+        Some(_) if wait_for_reboot => None,
         Some(v) => {
             let p = format!("{path}.waitAfterCompletion");
             let n = match v {
                 Value::Number(n) => n.as_u64(),
-                Value::String(s) if s == "forever" => {
-                    return Err(Error::invalid(
-                        p,
-                        "'forever' (resume after reboot) is not supported by this version of ecs-bootstrap yet",
-                    ))
-                }
                 Value::String(s) => s.trim().parse().ok(),
                 _ => None,
             };
             Some(n.filter(|n| *n <= 3600).ok_or_else(|| {
-                Error::invalid(p, format!("must be 0..3600 seconds, got {}", short(v)))
+                Error::invalid(
+                    p,
+                    format!("must be 0..3600 seconds or \"forever\", got {}", short(v)),
+                )
             })?)
         }
     };
@@ -192,6 +195,7 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
         test: opt_string("test")?,
         ignore_errors,
         wait_after_completion,
+        wait_for_reboot,
     })
 }
 
@@ -397,14 +401,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("p.a.env.A"), "{e}");
-        let e = parse(
+        let spec = parse(
             &json!({"a": {"command": "x", "waitAfterCompletion": "forever"}}),
+            "p",
+        )
+        .unwrap()
+        .remove(0);
+        assert!(spec.wait_for_reboot && spec.wait_after_completion.is_none());
+        let e = parse(
+            &json!({"a": {"command": "x", "waitAfterCompletion": "never"}}),
             "p",
         )
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("waitAfterCompletion") && e.contains("forever"),
+            e.contains("p.a.waitAfterCompletion") && e.contains("never"),
             "{e}"
         );
     }

@@ -10,6 +10,7 @@ mod exec;
 mod files;
 mod packages;
 pub mod record;
+mod resume;
 mod services;
 
 use serde::Serialize;
@@ -327,20 +328,58 @@ async fn apply_configs(
     root: &crate::fs::Root,
     report: &mut record::Report,
 ) -> Result<()> {
-    for config in &plan.configs {
+    let resume = resume::take(root, plan);
+    if let Some(m) = &resume {
+        tracing::info!(config = %m.config, command = %m.command, "resuming Init after the reboot that command asked for");
+    }
+    for (i, config) in plan.configs.iter().enumerate() {
         report.configs.push(record::ConfigReport {
             name: config.name.clone(),
             ..Default::default()
         });
         let done = report.configs.last_mut().expect("just pushed");
+        // Configs finished before the reboot are not run again.
+        if resume.as_ref().is_some_and(|m| i < m.config_index) {
+            done.completed = true;
+            continue;
+        }
         tracing::info!(config = %config.name, files = config.files.len(), commands = config.commands.len(), "applying Init config");
+        let resume_after = resume
+            .as_ref()
+            .filter(|m| m.config_index == i)
+            .map(|m| m.command.as_str());
         let path = format!("{BLOCK}.{}", config.name);
         let mut changes = Changes::default();
-        let result = apply_config(config, &path, root, &mut changes, &mut done.services).await;
+        let result = apply_config(
+            config,
+            &path,
+            root,
+            &mut changes,
+            &mut done.services,
+            resume_after,
+        )
+        .await;
         done.absorb(&changes);
-        result?;
-        done.completed = true;
+        if let Some(key) = result? {
+            resume::save(
+                root,
+                &resume::Marker {
+                    digest: resume::digest(plan),
+                    config_index: i,
+                    config: config.name.clone(),
+                    command: key.clone(),
+                },
+            )?;
+            report.status = "WAITING_FOR_REBOOT";
+            report.finished_at_unix = record::now_unix();
+            record::write(root, report);
+            tracing::warn!(config = %config.name, command = %key, "waitAfterCompletion is 'forever': waiting for the reboot; the next run resumes after this command");
+            // As cfn-init: wait for the reboot the command started, which ends this process.
+            std::future::pending::<()>().await;
+        }
+        report.configs.last_mut().expect("pushed above").completed = true;
     }
+    resume::clear(root);
     Ok(())
 }
 
@@ -350,7 +389,8 @@ async fn apply_config(
     root: &crate::fs::Root,
     changes: &mut Changes,
     service_actions: &mut BTreeMap<String, Vec<&'static str>>,
-) -> Result<()> {
+    resume_after: Option<&str>,
+) -> Result<Option<String>> {
     let name = config.name.as_str();
     packages::apply(&config.packages, name, &mut changes.packages).await?;
     accounts::apply_groups(
@@ -373,11 +413,19 @@ async fn apply_config(
         }
     }
     for command in &config.commands {
+        // Commands sort by key, so "up to the one that rebooted" is a key comparison.
+        if resume_after.is_some_and(|k| command.key.as_str() <= k) {
+            continue;
+        }
         if commands::run(command, name).await? {
             changes.commands.insert(command.key.clone());
+            if command.wait_for_reboot {
+                return Ok(Some(command.key.clone()));
+            }
         }
     }
-    services::apply(&config.services, name, changes, service_actions).await
+    services::apply(&config.services, name, changes, service_actions).await?;
+    Ok(None)
 }
 
 #[cfg(test)]
