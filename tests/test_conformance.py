@@ -36,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from harness.aws import REPO_ROOT
+from harness.instance import bootstrap_bin
 
 CASES = REPO_ROOT / "tests" / "conformance" / "cases"
 FAKE = REPO_ROOT / "tests" / "conformance" / "fake_tool.py"
@@ -44,7 +45,7 @@ TOOLS = ["yum", "dnf", "zypper", "rpm", "apt-get", "dpkg-query", "pip3", "gem", 
 
 
 def binary() -> str:
-    return os.environ.get("ECS_BOOTSTRAP_BIN", str(REPO_ROOT / "target" / "debug" / "ecs-bootstrap"))
+    return str(bootstrap_bin())
 
 
 def substitute(value, subs: dict[str, str]):

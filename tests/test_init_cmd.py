@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -184,12 +185,13 @@ def test_wait_forever_stops_and_resumes_after_reboot(tmp_path):
     def calls():
         return [json.loads(x)["argv"][1] for x in log.read_text().splitlines()] if log.exists() else []
 
-    def run_until_waiting():
+    def run_until_waiting(new_calls):
+        """Run until `new_calls` more commands ran, then check it is still waiting; kill it."""
+        want = len(calls()) + new_calls
         p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            import time
             deadline = time.monotonic() + 60
-            while not marker.exists() and p.poll() is None and time.monotonic() < deadline:
+            while len(calls()) < want and p.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(0.5)
             assert p.poll() is None, f"exited {p.returncode} instead of waiting: {p.stderr.read()}"
@@ -197,7 +199,7 @@ def test_wait_forever_stops_and_resumes_after_reboot(tmp_path):
             p.kill()
             p.wait()
 
-    run_until_waiting()
+    run_until_waiting(2)
     assert calls() == ["first", "reboot"]
     assert json.loads(marker.read_text())["command"] == "2_reboot"
     assert stat_mode(marker) == 0o600
@@ -210,11 +212,11 @@ def test_wait_forever_stops_and_resumes_after_reboot(tmp_path):
     assert not marker.exists()
 
     # A marker left by other metadata does not skip anything.
-    run_until_waiting()
+    run_until_waiting(2)
     assert calls()[-2:] == ["first", "reboot"]
     init["a"]["commands"]["0_new"] = {"command": "record new"}
     meta.write_text(json.dumps({"AWS::CloudFormation::Init": init}))
-    run_until_waiting()
+    run_until_waiting(3)
     assert calls()[-3:] == ["new", "first", "reboot"]
 
 
