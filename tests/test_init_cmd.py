@@ -222,3 +222,24 @@ def test_wait_forever_stops_and_resumes_after_reboot(tmp_path):
 
 def stat_mode(p):
     return os.stat(p).st_mode & 0o7777
+
+
+def test_init_role_credentials_come_from_imds(moto, example_stack, instance):
+    s = example_stack
+    instance.imds.identity.iam_role = "init-role"
+    proxy = RecordingProxy()
+    try:
+        r = run_init(instance, "-s", s.name, "-r", s.launch_resource, "-u", moto.url,
+                     "--role", "init-role", "--http-proxy", proxy.url,
+                     env_drop=["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                               "AWS_EC2_METADATA_DISABLED"])
+    finally:
+        proxy.shutdown()
+    assert r.returncode == 0, r.stderr
+    paths = [q.path for q in instance.imds.requests("GET")]
+    assert "/latest/meta-data/iam/security-credentials/init-role" in paths, paths
+    # The role is the one named, not discovered (the SDK's default chain would list them first).
+    assert "/latest/meta-data/iam/security-credentials/" not in paths, paths
+    auth = proxy.seen[0]["headers"].get("authorization", "")
+    assert "Credential=ASIAIMDSROLETEST/" in auth, auth
+    assert proxy.seen[0]["headers"].get("x-amz-security-token") == "imds-role-token"
