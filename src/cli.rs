@@ -64,6 +64,11 @@ pub struct RunArgs {
     /// Do everything but SignalResource.
     #[arg(long)]
     pub no_signal: bool,
+    /// Stay in the foreground even when started by UserData (cloud-final); by default a run
+    /// there hands itself to a transient systemd unit, because ecs.service cannot start
+    /// before cloud-final ends.
+    #[arg(long)]
+    pub foreground: bool,
     /// Run even if the state file says this instance already signalled SUCCESS.
     #[arg(long)]
     pub force: bool,

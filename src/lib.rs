@@ -13,6 +13,7 @@ pub mod discover;
 pub mod ecs_config;
 pub mod error;
 pub mod fs;
+pub mod handoff;
 pub mod identity;
 pub mod init;
 pub mod join;
