@@ -94,6 +94,14 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_POST = _forward
 
+    def do_CONNECT(self):  # noqa: N802
+        # An https endpoint: record the tunnel request, refuse it (no TLS server here).
+        self.server.seen.append({"method": "CONNECT", "target": self.path,
+                                 "headers": {k.lower(): v for k, v in self.headers.items()}})
+        self.send_response(502)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
 
 def test_init_credentials_and_proxy_flags(moto, example_stack, instance):
     s = example_stack
@@ -243,3 +251,17 @@ def test_init_role_credentials_come_from_imds(moto, example_stack, instance):
     auth = proxy.seen[0]["headers"].get("authorization", "")
     assert "Credential=ASIAIMDSROLETEST/" in auth, auth
     assert proxy.seen[0]["headers"].get("x-amz-security-token") == "imds-role-token"
+
+
+def test_init_https_proxy_tunnels_to_an_https_endpoint(instance):
+    proxy = RecordingProxy()
+    try:
+        r = run_init(instance, "-s", "s", "-r", "r", "-u", "https://cloudformation.invalid.example:8443",
+                     "--https-proxy", proxy.url, "--http-proxy", "http://127.0.0.1:9",
+                     env_drop=["AWS_ENDPOINT_URL"], timeout=180)
+    finally:
+        proxy.shutdown()
+    # The tunnel was refused, so the call fails; what matters is that it was asked of the proxy.
+    assert r.returncode == 7, r.stderr
+    assert proxy.seen and proxy.seen[0]["method"] == "CONNECT", proxy.seen
+    assert proxy.seen[0]["target"] == "cloudformation.invalid.example:8443", proxy.seen

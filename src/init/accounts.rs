@@ -174,7 +174,7 @@ async fn getent(ctx: Ctx<'_>, db: &str, name: &str) -> Result<Option<Vec<String>
                 .collect(),
         )),
         Some(2) => Ok(None),
-        _ => exec::must(ctx, &a, &[], exec::QUERY).await.map(|_| None),
+        _ => Err(exec::failed(ctx, &a, answer)),
     }
 }
 

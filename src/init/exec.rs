@@ -122,7 +122,12 @@ pub async fn must(
         );
         return Ok(a);
     }
-    Err(Error::Tool {
+    Err(failed(ctx, argv, a))
+}
+
+/// The error for a call whose exit code the caller does not accept.
+pub fn failed(ctx: Ctx<'_>, argv: &[String], a: Answer) -> Error {
+    Error::Tool {
         config: ctx.config.to_string(),
         section: ctx.section,
         command: argv.join(" "),
@@ -131,7 +136,7 @@ pub async fn must(
             None => "was killed by a signal".to_string(),
         },
         output_tail: a.output_tail,
-    })
+    }
 }
 
 fn read_all(mut f: std::fs::File) -> String {
