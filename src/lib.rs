@@ -9,6 +9,7 @@ pub mod agent_keys;
 pub mod aws;
 pub mod boot;
 pub mod cli;
+pub mod dropin;
 pub mod ecs_config;
 pub mod error;
 pub mod fs;

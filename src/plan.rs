@@ -169,6 +169,19 @@ impl Plan {
         }
         for c in &p.init.configs {
             let _ = writeln!(w, "   config '{}':", c.name);
+            for src in &c.sources {
+                let _ = writeln!(
+                    w,
+                    "   - unpack {} into {}{}",
+                    src.url,
+                    src.target,
+                    if src.strip_top_dir {
+                        " (without its top directory)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             for f in &c.files {
                 if f.symlink {
                     let _ = writeln!(
@@ -188,7 +201,24 @@ impl Plan {
                     f.owner.as_deref().unwrap_or("unchanged"),
                     f.group.as_deref().unwrap_or("unchanged"),
                 );
-                content(w, f.content.as_text(), f.content.0.len());
+                match &f.source {
+                    Some(url) => {
+                        let _ = writeln!(
+                            w,
+                            "       from {url}{}{}",
+                            f.authentication
+                                .as_deref()
+                                .map(|a| format!(" (authentication {a})"))
+                                .unwrap_or_default(),
+                            if f.context.is_some() {
+                                ", rendered with its context"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                    None => content(w, f.content.as_text(), f.content.0.len()),
+                }
             }
             for cmd in &c.commands {
                 let line = match &cmd.command {

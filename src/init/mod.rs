@@ -3,19 +3,28 @@
 //! Parsing produces an [`InitPlan`] (what would run, in order) that a dry run prints and a real
 //! run applies; the two never disagree because they are the same value.
 
+pub mod auth;
 mod commands;
+mod fetch;
+mod file_source;
 mod files;
+mod sources;
+#[cfg(test)]
+mod test_http;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use commands::{CommandLine, CommandSpec};
 pub use files::{FileContent, FileSpec};
+pub use sources::SourceSpec;
 
 use crate::error::{Error, Result};
 use crate::settings::kind;
 
 pub const BLOCK: &str = "AWS::CloudFormation::Init";
+/// Key paths in errors start with this.
+const BLOCK_PREFIX: &str = "AWS::CloudFormation::Init.";
 
 /// cfn-init applies a config's sections in this order, whatever order the template lists them.
 const SECTIONS: &[&str] = &[
@@ -23,18 +32,22 @@ const SECTIONS: &[&str] = &[
 ];
 /// Sections that ecs-bootstrap does not apply yet. A non-empty one is an error rather than a
 /// silent skip: an instance that quietly missed its packages is worse than one that says so.
-const NOT_YET: &[&str] = &["packages", "groups", "users", "sources", "services"];
+const NOT_YET: &[&str] = &["packages", "groups", "users", "services"];
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct InitPlan {
     /// The configSets asked for (empty when the block has none and only `config` runs).
     pub configsets: Vec<String>,
     pub configs: Vec<Config>,
+    /// `AWS::CloudFormation::Authentication`, for downloads; serialises with secrets redacted.
+    #[serde(skip_serializing_if = "auth::AuthConfig::is_empty")]
+    pub authentication: auth::AuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Config {
     pub name: String,
+    pub sources: Vec<SourceSpec>,
     pub files: Vec<FileSpec>,
     pub commands: Vec<CommandSpec>,
 }
@@ -43,7 +56,7 @@ impl InitPlan {
     pub fn is_empty(&self) -> bool {
         self.configs
             .iter()
-            .all(|c| c.files.is_empty() && c.commands.is_empty())
+            .all(|c| c.sources.is_empty() && c.files.is_empty() && c.commands.is_empty())
     }
 
     pub fn files(&self) -> impl Iterator<Item = &FileSpec> {
@@ -67,6 +80,7 @@ pub fn parse(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
         return Ok(InitPlan {
             configsets: Vec::new(),
             configs: Vec::new(),
+            authentication: auth::parse(metadata)?,
         });
     };
     let init = block
@@ -80,6 +94,7 @@ pub fn parse(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
     Ok(InitPlan {
         configsets,
         configs,
+        authentication: auth::parse(metadata)?,
     })
 }
 
@@ -225,10 +240,14 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
         if NOT_YET.contains(&key.as_str()) && !empty {
             return Err(Error::invalid(
                 format!("{path}.{key}"),
-                format!("'{key}' is not supported by this version of ecs-bootstrap yet (supported: files, commands)"),
+                format!("'{key}' is not supported by this version of ecs-bootstrap yet (supported: sources, files, commands)"),
             ));
         }
     }
+    let sources = match map.get("sources") {
+        Some(v) => sources::parse(v, &format!("{path}.sources"))?,
+        None => Vec::new(),
+    };
     let files = match map.get("files") {
         Some(v) => files::parse(v, &format!("{path}.files"))?,
         None => Vec::new(),
@@ -239,17 +258,22 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
     };
     Ok(Config {
         name: name.to_string(),
+        sources,
         files,
         commands,
     })
 }
 
-/// Applies the plan: per config, files then commands, as cfn-init orders them.
+/// Applies the plan: per config, sources, files then commands, as cfn-init orders them.
 pub async fn apply(plan: &InitPlan, root: &crate::fs::Root) -> Result<()> {
+    let fetcher = fetch::Fetcher::new(&plan.authentication)?;
     for config in &plan.configs {
-        tracing::info!(config = %config.name, files = config.files.len(), commands = config.commands.len(), "applying Init config");
+        tracing::info!(config = %config.name, sources = config.sources.len(), files = config.files.len(), commands = config.commands.len(), "applying Init config");
+        for source in &config.sources {
+            sources::apply(source, root, &fetcher, &config.name).await?;
+        }
         for file in &config.files {
-            files::apply(file, root, &config.name)?;
+            file_source::apply(file, root, &config.name, &fetcher).await?;
         }
         for command in &config.commands {
             commands::run(command, &config.name).await?;
