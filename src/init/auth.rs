@@ -65,6 +65,7 @@ pub enum Auth {
 pub enum S3Credentials {
     /// Temporary credentials of this instance role, read from IMDS when needed.
     Role(String),
+    #[serde(rename_all = "camelCase")]
     Keys {
         access_key_id: Secret,
         secret_key: Secret,
@@ -72,10 +73,21 @@ pub enum S3Credentials {
 }
 
 /// All named Authentication entries of one Metadata document, in template order.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuthConfig {
     entries: Vec<(String, Auth)>,
+}
+
+/// As the template has it: a mapping of names to entries (secrets redacted).
+impl Serialize for AuthConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.entries.len()))?;
+        for (name, auth) in &self.entries {
+            m.serialize_entry(name, auth)?;
+        }
+        m.end()
+    }
 }
 
 impl AuthConfig {
@@ -282,6 +294,16 @@ mod tests {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(shown.contains("<redacted>") && shown.contains("InstanceRole"));
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            v["Role"],
+            serde_json::json!({"type": "S3", "credentials": {"role": "InstanceRole"}, "buckets": ["other-bucket"]})
+        );
+        assert_eq!(v["Web"]["password"], "<redacted>");
+        assert_eq!(
+            v["S3Keys"]["credentials"]["keys"]["secretKey"],
+            "<redacted>"
+        );
     }
 
     #[test]

@@ -42,6 +42,8 @@ class InstanceIdentity:
     private_ip: str = "10.0.1.10"
     # None = instance metadata tags disabled (all tag paths answer 404)
     tags: dict[str, str] | None = None
+    # role name -> {"AccessKeyId", "SecretAccessKey", "Token"} (meta-data/iam/security-credentials)
+    role_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -166,6 +168,16 @@ class ImdsServer:
         }
         if path in simple:
             return 200, simple[path]
+        creds_prefix = "/latest/meta-data/iam/security-credentials/"
+        if path.startswith(creds_prefix):
+            role = path[len(creds_prefix):]
+            if role == "":
+                return 200, "\n".join(sorted(ident.role_credentials))
+            if role in ident.role_credentials:
+                doc = {"Code": "Success", "Type": "AWS-HMAC",
+                       "Expiration": "2099-01-01T00:00:00Z", **ident.role_credentials[role]}
+                return 200, json.dumps(doc)
+            return 404, ""
         tag_prefix = "/latest/meta-data/tags/instance"
         if path == tag_prefix or path.startswith(tag_prefix + "/"):
             if ident.tags is None:
