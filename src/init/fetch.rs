@@ -78,6 +78,9 @@ pub fn s3_location(url: &str) -> Option<S3Location> {
 pub struct Fetcher<'a> {
     http: reqwest::Client,
     auth: &'a AuthConfig,
+    /// Region to sign S3 requests for when the URL names none (default: the SDK's chain,
+    /// which on an instance is IMDS).
+    region: Option<String>,
 }
 
 /// What the caller asked for, for error messages: the key path and the URL.
@@ -96,7 +99,25 @@ impl<'a> Fetcher<'a> {
             .user_agent(concat!("ecs-bootstrap/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::invalid("HTTP client", e.to_string()))?;
-        Ok(Fetcher { http, auth })
+        Ok(Fetcher {
+            http,
+            auth,
+            region: None,
+        })
+    }
+
+    /// Tests pin the region, so that none asks the machine's real IMDS for one.
+    #[cfg(test)]
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    async fn region(&self) -> String {
+        match &self.region {
+            Some(r) => r.clone(),
+            None => default_region().await,
+        }
     }
 
     /// Fails, naming `key_path`, when `name` is not an Authentication entry.
@@ -141,11 +162,22 @@ impl<'a> Fetcher<'a> {
             );
         }
         let mut attempt = 0;
+        let mut region: Option<String> = None;
         loop {
             attempt += 1;
-            let outcome = self.attempt(req, auth.map(|(_, a)| a), out).await;
+            let outcome = self
+                .attempt(req, auth.map(|(_, a)| a), region.as_deref(), out)
+                .await;
             match outcome {
                 Ok(n) => return Ok(n),
+                // A bucket in another region than the one signed for: S3 names the right one.
+                Err(Attempt::Region(r)) if region.is_none() => {
+                    tracing::debug!(url = req.url, region = %r, "S3 bucket is in another region; signing for it");
+                    region = Some(r);
+                }
+                Err(Attempt::Region(r)) => {
+                    return Err(fail(format!("S3 keeps redirecting to region {r}")))
+                }
                 Err(Attempt::Fatal(m)) => return Err(fail(m)),
                 Err(Attempt::Retry(m)) if attempt >= ATTEMPTS => {
                     return Err(fail(format!("{m} (after {attempt} attempts)")))
@@ -175,16 +207,27 @@ impl<'a> Fetcher<'a> {
         &self,
         req: &Request<'_>,
         auth: Option<&Auth>,
+        region: Option<&str>,
         out: &mut std::fs::File,
     ) -> std::result::Result<u64, Attempt> {
-        let request = self.build(req.url, auth).await?;
+        let request = self.build(req.url, auth, region).await?;
         let mut resp = request
             .send()
             .await
             .map_err(|e| Attempt::Retry(crate::aws::error_chain(&e)))?;
         let status = resp.status();
         if !status.is_success() {
+            let hinted = resp
+                .headers()
+                .get("x-amz-bucket-region")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let body = resp.text().await.unwrap_or_default();
+            if region.is_none() && (status == StatusCode::BAD_REQUEST || status.is_redirection()) {
+                if let Some(r) = hinted.or_else(|| tag(&body, "Region")) {
+                    return Err(Attempt::Region(r));
+                }
+            }
             let m = format!("HTTP {status}{}", s3_error_code(&body));
             return Err(
                 if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -227,7 +270,9 @@ impl<'a> Fetcher<'a> {
         &self,
         url: &str,
         auth: Option<&Auth>,
+        region: Option<&str>,
     ) -> std::result::Result<reqwest::RequestBuilder, Attempt> {
+        let region = region.map(str::to_string);
         let s3 = s3_location(url);
         let http_url = match (&s3, url.starts_with("s3://")) {
             (Some(loc), true) => s3_https_url(loc).map_err(Attempt::Fatal)?,
@@ -242,13 +287,13 @@ impl<'a> Fetcher<'a> {
                 .basic_auth(username, Some(password.expose()))),
             Some(Auth::S3 { credentials, .. }) => {
                 let creds = resolve(credentials).await?;
-                let region = s3.as_ref().and_then(|l| l.region.clone());
+                let region = region.or_else(|| s3.as_ref().and_then(|l| l.region.clone()));
                 self.signed(&http_url, &creds, region).await
             }
             // s3:// is not a cfn-init form; it always means "with this instance's credentials".
             None if url.starts_with("s3://") => {
-                let creds = default_chain().await?;
-                let region = s3.as_ref().and_then(|l| l.region.clone());
+                let creds = default_chain(self.region().await).await?;
+                let region = region.or_else(|| s3.as_ref().and_then(|l| l.region.clone()));
                 self.signed(&http_url, &creds, region).await
             }
             None => Ok(self.http.get(&http_url)),
@@ -266,7 +311,7 @@ impl<'a> Fetcher<'a> {
         };
         let region = match region {
             Some(r) => r,
-            None => default_region().await,
+            None => self.region().await,
         };
         let identity = creds.clone().into();
         let mut settings = SigningSettings::default();
@@ -302,6 +347,8 @@ impl<'a> Fetcher<'a> {
 enum Attempt {
     Retry(String),
     Fatal(String),
+    /// S3 answered that the bucket is in this region.
+    Region(String),
 }
 
 fn local_path(url: &str) -> Option<&str> {
@@ -314,10 +361,17 @@ fn local_path(url: &str) -> Option<&str> {
 
 /// S3's error bodies name the problem (NoSuchKey, AccessDenied, ...): worth the log line.
 fn s3_error_code(body: &str) -> String {
-    match (body.find("<Code>"), body.find("</Code>")) {
-        (Some(a), Some(b)) if a + 6 < b => format!(" ({})", &body[a + 6..b]),
-        _ => String::new(),
-    }
+    tag(body, "Code")
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default()
+}
+
+/// The text of `<name>...</name>` in an S3 XML error body.
+fn tag(body: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let a = body.find(&open)? + open.len();
+    let b = a + body[a..].find(&format!("</{name}>"))?;
+    Some(body[a..b].trim().to_string()).filter(|t| !t.is_empty())
 }
 
 /// `s3://` to an https URL: the standard endpoint variables (tests, VPC endpoints) are used
@@ -410,10 +464,12 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
-async fn default_chain() -> std::result::Result<aws_credential_types::Credentials, Attempt> {
+async fn default_chain(
+    region: String,
+) -> std::result::Result<aws_credential_types::Credentials, Attempt> {
     use aws_credential_types::provider::ProvideCredentials;
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(default_region().await))
+        .region(aws_config::Region::new(region))
         .load()
         .await;
     let provider = sdk
@@ -476,6 +532,16 @@ mod tests {
         );
         assert_eq!(l("https://example.com/b/a"), None);
         assert_eq!(l("https://github.com/o/r/tarball/main"), None);
+    }
+
+    #[test]
+    fn xml_tags() {
+        let body =
+            "<Error><Code>AuthorizationHeaderMalformed</Code><Region>eu-west-1</Region></Error>";
+        assert_eq!(tag(body, "Region").as_deref(), Some("eu-west-1"));
+        assert_eq!(s3_error_code(body), " (AuthorizationHeaderMalformed)");
+        assert_eq!(tag("<Code></Code>", "Code"), None);
+        assert_eq!(tag("nothing", "Code"), None);
     }
 
     #[test]

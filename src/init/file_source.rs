@@ -152,7 +152,8 @@ mod tests {
             "Web": {"type": "basic", "username": "deploy", "password": "s3cr3t", "uris": [format!("{}/private/", server.url())]}
         }}))
         .unwrap();
-        let fetcher = Fetcher::new(&authc).unwrap();
+        // A region, so no test asks the real IMDS for one.
+        let fetcher = Fetcher::new(&authc).unwrap().with_region("us-east-1");
         let d = tempfile::tempdir().unwrap();
         let root = Root::new(d.path());
 
@@ -211,7 +212,8 @@ mod tests {
             "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": "wJalrXUtnFEMI", "buckets": ["bucket"]}
         }}))
         .unwrap();
-        let fetcher = Fetcher::new(&authc).unwrap();
+        // A region, so no test asks the real IMDS for one.
+        let fetcher = Fetcher::new(&authc).unwrap().with_region("us-east-1");
         let d = tempfile::tempdir().unwrap();
         let root = Root::new(d.path());
         // Path-style through the S3 endpoint variable, as in the moto tests.
@@ -229,5 +231,33 @@ mod tests {
         assert!(a.contains("/s3/aws4_request"), "{a}");
         assert!(!a.contains("wJalrXUtnFEMI"));
         assert!(req.header("x-amz-content-sha256").is_some());
+    }
+
+    #[tokio::test]
+    async fn s3_bucket_in_another_region_is_retried_for_that_region() {
+        let server = Server::s3_in_region(
+            vec![("/conf/app.json".into(), b"{}".to_vec())],
+            "ap-southeast-2",
+        );
+        let authc = auth::parse(&json!({auth::BLOCK: {
+            "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": "x", "buckets": ["bucket"]}
+        }}))
+        .unwrap();
+        // A region, so no test asks the real IMDS for one.
+        let fetcher = Fetcher::new(&authc).unwrap().with_region("us-east-1");
+        let d = tempfile::tempdir().unwrap();
+        // An https URL (the server stands in for the bucket's host), named auth, no region in it.
+        let s = spec(
+            json!({"source": format!("{}/conf/app.json", server.url()), "authentication": "S3"}),
+        );
+        apply(&s, &Root::new(d.path()), "config", &fetcher)
+            .await
+            .unwrap();
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        assert!(reqs[1]
+            .header("authorization")
+            .unwrap()
+            .contains("/ap-southeast-2/s3/aws4_request"));
     }
 }

@@ -35,6 +35,16 @@ impl Server {
 
     /// `auth`: (path, expected Authorization header value); others get 401.
     pub fn with_auth(routes: Routes, auth: Vec<(String, String)>) -> Server {
+        Server::full(routes, auth, None)
+    }
+
+    /// Like S3 for a bucket in `region`: a request signed for another region gets 400 and
+    /// `<Region>` in the body.
+    pub fn s3_in_region(routes: Routes, region: &str) -> Server {
+        Server::full(routes, Vec::new(), Some(region.to_string()))
+    }
+
+    fn full(routes: Routes, auth: Vec<(String, String)>, region: Option<String>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -73,17 +83,27 @@ impl Server {
                     headers,
                 };
                 let expected = auth.iter().find(|(p, _)| *p == path).map(|(_, a)| a);
-                let (status, data): (&str, &[u8]) =
-                    if expected.is_some_and(|a| req.header("authorization") != Some(a.as_str())) {
-                        ("401 Unauthorized", b"")
-                    } else if req.method == "PUT" {
-                        ("200 OK", b"")
-                    } else {
-                        match routes.iter().find(|(p, _)| *p == path) {
-                            Some((_, d)) => ("200 OK", d),
-                            None => ("404 Not Found", b"<Error><Code>NoSuchKey</Code></Error>"),
-                        }
-                    };
+                let wrong_region = region.as_ref().is_some_and(|r| {
+                    !req.header("authorization")
+                        .is_some_and(|a| a.contains(&format!("/{r}/s3/aws4_request")))
+                });
+                let region_body = format!(
+                    "<Error><Code>AuthorizationHeaderMalformed</Code><Region>{}</Region></Error>",
+                    region.as_deref().unwrap_or("")
+                );
+                let (status, data): (&str, &[u8]) = if wrong_region {
+                    ("400 Bad Request", region_body.as_bytes())
+                } else if expected.is_some_and(|a| req.header("authorization") != Some(a.as_str()))
+                {
+                    ("401 Unauthorized", b"")
+                } else if req.method == "PUT" {
+                    ("200 OK", b"")
+                } else {
+                    match routes.iter().find(|(p, _)| *p == path) {
+                        Some((_, d)) => ("200 OK", d),
+                        None => ("404 Not Found", b"<Error><Code>NoSuchKey</Code></Error>"),
+                    }
+                };
                 log.lock().unwrap().push(req);
                 let _ = write!(
                     stream,

@@ -267,3 +267,35 @@ async fn downloads_and_unpacks_under_root() {
     apply(&spec, &root, &fetcher, "config").await.unwrap();
     assert!(d.path().join("srv/app/README").is_file());
 }
+
+#[test]
+fn hard_links_out_of_the_tree_are_refused_and_zip_symlinks_are_links() {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Link);
+    h.set_size(0);
+    h.set_path("passwd").unwrap();
+    h.as_gnu_mut().unwrap().linkname[..13].copy_from_slice(b"../../../etc/");
+    h.set_cksum();
+    b.append(&h, &[][..]).unwrap();
+    let (_d, r) = unpack_bytes(&b.into_inner().unwrap(), false);
+    let e = r.unwrap_err();
+    assert!(
+        e.contains("hard link 'passwd'") && e.contains("outside"),
+        "{e}"
+    );
+
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    w.add_symlink("current", "releases/1", opts).unwrap();
+    w.start_file("current/x", opts).unwrap();
+    w.write_all(b"through the link").unwrap();
+    let bytes = w.finish().unwrap().into_inner();
+    let (d, r) = unpack_bytes(&bytes, false);
+    let e = r.unwrap_err();
+    assert!(e.contains("'current/x'") && e.contains("symlink"), "{e}");
+    assert_eq!(
+        fs::read_link(d.path().join("t/current")).unwrap(),
+        PathBuf::from("releases/1")
+    );
+}
