@@ -56,13 +56,17 @@ def test_signal_resource_success_failure_and_not_waiting(moto, instance, make_st
 def test_signal_failure_from_exit_code_and_success_flag(moto, instance, make_stack):
     from harness.aws import example_template
 
-    for flags, want in ((["-e", "3"], "FAILURE"), (["-s", "false"], "FAILURE")):
+    # Without --region the region comes from IMDS (the double answers the stack's region).
+    for flags, want in ((["-e", "3", "--region", "us-east-1"], "FAILURE"),
+                        (["-s", "false"], "FAILURE")):
         stack = make_stack(example_template("stack.yml"))
         res = run(instance, [BIN, "signal", *flags, "-i", "custom-id", "--stack", stack.name,
-                             "--resource", stack.signal_resource, "--region", stack.region])
+                             "--resource", stack.signal_resource])
         assert res.returncode == 0, str(res)
         assert [(s["Status"], s["UniqueId"]) for s in wait_signals(moto, stack.name, 1)] == [
             (want, "custom-id")]
+    assert instance.imds.requests(path="/latest/meta-data/placement/region"), \
+        "without --region the region must come from IMDS"
 
 
 def test_signal_errors_are_clear(moto, instance):
