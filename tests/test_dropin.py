@@ -57,7 +57,8 @@ def test_signal_failure_from_exit_code_and_success_flag(moto, instance, make_sta
     from harness.aws import example_template
 
     # Without --region the region comes from IMDS (the double answers the stack's region).
-    for flags, want in ((["-e", "3", "--region", "us-east-1"], "FAILURE"),
+    for flags, want in ((["-e", "3", "--region", "us-east-1",
+                          "--access-key", "AKIDCLI", "--secret-key", "cli-secret"], "FAILURE"),
                         (["-s", "false"], "FAILURE")):
         stack = make_stack(example_template("stack.yml"))
         res = run(instance, [BIN, "signal", *flags, "-i", "custom-id", "--stack", stack.name,
@@ -70,12 +71,19 @@ def test_signal_failure_from_exit_code_and_success_flag(moto, instance, make_sta
 
 
 def test_signal_errors_are_clear(moto, instance):
+    """Bad stack, missing target, and an unusable -f file (whose content is never shown)."""
     res = run(instance, [BIN, "signal", "-e", "0", "--stack", "no-such-stack",
                          "--resource", "Asg", "--region", "us-east-1"])
     assert res.returncode == 8, str(res)
     assert "no-such-stack" in res.stderr and "does not exist" in res.stderr, res.stderr
     res = run(instance, [BIN, "signal", "-e", "0"])
     assert res.returncode == 2 and "--stack and --resource" in res.stderr, str(res)
+    bad = instance.home / "creds"
+    bad.write_text("AWSAccessKeyId=AKIAONLY\nsecret-looking-line\n")
+    res = run(instance, [BIN, "signal", "-e", "0", "-f", bad, "--stack", "s",
+                         "--resource", "r", "--region", "us-east-1"])
+    assert res.returncode == 2 and str(bad) in res.stderr, str(res)
+    assert "secret-looking-line" not in res.stderr and "AKIAONLY" not in res.stderr
 
 
 def test_wait_condition_handle_put(instance):

@@ -27,6 +27,8 @@ pub struct GetMetadataArgs {
     /// Print only the value under this dotted key (e.g. `AWS::CloudFormation::Init.config`).
     #[arg(short = 'k', long = "key", value_name = "A.B.C")]
     pub key: Option<String>,
+    #[command(flatten)]
+    pub credentials: super::CredentialArgs,
     /// More log detail.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -34,7 +36,12 @@ pub struct GetMetadataArgs {
 
 pub async fn run(args: &GetMetadataArgs) -> Result<String> {
     let region = super::region(args.region.as_deref()).await;
-    let cfn = super::cfn_client(&region, args.url.as_deref()).await;
+    let cfn = super::cfn_client(
+        &region,
+        args.url.as_deref(),
+        args.credentials.credentials()?,
+    )
+    .await;
     let m = crate::metadata::from_stack(&cfn, &args.stack, &args.resource).await?;
     let value = redact(m.metadata);
     let value = match &args.key {

@@ -50,6 +50,8 @@ pub struct SignalArgs {
     /// Accepted for cfn-signal compatibility; credentials come from the instance role.
     #[arg(long, value_name = "ROLE", hide = true)]
     pub role: Option<String>,
+    #[command(flatten)]
+    pub credentials: super::CredentialArgs,
     /// More log detail.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -174,7 +176,12 @@ pub async fn run(args: &SignalArgs) -> Result<Delivered> {
         }
         Target::Resource { stack, resource } => {
             let region = super::region(args.region.as_deref()).await;
-            let cfn = super::cfn_client(&region, args.url.as_deref()).await;
+            let cfn = super::cfn_client(
+                &region,
+                args.url.as_deref(),
+                args.credentials.credentials()?,
+            )
+            .await;
             tracing::info!(status = signal.status.as_str(), reason = %signal.reason, "signalling {stack}/{resource}");
             signal::send(
                 &cfn,
