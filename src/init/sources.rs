@@ -7,7 +7,8 @@
 //!
 //! An archive is input, so no entry may land outside the target directory: absolute paths,
 //! `..`, hard links out of the tree and writes through a symlink the archive itself created
-//! are refused with an error naming the entry. Device nodes and FIFOs are skipped.
+//! are refused with an error naming the entry, in a first pass that writes nothing, so a bad
+//! archive leaves the target untouched. Device nodes and FIFOs are skipped.
 
 use std::collections::HashSet;
 use std::fs;
@@ -162,20 +163,28 @@ pub fn unpack(
     archive.rewind().map_err(|e| e.to_string())?;
     let format = detect(&head[..n])
         .ok_or("not a supported archive (tar, tar.gz, tar.bz2, tar.xz or zip)")?;
-    let mut out = Unpacker {
-        target: target.to_path_buf(),
-        strip_top_dir,
-        links: HashSet::new(),
-        written: 0,
-    };
-    let r = std::io::BufReader::new(archive);
-    match format {
-        Format::Tar => out.tar(r),
-        Format::Gzip => out.tar(flate2::read::MultiGzDecoder::new(r)),
-        Format::Bzip2 => out.tar(bzip2::read::MultiBzDecoder::new(r)),
-        Format::Xz => out.tar(liblzma::read::XzDecoder::new_multi_decoder(r)),
-        Format::Zip => out.zip(r.into_inner()),
+    // Two passes: the first only checks every entry, so a bad entry late in the archive
+    // leaves nothing half-unpacked; the second writes.
+    let mut count = 0;
+    for check_only in [true, false] {
+        archive.rewind().map_err(|e| e.to_string())?;
+        let mut out = Unpacker {
+            target: target.to_path_buf(),
+            strip_top_dir,
+            links: HashSet::new(),
+            written: 0,
+            check_only,
+        };
+        let r = std::io::BufReader::new(&mut *archive);
+        count = match format {
+            Format::Tar => out.tar(r),
+            Format::Gzip => out.tar(flate2::read::MultiGzDecoder::new(r)),
+            Format::Bzip2 => out.tar(bzip2::read::MultiBzDecoder::new(r)),
+            Format::Xz => out.tar(liblzma::read::XzDecoder::new_multi_decoder(r)),
+            Format::Zip => out.zip(r.into_inner()),
+        }?;
     }
+    Ok(count)
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -195,6 +204,8 @@ struct Unpacker {
     /// Symlinks this archive created (relative paths): nothing is written through them.
     links: HashSet<PathBuf>,
     written: u64,
+    /// Validate paths and links, write nothing.
+    check_only: bool,
 }
 
 enum Kind {
@@ -250,6 +261,19 @@ impl Unpacker {
         mode: Option<u32>,
         data: &mut dyn Read,
     ) -> std::result::Result<(), String> {
+        if self.check_only {
+            match kind {
+                Kind::Symlink(_) => {
+                    self.links.insert(rel.to_path_buf());
+                }
+                Kind::HardLink(to) => {
+                    self.relative(&to, &to.display().to_string())
+                        .map_err(|m| format!("hard link '{shown}': {m}"))?;
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
         let dst = self.target.join(rel);
         let io =
             |op: &str, e: std::io::Error| format!("entry '{shown}': {op} {}: {e}", dst.display());

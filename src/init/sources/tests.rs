@@ -164,6 +164,8 @@ fn escaping_entries_are_refused() {
     let e = r.unwrap_err();
     assert!(e.contains("a/../../evil"), "{e}");
     assert!(!d.path().join("evil").exists());
+    // Checked before anything is written: the good entry before the bad one is not there.
+    assert!(!d.path().join("t/ok").exists());
 
     // A symlink out of the tree may exist, but nothing may be written through it.
     let outside = tempfile::tempdir().unwrap();
@@ -176,10 +178,8 @@ fn escaping_entries_are_refused() {
     let e = r.unwrap_err();
     assert!(e.contains("'link/x'") && e.contains("symlink"), "{e}");
     assert!(!outside.path().join("x").exists());
-    assert!(fs::symlink_metadata(d.path().join("t/link"))
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    // Refused in the checking pass: not even the link itself was written.
+    assert!(fs::symlink_metadata(d.path().join("t/link")).is_err());
 }
 
 #[test]
@@ -294,6 +294,13 @@ fn hard_links_out_of_the_tree_are_refused_and_zip_symlinks_are_links() {
     let (d, r) = unpack_bytes(&bytes, false);
     let e = r.unwrap_err();
     assert!(e.contains("'current/x'") && e.contains("symlink"), "{e}");
+    assert!(fs::symlink_metadata(d.path().join("t/current")).is_err());
+
+    // A zip symlink on its own is unpacked as a symlink, not as a file holding its target.
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.add_symlink("current", "releases/1", opts).unwrap();
+    let (d, r) = unpack_bytes(&w.finish().unwrap().into_inner(), false);
+    r.unwrap();
     assert_eq!(
         fs::read_link(d.path().join("t/current")).unwrap(),
         PathBuf::from("releases/1")
