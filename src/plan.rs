@@ -167,6 +167,9 @@ impl Plan {
                     .join(", ")
             );
         }
+        for line in p.init.authentication.describe() {
+            let _ = writeln!(w, "   authentication {line}");
+        }
         for c in &p.init.configs {
             let _ = writeln!(w, "   config '{}':", c.name);
             for src in &c.sources {

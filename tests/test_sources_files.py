@@ -204,7 +204,8 @@ def test_dry_run_shows_sources_and_redacts_authentication(instance, tmp_path):
                 src = plan["init"]["configs"][0]["sources"]
                 assert {s["target"] for s in src} == {"/opt/app", "/opt/tools"}
             else:
-                assert f"unpack s3://my-bucket/app.tar.gz into /opt/app" in res.stdout
+                assert "unpack s3://my-bucket/app.tar.gz into /opt/app" in res.stdout
+                assert "authentication WebCreds: basic as deploy (password <redacted>)" in res.stdout
         assert instance.files() == []
         assert web.log == [], "a dry run must not download anything"
     finally:

@@ -99,6 +99,30 @@ impl AuthConfig {
         self.entries.iter().map(|(n, _)| n.as_str())
     }
 
+    /// One line per entry for the plan, without secrets.
+    pub fn describe(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|(name, a)| match a {
+                Auth::S3 {
+                    credentials,
+                    buckets,
+                } => format!(
+                    "{name}: S3 with {} for buckets {}",
+                    match credentials {
+                        S3Credentials::Role(r) => format!("the credentials of role {r}"),
+                        S3Credentials::Keys { .. } => "access keys <redacted>".to_string(),
+                    },
+                    buckets.join(", ")
+                ),
+                Auth::Basic { username, uris, .. } => format!(
+                    "{name}: basic as {username} (password <redacted>) for {}",
+                    uris.join(", ")
+                ),
+            })
+            .collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&Auth> {
         self.entries.iter().find(|(n, _)| n == name).map(|(_, a)| a)
     }
@@ -293,6 +317,7 @@ mod tests {
         for secret in ["AKIAEXAMPLE", "s3cr3t-key", "hunter2"] {
             assert!(!shown.contains(secret), "{shown}");
         }
+        let shown = format!("{shown} {}", c.describe().join("\n"));
         assert!(shown.contains("<redacted>") && shown.contains("InstanceRole"));
         let v = serde_json::to_value(&c).unwrap();
         assert_eq!(
