@@ -174,7 +174,7 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         // A signal that could not be delivered is its own case: the instance may be healthy, but
         // CloudFormation was not told, and the operator must know that.
-        if self.step == Step::Signal {
+        if self.step == Step::Signal && !matches!(*self.error, Error::Usage(_)) {
             8
         } else {
             self.error.exit_code()

@@ -10,6 +10,7 @@ pub mod aws;
 pub mod boot;
 pub mod cli;
 pub mod discover;
+pub mod dropin;
 pub mod ecs_config;
 pub mod error;
 pub mod fs;

@@ -167,10 +167,26 @@ impl Plan {
                     .join(", ")
             );
         }
+        for line in p.init.authentication.describe() {
+            let _ = writeln!(w, "   authentication {line}");
+        }
         for c in &p.init.configs {
             let _ = writeln!(w, "   config '{}':", c.name);
             for line in crate::init::describe::before_files(c) {
                 let _ = writeln!(w, "   {line}");
+            }
+            for src in &c.sources {
+                let _ = writeln!(
+                    w,
+                    "   - unpack {} into {}{}",
+                    src.url,
+                    src.target,
+                    if src.strip_top_dir {
+                        " (without its top directory)"
+                    } else {
+                        ""
+                    }
+                );
             }
             for f in &c.files {
                 if f.symlink {
@@ -191,7 +207,24 @@ impl Plan {
                     f.owner.as_deref().unwrap_or("unchanged"),
                     f.group.as_deref().unwrap_or("unchanged"),
                 );
-                content(w, f.content.as_text(), f.content.0.len());
+                match &f.source {
+                    Some(url) => {
+                        let _ = writeln!(
+                            w,
+                            "       from {url}{}{}",
+                            f.authentication
+                                .as_deref()
+                                .map(|a| format!(" (authentication {a})"))
+                                .unwrap_or_default(),
+                            if f.context.is_some() {
+                                ", rendered with its context"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                    None => content(w, f.content.as_text(), f.content.0.len()),
+                }
             }
             for cmd in &c.commands {
                 let line = match &cmd.command {

@@ -4,14 +4,20 @@
 //! run applies; the two never disagree because they are the same value.
 
 mod accounts;
+pub mod auth;
 mod commands;
 pub mod describe;
 mod exec;
+mod fetch;
+mod file_source;
 mod files;
 mod packages;
 pub mod record;
 mod resume;
 mod services;
+mod sources;
+#[cfg(test)]
+mod test_http;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -21,6 +27,7 @@ pub use commands::{CommandLine, CommandSpec};
 pub use files::{FileContent, FileSpec};
 pub use packages::{Package, PackageSet};
 pub use services::{ServiceSpec, Triggers};
+pub use sources::SourceSpec;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,25 +35,28 @@ use crate::error::{Error, Result};
 use crate::settings::kind;
 
 pub const BLOCK: &str = "AWS::CloudFormation::Init";
+/// Key paths in errors start with this.
+const BLOCK_PREFIX: &str = "AWS::CloudFormation::Init.";
 
 /// cfn-init applies a config's sections in this order, whatever order the template lists them.
 const SECTIONS: &[&str] = &[
     "packages", "groups", "users", "sources", "files", "commands", "services",
 ];
-/// Sections that ecs-bootstrap does not apply yet. A non-empty one is an error rather than a
-/// silent skip: an instance that quietly missed its packages is worse than one that says so.
-const NOT_YET: &[&str] = &["sources"];
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct InitPlan {
     /// The configSets asked for (empty when the block has none and only `config` runs).
     pub configsets: Vec<String>,
     pub configs: Vec<Config>,
+    /// `AWS::CloudFormation::Authentication`, for downloads; serialises with secrets redacted.
+    #[serde(skip_serializing_if = "auth::AuthConfig::is_empty")]
+    pub authentication: auth::AuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Config {
     pub name: String,
+    pub sources: Vec<SourceSpec>,
     pub files: Vec<FileSpec>,
     pub commands: Vec<CommandSpec>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -61,7 +71,8 @@ pub struct Config {
 
 impl Config {
     fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.sources.is_empty()
+            && self.files.is_empty()
             && self.commands.is_empty()
             && self.packages.is_empty()
             && self.groups.is_empty()
@@ -110,6 +121,7 @@ pub fn parse(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
         return Ok(InitPlan {
             configsets: Vec::new(),
             configs: Vec::new(),
+            authentication: auth::parse(metadata)?,
         });
     };
     let init = block
@@ -123,6 +135,7 @@ pub fn parse(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
     Ok(InitPlan {
         configsets,
         configs,
+        authentication: auth::parse(metadata)?,
     })
 }
 
@@ -250,7 +263,7 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
     let map = value
         .as_object()
         .ok_or_else(|| Error::invalid(&path, format!("must be a mapping, got {}", kind(value))))?;
-    for (key, v) in map {
+    for key in map.keys() {
         if !SECTIONS.contains(&key.as_str()) {
             return Err(Error::invalid(
                 format!("{path}.{key}"),
@@ -260,18 +273,11 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
                 ),
             ));
         }
-        let empty = match v {
-            Value::Object(m) => m.is_empty(),
-            Value::Null => true,
-            _ => false,
-        };
-        if NOT_YET.contains(&key.as_str()) && !empty {
-            return Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!("'{key}' is not supported by this version of ecs-bootstrap yet (supported: packages, groups, users, files, commands, services)"),
-            ));
-        }
     }
+    let sources = match map.get("sources") {
+        Some(v) => sources::parse(v, &format!("{path}.sources"))?,
+        None => Vec::new(),
+    };
     let files = match map.get("files") {
         Some(v) => files::parse(v, &format!("{path}.files"))?,
         None => Vec::new(),
@@ -299,6 +305,7 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
     };
     Ok(Config {
         name: name.to_string(),
+        sources,
         files,
         commands,
         packages,
@@ -328,6 +335,7 @@ async fn apply_configs(
     root: &crate::fs::Root,
     report: &mut record::Report,
 ) -> Result<()> {
+    let fetcher = fetch::Fetcher::new(&plan.authentication)?;
     let resume = resume::take(root, plan);
     if let Some(m) = &resume {
         tracing::info!(config = %m.config, command = %m.command, "resuming Init after the reboot that command asked for");
@@ -354,6 +362,7 @@ async fn apply_configs(
             config,
             &path,
             root,
+            &fetcher,
             &mut changes,
             &mut done.services,
             resume_after,
@@ -387,6 +396,7 @@ async fn apply_config(
     config: &Config,
     path: &str,
     root: &crate::fs::Root,
+    fetcher: &fetch::Fetcher<'_>,
     changes: &mut Changes,
     service_actions: &mut BTreeMap<String, Vec<&'static str>>,
     resume_after: Option<&str>,
@@ -407,8 +417,15 @@ async fn apply_config(
         &mut changes.users,
     )
     .await?;
+    for source in &config.sources {
+        // An archive unpacked again counts as a change, as in cfn-init.
+        sources::apply(source, root, fetcher, name).await?;
+        changes.sources.insert(source.target.clone());
+    }
     for file in &config.files {
-        if files::apply(file, root, name)? != crate::fs::WriteOutcome::Unchanged {
+        if file_source::apply(file, root, name, fetcher).await?
+            != crate::fs::WriteOutcome::Unchanged
+        {
             changes.files.insert(file.path.clone());
         }
     }
@@ -507,17 +524,7 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_and_unknown_sections_are_errors() {
-        let e = names(
-            json!({"config": {"sources": {"/opt": "https://x/y.tgz"}}}),
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("AWS::CloudFormation::Init.config.sources") && e.contains("not supported"),
-            "{e}"
-        );
+    fn unknown_sections_are_errors() {
         let e = names(json!({"config": {"comands": {}}}), &[])
             .unwrap_err()
             .to_string();
