@@ -25,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the boot sequence (the default when no subcommand is given).
     Run(RunArgs),
+    /// Run only the AWS::CloudFormation::Init block, with cfn-init's flags.
+    Init(crate::init_cmd::InitArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -154,6 +156,7 @@ impl Cli {
     pub fn into_args(self) -> RunArgs {
         match self.command {
             Some(Command::Run(a)) => a,
+            Some(Command::Init(_)) => unreachable!("`init` is dispatched before into_args"),
             None => self.run,
         }
     }

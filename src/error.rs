@@ -84,6 +84,16 @@ pub enum Error {
         output_tail: String,
     },
 
+    /// An external tool run by the Init engine (package manager, account or service tool).
+    #[error("config '{config}' {section}: `{command}` {outcome}{}", tail_suffix(.output_tail))]
+    Tool {
+        config: String,
+        section: &'static str,
+        command: String,
+        outcome: String,
+        output_tail: String,
+    },
+
     #[error("`{command}` {outcome}")]
     Systemctl { command: String, outcome: String },
 
@@ -143,7 +153,7 @@ impl Error {
             // The fix for a failed discovery is on the command line, as for a usage error.
             Error::Usage(_) | Error::Discovery { .. } => 2,
             Error::Invalid { .. } | Error::Template(_) => 3,
-            Error::Io { .. } | Error::Command { .. } => 4,
+            Error::Io { .. } | Error::Command { .. } | Error::Tool { .. } => 4,
             Error::Systemctl { .. } | Error::UnitFailed { .. } => 5,
             Error::JoinTimeout { .. } | Error::WrongCluster { .. } | Error::NotHealthy { .. } => 6,
             Error::Imds { .. } | Error::Aws { .. } => 7,

@@ -16,6 +16,7 @@ pub mod fs;
 pub mod handoff;
 pub mod identity;
 pub mod init;
+pub mod init_cmd;
 pub mod join;
 pub mod logs_config;
 pub mod metadata;

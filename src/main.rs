@@ -1,12 +1,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ecs_bootstrap::cli::{Cli, Mode, Output};
+use ecs_bootstrap::cli::{Cli, Command, Mode, Output};
 use ecs_bootstrap::error::Failure;
 use ecs_bootstrap::{boot, handoff};
 
 fn main() -> ExitCode {
-    let args = Cli::parse().into_args();
+    let cli = Cli::parse();
+    if let Some(Command::Init(a)) = &cli.command {
+        return init_main(a);
+    }
+    let args = cli.into_args();
     init_logging(args.verbose);
     let foreground = args.foreground || args.dry_run;
     let mode = match args.into_mode() {
@@ -77,6 +81,25 @@ fn main() -> ExitCode {
             }
             Err(f) => fail(&f, ""),
         },
+    }
+}
+
+/// `ecs-bootstrap init`: silent on success, as cfn-init; one FAILURE line otherwise.
+fn init_main(a: &ecs_bootstrap::init_cmd::InitArgs) -> ExitCode {
+    init_logging(a.verbose);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ecs-bootstrap: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(ecs_bootstrap::init_cmd::run(a)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => fail(&f, " (init)"),
     }
 }
 

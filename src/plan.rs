@@ -169,6 +169,9 @@ impl Plan {
         }
         for c in &p.init.configs {
             let _ = writeln!(w, "   config '{}':", c.name);
+            for line in crate::init::describe::before_files(c) {
+                let _ = writeln!(w, "   {line}");
+            }
             for f in &c.files {
                 if f.symlink {
                     let _ = writeln!(
@@ -222,6 +225,18 @@ impl Plan {
                 if let Some(s) = cmd.wait_after_completion.filter(|s| *s > 0) {
                     let _ = writeln!(w, "       then wait {s}s");
                 }
+                if cmd.wait_for_reboot {
+                    let _ = writeln!(
+                        w,
+                        "       then wait for the reboot it starts; the next run resumes after it"
+                    );
+                }
+                if let Some(s) = cmd.timeout {
+                    let _ = writeln!(w, "       killed after {s}s (timeout)");
+                }
+            }
+            for line in crate::init::describe::after_commands(c) {
+                let _ = writeln!(w, "   {line}");
             }
         }
 

@@ -192,12 +192,12 @@ fn parse_mode(m: &str, path: &str) -> Result<(Option<u32>, bool)> {
     }
 }
 
-pub fn apply(spec: &FileSpec, root: &Root, config: &str) -> Result<()> {
+pub fn apply(spec: &FileSpec, root: &Root, config: &str) -> Result<WriteOutcome> {
     let target = root.map(&spec.path)?;
     if spec.symlink {
         let outcome = write_symlink(&target, spec.content.as_text().unwrap_or_default())?;
         tracing::info!(config, path = %spec.path, ?outcome, "symlink");
-        return Ok(());
+        return Ok(outcome);
     }
     let existing_mode = std::fs::symlink_metadata(&target)
         .ok()
@@ -228,7 +228,7 @@ pub fn apply(spec: &FileSpec, root: &Root, config: &str) -> Result<()> {
     };
     let outcome = write_atomic(&target, &spec.content.0, meta)?;
     tracing::info!(config, path = %spec.path, mode = format!("{:04o}", meta.mode), ?outcome, "file");
-    Ok(())
+    Ok(outcome)
 }
 
 const BLOCK_PATH: &str = "AWS::CloudFormation::Init.";

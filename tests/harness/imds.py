@@ -42,6 +42,8 @@ class InstanceIdentity:
     private_ip: str = "10.0.1.10"
     # None = instance metadata tags disabled (all tag paths answer 404)
     tags: dict[str, str] | None = None
+    # The instance profile's role: its credentials are served under iam/security-credentials/
+    iam_role: str | None = None
 
     def document(self) -> dict[str, Any]:
         return {
@@ -166,6 +168,17 @@ class ImdsServer:
         }
         if path in simple:
             return 200, simple[path]
+        creds_prefix = "/latest/meta-data/iam/security-credentials/"
+        if ident.iam_role and path.startswith(creds_prefix):
+            rest = path[len(creds_prefix):]
+            if rest == "":
+                return 200, ident.iam_role
+            if rest == ident.iam_role:
+                return 200, json.dumps({
+                    "Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": "ASIAIMDSROLETEST",
+                    "SecretAccessKey": "imds-role-secret", "Token": "imds-role-token",
+                    "Expiration": "2099-01-01T00:00:00Z", "LastUpdated": "2026-01-01T00:00:00Z"})
+            return 404, ""
         tag_prefix = "/latest/meta-data/tags/instance"
         if path == tag_prefix or path.startswith(tag_prefix + "/"):
             if ident.tags is None:
