@@ -377,20 +377,25 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
             )
         }
         DryRunSource::Stack => {
-            let (Some(stack), Some(resource)) = (&o.stack, &o.resource) else {
-                return Err(Error::Usage(
-                    "--dry-run needs --template FILE, or --stack and --resource".into(),
-                ))
-                .at(Step::Metadata);
+            let (identity, region, stack, resource, signal_resource) = match (&o.stack, &o.resource)
+            {
+                (Some(stack), Some(resource)) => (
+                    identity,
+                    region,
+                    stack.clone(),
+                    resource.clone(),
+                    o.signal_resource
+                        .clone()
+                        .unwrap_or_else(|| resource.clone()),
+                ),
+                // On an instance, zero-config: the plan the unit would run.
+                _ => dry_run_discover(o).await?,
             };
+            let (stack, signal_resource) = (&stack, &signal_resource);
             let sdk = crate::aws::sdk_config(&region).await;
             let cfn = aws_sdk_cloudformation::Client::new(&sdk);
             let metadata =
-                phase(Step::Metadata, metadata::from_stack(&cfn, stack, resource)).await?;
-            let signal_resource = o
-                .signal_resource
-                .clone()
-                .unwrap_or_else(|| resource.clone());
+                phase(Step::Metadata, metadata::from_stack(&cfn, stack, &resource)).await?;
             plan(
                 identity,
                 &metadata,
@@ -398,13 +403,38 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
                 &o.configsets,
                 &root,
                 stack,
-                &signal_resource,
+                signal_resource,
                 &o.introspection_url,
                 o.timeout,
                 o.signal,
             )
         }
     }
+}
+
+/// A dry run without `--stack`/`--resource`: this instance's identity and its discovered stack.
+async fn dry_run_discover(
+    o: &DryRunOptions,
+) -> Result<(Identity, String, String, String, String), Failure> {
+    let identity = identity::from_imds().await.map_err(|e| {
+        Error::Usage(format!(
+            "--dry-run needs --template FILE, or --stack and --resource, or an instance to discover them on ({e})"
+        ))
+    }).at(Step::Discovery)?;
+    let region = o.region.clone().unwrap_or_else(|| identity.region.clone());
+    let sdk = crate::aws::sdk_config(&region).await;
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let given = discover::Given {
+        stack: o.stack.clone(),
+        resource: o.resource.clone(),
+        signal_resource: o.signal_resource.clone(),
+    };
+    let t = phase(
+        Step::Discovery,
+        discover::complete(&given, &identity, &sdk, &cfn),
+    )
+    .await?;
+    Ok((identity, region, t.stack, t.resource, t.signal_resource))
 }
 
 /// Without `--resource`: the one resource whose Metadata carries an `ecs-bootstrap` block.

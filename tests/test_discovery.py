@@ -104,3 +104,26 @@ def test_error_names_only_the_missing_flags(moto, instance):
     last = res.stderr.strip().splitlines()[-1]
     assert "pass --stack NAME --signal-resource LOGICAL_ID instead" in last, last
     assert "--resource" not in last, last
+
+
+def test_dry_run_without_flags_shows_the_discovered_plan(moto, instance, make_stack):
+    from harness.aws import example_template
+
+    stack = make_stack(example_template("stack-launch-template.yml"))
+    res = instance.run_bootstrap("--dry-run", "--output", "json", defaults=False, timeout=60)
+    assert res.returncode == 0, str(res)
+    plan = json.loads(res.stdout)
+    text = json.dumps(plan)
+    for word in (stack.name, stack.launch_resource, stack.instance_id, stack.cluster):
+        assert word in text, f"{word!r} not in the plan"
+    assert stack.launch_resource in discovered_line(res.stderr)
+    assert moto.signals(stack.name) == []
+    assert instance.calls() == [] and instance.files() == []
+
+
+def test_dry_run_without_flags_off_an_instance_names_the_flags(moto, instance):
+    instance.imds.stop()  # no instance metadata service: not on an instance
+    res = instance.run_bootstrap("--dry-run", defaults=False, timeout=60)
+    assert res.returncode == 2, str(res)
+    last = res.stderr.strip().splitlines()[-1]
+    assert "--template FILE" in last and "--stack" in last and "--resource" in last, last

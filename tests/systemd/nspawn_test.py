@@ -205,17 +205,20 @@ def cleanup_host(name: str, cgroups_before: set[Path]) -> None:
     for p in (Path("/run/systemd/nspawn/propagate") / name, Path("/run/systemd/nspawn/unix-export") / name):
         if p.exists():
             shutil.rmtree(p, ignore_errors=True)
-    # cgroups nspawn made for the container (payload/supervisor, or ones named after it)
-    for root in CGROUP_ROOTS:
-        if not root.is_dir():
-            continue
-        for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            if d in cgroups_before:
-                continue
+    # cgroups nspawn made for the container (payload/supervisor, or ones named after it). The
+    # kernel frees them a moment after the last process exits: retry for a few seconds.
+    for _ in range(30):
+        left = [d for d in cgroup_dirs() if d not in cgroups_before]
+        for d in sorted(left, key=lambda p: -len(p.parts)):
             try:
                 d.rmdir()
             except OSError:
                 pass
+        if not [d for d in cgroup_dirs() if d not in cgroups_before]:
+            return
+        time.sleep(0.2)
+    log("warning: cgroups left behind: "
+        + ", ".join(str(d) for d in cgroup_dirs() if d not in cgroups_before))
 
 
 def cgroup_dirs() -> set[Path]:
