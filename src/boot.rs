@@ -77,6 +77,7 @@ pub struct Success {
 
 pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
     let deadline = Deadline::new(Duration::from_secs(o.deadline_secs));
+    crate::fs::mark_start();
     let result = run_within(o, &deadline).await;
     let (status, failed, reason, signal) = match &result {
         Ok(s) => (

@@ -14,6 +14,7 @@ pub mod ecs_config;
 pub mod error;
 pub mod events;
 pub mod fs;
+pub mod fuzzing;
 pub mod identity;
 pub mod imds;
 pub mod init;

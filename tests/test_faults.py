@@ -382,6 +382,7 @@ def test_kill_9_never_leaves_a_torn_file(moto, instance, make_stack):
     outcomes = {"old": 0, "new": 0, "absent": 0}
     started = time.monotonic()
     kills = 0
+    temps_seen = 0
     while kills < 25 and time.monotonic() - started < 60:
         big.write_bytes(old)
         os.chmod(big, BIG_MODE)
@@ -390,10 +391,19 @@ def test_kill_9_never_leaves_a_torn_file(moto, instance, make_stack):
                 "--root", str(instance.root), "--introspection-url", instance.introspection_url]
         p = subprocess.Popen(argv, env=instance.env(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(rnd.uniform(0.05, full * 0.8))
+        if kills % 2:
+            time.sleep(rnd.uniform(0.05, full * 0.8))
+        else:
+            # Aim at the write itself: wait for its temporary file, then kill within ~20 ms.
+            t_end = time.monotonic() + 20
+            while not list(big.parent.glob(".ecs-bootstrap.*")) and p.poll() is None \
+                    and time.monotonic() < t_end:
+                time.sleep(0.001)
+            time.sleep(rnd.uniform(0, 0.02))
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
         kills += 1
+        temps_seen += len(list(big.parent.glob(".ecs-bootstrap.*")))
         data = big.read_bytes() if big.exists() else None
         assert data in (old, new), f"torn file after kill -9: {len(data)} bytes"
         outcomes["old" if data == old else "new"] += 1
@@ -405,9 +415,16 @@ def test_kill_9_never_leaves_a_torn_file(moto, instance, make_stack):
             mode = stat.S_IMODE(tmp.stat().st_mode)
             assert mode & 0o077 == 0, f"temporary file {tmp} is {oct(mode)}"
     assert outcomes["old"] and outcomes["new"], f"kills never hit both sides: {outcomes}"
+    assert temps_seen, "no kill landed during a write: the test proved nothing"
+    # The next run removes what the killed ones left behind.
+    res = run(instance, stack, 60, "--no-signal")
+    assert res.returncode == 0, str(res)
+    assert big.read_bytes() == new
+    assert list(big.parent.glob(".ecs-bootstrap.*")) == []
     ROWS.append(("kill -9 during a file write (8 MB, mode 0600)", "old or new, never torn",
                  f"{kills} kills: {outcomes['old']} old, {outcomes['new']} new, 0 torn", "-",
-                 "temp files never group/world-readable"))
+                 f"{temps_seen} kills landed mid-write; temp files never group/world-readable, "
+                 "removed by the next run"))
 
 
 def test_second_run_after_a_completed_run(moto, instance, example_stack):
@@ -481,3 +498,61 @@ def test_phase_events_and_redaction(moto, instance, make_stack):
     assert stat.S_IMODE(ecs_config.stat().st_mode) == 0o600, "secret in a world-readable file"
     record("secret in ECS_ENGINE_AUTH_DATA, run fails", "FAILURE, secret in no log/state",
            observed(moto, stack, res), res, "ecs.config 0600")
+
+
+# ------------------------------------------------------------------------------------------
+# ECS API faults during the join
+# ------------------------------------------------------------------------------------------
+
+
+def test_ecs_api_throttled(moto, instance, example_stack):
+    moto.set_faults([{"action": "DescribeContainerInstances", "service": "ecs", "status": 400,
+                      "code": "ThrottlingException", "message": "Rate exceeded", "times": 3}])
+    res = run(instance, example_stack, 40)
+    assert_success(moto, example_stack, res, 40)
+    faulted = [r for r in moto.requests("DescribeContainerInstances") if r["fault"]]
+    assert len(faulted) == 3, faulted
+    record("ecs:DescribeContainerInstances throttled (3 calls)", "SUCCESS",
+           observed(moto, example_stack, res), res)
+
+
+def test_ecs_api_access_denied(moto, instance, example_stack):
+    moto.set_faults([{"action": "DescribeContainerInstances", "service": "ecs", "status": 400,
+                      "code": "AccessDeniedException",
+                      "message": "User is not authorized to perform: ecs:DescribeContainerInstances"}])
+    res = run(instance, example_stack, 40)
+    assert_failure(moto, example_stack, res, 40, "cluster join",
+                   "lacks ecs:DescribeContainerInstances")
+    assert res.duration < 20
+    record("ecs:DescribeContainerInstances AccessDenied", "FAILURE (fast, names the IAM action)",
+           observed(moto, example_stack, res), res)
+
+
+# ------------------------------------------------------------------------------------------
+# bad input: a clear error naming the key path and value, FAILURE, nothing applied
+# ------------------------------------------------------------------------------------------
+
+MODE_LINE = '              mode: "000644"\n'
+
+
+@pytest.mark.parametrize("fault,old,new,patterns", [
+    ("bad octal mode", MODE_LINE, '              mode: "000999"\n',
+     [r"/etc/ecs-bootstrap/motd\.mode", "000999"]),
+    ("unknown key in an Init file", MODE_LINE, MODE_LINE + "              modee: x\n",
+     [r"/etc/ecs-bootstrap/motd\.modee"]),
+    ("wrong type in the ecs-bootstrap block", "        Timeout: 600\n",
+     "        Timeout: [600]\n", [r"ecs-bootstrap\.Timeout"]),
+    ("missing owner (user does not exist)", "              owner: root\n",
+     "              owner: no-such-user-x\n", [r"no-such-user-x"]),
+], ids=["octal", "unknown-key", "wrong-type", "missing-user"])
+def test_bad_input(moto, instance, make_stack, fault, old, new, patterns):
+    stack = make_stack(stack_variant(old, new))
+    res = run(instance, stack, 40)
+    line = assert_failure(moto, stack, res, 40, *patterns)
+    # Found before anything was applied: no file, no command, no service.
+    assert not instance.path(ECS_CONFIG).exists()
+    assert not instance.path(MOTD).exists()
+    assert instance.sandboxed_commands() == []
+    assert instance.calls() == []
+    record(f"bad input: {fault}", "FAILURE naming key and value, nothing applied",
+           observed(moto, stack, res), res, line.split(" at ", 1)[1][:90])
