@@ -17,10 +17,13 @@ use crate::services::{self, Systemctl, DOCKER};
 use crate::settings::{self, Values};
 use crate::signal::{self, Delivered, Status};
 use crate::template::{ResolveContext, Template};
-use crate::{ecs_config, events, init, join, redact, state};
+use crate::{discover, ecs_config, events, init, join, once, redact, state};
 
-pub const DEFAULT_INTROSPECTION_URL: &str = "http://localhost:51678";
+/// An address, not `localhost`: at boot the resolver may not be usable yet (found under a real
+/// systemd with an empty /etc/hosts: every poll failed until the join timeout).
+pub const DEFAULT_INTROSPECTION_URL: &str = "http://127.0.0.1:51678";
 
+/// `stack`, `resource`, `signal_resource`: empty = not given, discovered (src/discover.rs).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub stack: String,
@@ -32,6 +35,8 @@ pub struct RunOptions {
     pub introspection_url: String,
     pub timeout: Option<u64>,
     pub signal: bool,
+    /// Run even when the state file says this instance is done (src/once.rs).
+    pub force: bool,
     /// The whole run, signal included, ends within this many seconds.
     pub deadline_secs: u64,
     pub imds: crate::imds::ImdsOptions,
@@ -40,6 +45,7 @@ pub struct RunOptions {
 /// Per-phase budgets, inside the run's deadline. Init has none of its own (its commands may
 /// legitimately take most of the run); the join has the plan's `Timeout`.
 const IDENTITY_BUDGET: Duration = Duration::from_secs(120);
+const DISCOVERY_BUDGET: Duration = Duration::from_secs(120);
 const METADATA_BUDGET: Duration = Duration::from_secs(300);
 const CONFIG_BUDGET: Duration = Duration::from_secs(30);
 const SERVICES_BUDGET: Duration = Duration::from_secs(120);
@@ -73,6 +79,8 @@ pub struct Success {
     pub instance_id: String,
     pub cluster: String,
     pub delivered: Option<Delivered>,
+    /// Set when this invocation did nothing because another one did or does the work.
+    pub skipped: Option<String>,
 }
 
 pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
@@ -80,6 +88,7 @@ pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
     crate::fs::mark_start();
     let result = run_within(o, &deadline).await;
     let (status, failed, reason, signal) = match &result {
+        Ok(s) if s.skipped.is_some() => ("SKIPPED", None, s.skipped.clone(), "not sent"),
         Ok(s) => (
             "SUCCESS",
             None,
@@ -108,6 +117,14 @@ pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
 
 async fn run_within(o: &RunOptions, deadline: &Deadline) -> Result<Success, Failure> {
     let started = Instant::now();
+    let _lock = match once::lock(&Root::new(&o.root)) {
+        Ok(once::Acquired::Held(l)) => l,
+        Ok(once::Acquired::Busy(why)) => return Ok(Success::skipped(why)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot take the run lock; running unguarded");
+            once::RunLock::none()
+        }
+    };
     let identity = bounded(
         Step::Identity,
         deadline,
@@ -120,9 +137,38 @@ async fn run_within(o: &RunOptions, deadline: &Deadline) -> Result<Success, Fail
         tracing::error!("the instance id is unknown without IMDS, so CloudFormation cannot be signalled; the CreationPolicy will time out")
     })?;
     tracing::info!(instance_id = %identity.instance_id, region = %identity.region, az = %identity.availability_zone, "instance identity");
+    if !o.force {
+        if let Some(why) = once::already_done(&Root::new(&o.root), &identity.instance_id) {
+            return Ok(Success::skipped(why));
+        }
+    }
     let region = o.region.clone().unwrap_or_else(|| identity.region.clone());
     let sdk = crate::aws::sdk_config_within(&region, deadline.total()).await;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let given = |v: &String| Some(v.clone()).filter(|v| !v.is_empty());
+    let target = bounded(
+        Step::Discovery,
+        deadline,
+        Some(DISCOVERY_BUDGET),
+        "discovery (the stack and resources of this instance)",
+        discover::complete(
+            &discover::Given {
+                stack: given(&o.stack),
+                resource: given(&o.resource),
+                signal_resource: given(&o.signal_resource),
+            },
+            &identity,
+            &sdk,
+            &cfn,
+        ),
+    )
+    .await?;
+    let o = &RunOptions {
+        stack: target.stack,
+        resource: target.resource,
+        signal_resource: target.signal_resource,
+        ..o.clone()
+    };
     let signal_spec = signal::SignalSpec {
         stack: o.stack.clone(),
         resource: o.signal_resource.clone(),
@@ -185,7 +231,20 @@ async fn run_within(o: &RunOptions, deadline: &Deadline) -> Result<Success, Fail
         instance_id: identity.instance_id,
         cluster,
         delivered,
+        skipped: None,
     })
+}
+
+impl Success {
+    fn skipped(why: String) -> Self {
+        tracing::info!(reason = %why, "nothing to do");
+        Success {
+            instance_id: String::new(),
+            cluster: String::new(),
+            delivered: None,
+            skipped: Some(why),
+        }
+    }
 }
 
 /// Steps 2-5. Returns the cluster joined.

@@ -35,13 +35,15 @@ pub enum Output {
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// Stack name or id.
+    /// Stack name or id (default: discovered from the instance's tags).
     #[arg(long, value_name = "NAME")]
     pub stack: Option<String>,
-    /// Logical id of the launch configuration / launch template carrying the Metadata.
+    /// Logical id of the launch configuration / launch template carrying the Metadata
+    /// (default: the stack's launch configuration / template the instance's group uses).
     #[arg(long, value_name = "LOGICAL_ID")]
     pub resource: Option<String>,
-    /// Logical id of the resource with the CreationPolicy (the Auto Scaling group).
+    /// Logical id of the resource with the CreationPolicy (default: the instance's Auto Scaling
+    /// group, from its tags).
     #[arg(long, value_name = "LOGICAL_ID")]
     pub signal_resource: Option<String>,
     /// Region of the stack (default: the instance's region).
@@ -70,6 +72,14 @@ pub struct RunArgs {
     /// Read IMDS without a token (IMDSv1) when no IMDSv2 token can be had. Off by default.
     #[arg(long)]
     pub imds_v1_fallback: bool,
+    /// Stay in the foreground even when started by UserData (cloud-final); by default a run
+    /// there hands itself to a transient systemd unit, because ecs.service cannot start
+    /// before cloud-final ends.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Run even if the state file says this instance already signalled SUCCESS.
+    #[arg(long)]
+    pub force: bool,
     /// More log detail (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -125,28 +135,17 @@ impl RunArgs {
                 self.output,
             ));
         }
-        let missing: Vec<&str> = [
-            ("--stack", self.stack.is_none()),
-            ("--resource", self.resource.is_none()),
-            (
-                "--signal-resource",
-                self.signal_resource.is_none() && !self.no_signal,
-            ),
-        ]
-        .iter()
-        .filter(|(_, m)| *m)
-        .map(|(f, _)| *f)
-        .collect();
-        if !missing.is_empty() {
-            return Err(Error::Usage(format!(
-                "missing {} (discovery from instance tags is not available yet)",
-                missing.join(", ")
-            )));
-        }
+        // Not given = discovered at run time from the instance's tags (src/discover.rs).
         let resource = self.resource.unwrap_or_default();
+        let signal_resource = match self.signal_resource {
+            Some(r) => r,
+            // Without a signal the group is not needed: do not make discovery look for it.
+            None if self.no_signal && !resource.is_empty() => resource.clone(),
+            None => String::new(),
+        };
         Ok(Mode::Run(RunOptions {
             stack: self.stack.unwrap_or_default(),
-            signal_resource: self.signal_resource.unwrap_or_else(|| resource.clone()),
+            signal_resource,
             resource,
             region: self.region,
             configsets: self.configsets,
@@ -158,6 +157,7 @@ impl RunArgs {
             imds: crate::imds::ImdsOptions {
                 v1_fallback: self.imds_v1_fallback,
             },
+            force: self.force,
         }))
     }
 }

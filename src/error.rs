@@ -11,6 +11,7 @@ use crate::template::TemplateError;
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
     Identity,
+    Discovery,
     Metadata,
     Settings,
     Init,
@@ -25,6 +26,7 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::Identity => "instance identity (IMDS)",
+            Step::Discovery => "stack discovery",
             Step::Metadata => "stack metadata",
             Step::Settings => "ecs-bootstrap settings",
             Step::Init => "AWS::CloudFormation::Init",
@@ -47,6 +49,10 @@ impl std::fmt::Display for Step {
 pub enum Error {
     #[error("command line: {0}")]
     Usage(String),
+
+    /// Zero-config could not find the stack or a resource; the message names the flags to pass.
+    #[error("{message}")]
+    Discovery { message: String },
 
     #[error("IMDS {path}: {message}")]
     Imds { path: String, message: String },
@@ -150,7 +156,8 @@ impl Error {
     /// so they are decided here and nowhere else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => 2,
+            // The fix for a failed discovery is on the command line, as for a usage error.
+            Error::Usage(_) | Error::Discovery { .. } => 2,
             Error::Invalid { .. } | Error::Template(_) => 3,
             Error::Io { .. } | Error::Command { .. } => 4,
             Error::Systemctl { .. } | Error::UnitFailed { .. } => 5,

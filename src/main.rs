@@ -1,13 +1,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ecs_bootstrap::boot;
 use ecs_bootstrap::cli::{Cli, Mode, Output};
 use ecs_bootstrap::error::Failure;
+use ecs_bootstrap::{boot, handoff};
 
 fn main() -> ExitCode {
     let args = Cli::parse().into_args();
     init_logging(args.verbose);
+    let foreground = args.foreground || args.dry_run;
     let mode = match args.into_mode() {
         Ok(m) => m,
         Err(e) => {
@@ -37,7 +38,27 @@ fn main() -> ExitCode {
             }
             Err(f) => fail(&f, " (dry run)"),
         },
+        Mode::Run(_) if !foreground && handoff::under_cloud_final() => {
+            let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+            match handoff::hand_off(&args) {
+                Ok(()) => {
+                    eprintln!(
+                        "ecs-bootstrap: running under cloud-final (UserData): handed off to {unit}.service so that ecs.service can start; follow it with `journalctl -u {unit}`",
+                        unit = handoff::UNIT
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ecs-bootstrap: FAILURE at hand-off from UserData: {e} (pass --foreground to run here anyway)");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
         Mode::Run(opts) => match runtime.block_on(boot::run(&opts)) {
+            Ok(s) if s.skipped.is_some() => {
+                eprintln!("ecs-bootstrap: SKIPPED: {}", s.skipped.unwrap_or_default());
+                ExitCode::SUCCESS
+            }
             Ok(s) => {
                 let told = match s.delivered {
                     Some(boot_delivered) => match boot_delivered {

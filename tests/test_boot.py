@@ -198,8 +198,9 @@ def test_happy_path(moto, instance, make_stack, variant):
     assert all(r.token_sent for r in mine if r.method == "GET"), mine
     assert not [r for r in mine if r.status in (400, 401, 403)], mine
 
-    # --- a second run converges to the same ecs.config and signals nothing
-    res2 = instance.run_bootstrap(*stack.run_args("--no-signal"), timeout=120)
+    # --- a second (forced: the state says done) run converges to the same ecs.config and
+    # signals nothing
+    res2 = instance.run_bootstrap(*stack.run_args("--no-signal", "--force"), timeout=120)
     assert res2.returncode == 0, str(res2)
     assert read_ecs_config(instance) == text
     assert len(moto.signals(stack.name)) == 1

@@ -127,9 +127,12 @@ class Instance:
         return env
 
     # ---------------------------------------------------------------- running
-    def _run(self, argv: list[str], timeout: float) -> Result:
+    def _run(self, argv: list[str], timeout: float,
+             extra_env: dict[str, str] | None = None) -> Result:
         started = time.monotonic()
-        proc = subprocess.Popen(argv, env=self.env(), cwd=str(self.workdir),
+        env = self.env()
+        env.update(extra_env or {})
+        proc = subprocess.Popen(argv, env=env, cwd=str(self.workdir),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
         self._pgids.append(proc.pid)
@@ -144,13 +147,14 @@ class Instance:
                       stdout=out, stderr=err, timed_out=timed_out,
                       duration=time.monotonic() - started)
 
-    def run_bootstrap(self, *args: str, timeout: float = 60.0, defaults: bool = True) -> Result:
+    def run_bootstrap(self, *args: str, timeout: float = 60.0, defaults: bool = True,
+                      extra_env: dict[str, str] | None = None) -> Result:
         """Run the binary with `args` (+ `--root ROOT --introspection-url URL` unless
         defaults=False, e.g. for --dry-run)."""
         argv = [str(bootstrap_bin()), *args]
         if defaults:
             argv += ["--root", str(self.root), "--introspection-url", self.introspection_url]
-        return self._run(argv, timeout)
+        return self._run(argv, timeout, extra_env)
 
     def systemctl(self, *args: str, timeout: float = 10.0) -> Result:
         return self._run([str(HARNESS_BIN / "systemctl"), *args], timeout)

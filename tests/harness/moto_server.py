@@ -228,6 +228,29 @@ def patch_moto() -> None:
 
     cfn_responses.CloudFormationResponse.signal_resource = signal_resource
 
+    # --- DescribeStackResources by PhysicalResourceId (moto ignores it) ---------------------
+    # AWS: with PhysicalResourceId and no StackName, the resources of the stack that holds
+    # that physical resource; ValidationError when no stack does.
+    resp_cls = cfn_responses.CloudFormationResponse
+    if not getattr(resp_cls, "_harness_physical_patched", False):
+        original_dsr = resp_cls.describe_stack_resources
+
+        def describe_stack_resources(self: Any) -> ActionResult:
+            physical = self._get_param("PhysicalResourceId")
+            if self._get_param("StackName") or not physical:
+                return original_dsr(self)
+            for stack in self.cloudformation_backend.stacks.values():
+                if stack.status == "DELETE_COMPLETE":
+                    continue
+                resources = list(stack.stack_resources)
+                if any(getattr(r, "physical_resource_id", None) == physical for r in resources):
+                    return ActionResult({"StackResources": [
+                        cfn_responses.StackResourceDTO(stack, r) for r in resources]})
+            raise ValidationError(message=f"Stack for {physical} does not exist")
+
+        resp_cls.describe_stack_resources = describe_stack_resources
+        resp_cls._harness_physical_patched = True
+
     # --- ECS fidelity fixes ------------------------------------------------------------------
     backend_cls = ecs_models.EC2ContainerServiceBackend
     if not getattr(backend_cls, "_harness_patched", False):

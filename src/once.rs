@@ -1,0 +1,185 @@
+//! Run once per instance: the systemd unit and a UserData call may both invoke `run`, and a
+//! reboot starts the unit again. Exactly one invocation does the work:
+//!
+//! - a run holds an exclusive `flock` on `/var/lib/ecs-bootstrap/run.lock` while it works; a
+//!   second invocation that finds it held exits 0 at once instead of waiting. Waiting could
+//!   deadlock: the unit's run waits for ecs.service, which is ordered after cloud-final, which
+//!   runs the UserData that would be waiting for the lock.
+//! - a run whose `state.json` says this same instance signalled SUCCESS (or found the resource no
+//!   longer waiting) is done: later invocations exit 0 without touching anything, unless
+//!   `--force`. The instance id is compared because an AMI baked from a bootstrapped instance
+//!   carries the file to every instance launched from it.
+//!
+//! A FAILURE, a SUCCESS whose signal was not delivered, or a run without a signal is not "done":
+//! the next invocation (a reboot, an operator) runs again.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::fs::Root;
+use crate::state;
+
+pub const LOCK_FILE: &str = "/var/lib/ecs-bootstrap/run.lock";
+
+/// An exclusive hold on the run lock, released when dropped (or when the process dies).
+pub struct RunLock {
+    _lock: Option<Flock<std::fs::File>>,
+}
+
+pub enum Acquired {
+    Held(RunLock),
+    /// Another invocation holds the lock; the text names it.
+    Busy(String),
+}
+
+/// Takes the run lock without waiting.
+pub fn lock(root: &Root) -> Result<Acquired> {
+    let dir = root.map(state::DIR)?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io("chmod", &dir, e))?;
+    let path = root.map(LOCK_FILE)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut locked) => {
+            // The holder's pid, for the message a concurrent invocation prints.
+            let _ = locked.set_len(0);
+            let _ = locked.rewind();
+            let _ = write!(locked, "{}", std::process::id());
+            Ok(Acquired::Held(RunLock {
+                _lock: Some(locked),
+            }))
+        }
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let who = match pid.trim() {
+                "" => "another ecs-bootstrap run".to_string(),
+                p => format!("another ecs-bootstrap run (pid {p})"),
+            };
+            Ok(Acquired::Busy(format!(
+                "{who} holds {LOCK_FILE} and does the work; this invocation has nothing to do"
+            )))
+        }
+        Err((_, errno)) => Err(Error::io("lock", &path, std::io::Error::from(errno))),
+    }
+}
+
+impl RunLock {
+    /// For a run that could not take the lock for a reason other than contention (a read-only
+    /// state directory): it goes on unguarded rather than leaving the instance unconfigured.
+    pub fn none() -> Self {
+        RunLock { _lock: None }
+    }
+}
+
+/// Why a run has nothing to do, if the state file says this instance is already done.
+pub fn already_done(root: &Root, instance_id: &str) -> Option<String> {
+    let path = root.map(state::FILE).ok()?;
+    done_reason(&path, instance_id)
+}
+
+fn done_reason(path: &Path, instance_id: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let rec: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "unreadable state file; running again");
+            return None;
+        }
+    };
+    let field = |k: &str| rec.get(k).and_then(Value::as_str).unwrap_or_default();
+    if field("instance_id") != instance_id {
+        if !field("instance_id").is_empty() {
+            tracing::info!(
+                previous = field("instance_id"),
+                "state file is from another instance (baked into the image?); running"
+            );
+        }
+        return None;
+    }
+    let delivered = rec.get("signal_delivered").and_then(Value::as_bool) == Some(true);
+    if field("status") != "SUCCESS" || !delivered {
+        return None;
+    }
+    Some(format!(
+        "{} says instance {instance_id} already signalled SUCCESS to {}/{} (pass --force to run again)",
+        state::FILE,
+        field("stack"),
+        field("signal_resource")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, v: Value) -> std::path::PathBuf {
+        let p = dir.join("state.json");
+        std::fs::write(&p, v.to_string()).unwrap();
+        p
+    }
+
+    #[test]
+    fn done_only_for_this_instance_after_a_delivered_success() {
+        let d = tempfile::tempdir().unwrap();
+        let rec = |id: &str, status: &str, delivered: bool| {
+            serde_json::json!({"instance_id": id, "stack": "s", "signal_resource": "Asg",
+                               "status": status, "signal_delivered": delivered})
+        };
+        let p = write(d.path(), rec("i-1", "SUCCESS", true));
+        let why = done_reason(&p, "i-1").expect("done");
+        assert!(
+            why.contains("i-1") && why.contains("s/Asg") && why.contains("--force"),
+            "{why}"
+        );
+        assert_eq!(
+            done_reason(&p, "i-2"),
+            None,
+            "baked state of another instance"
+        );
+        let p = write(d.path(), rec("i-1", "SUCCESS", false));
+        assert_eq!(done_reason(&p, "i-1"), None, "signal not delivered");
+        let p = write(d.path(), rec("i-1", "FAILURE", true));
+        assert_eq!(done_reason(&p, "i-1"), None, "a failure runs again");
+        std::fs::write(&p, "{not json").unwrap();
+        assert_eq!(done_reason(&p, "i-1"), None);
+        assert_eq!(done_reason(&d.path().join("missing"), "i-1"), None);
+    }
+
+    #[test]
+    fn a_second_lock_is_busy_and_names_the_holder() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let first = match lock(&root).unwrap() {
+            Acquired::Held(l) => l,
+            Acquired::Busy(m) => panic!("busy: {m}"),
+        };
+        match lock(&root).unwrap() {
+            Acquired::Busy(m) => {
+                assert!(m.contains(&format!("pid {}", std::process::id())), "{m}")
+            }
+            Acquired::Held(_) => panic!("two holders"),
+        }
+        let mode = std::fs::metadata(d.path().join("var/lib/ecs-bootstrap"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(first);
+        assert!(matches!(lock(&root).unwrap(), Acquired::Held(_)));
+    }
+}
