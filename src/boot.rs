@@ -358,6 +358,16 @@ async fn execute(
     .await?;
 
     let systemctl = Systemctl::default();
+    let left = deadline
+        .work_end()
+        .saturating_duration_since(tokio::time::Instant::now());
+    if Duration::from_secs(plan.join.timeout_secs) > left {
+        tracing::warn!(
+            timeout_secs = plan.join.timeout_secs,
+            left_secs = left.as_secs(),
+            "the join Timeout is longer than the run's deadline leaves; the deadline ends the wait first (raise --deadline, below the CreationPolicy timeout)"
+        );
+    }
     // The join budget starts when the services are asked to start: that is what it measures.
     // Past the run's deadline, the phase bound ends the wait first and names the deadline.
     let join_end =
