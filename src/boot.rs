@@ -322,7 +322,7 @@ async fn execute(
         Step::Init,
         deadline,
         None,
-        "AWS::CloudFormation::Init (its files and commands)",
+        "an Init command to finish (the last 'running command' in the log)",
         init::apply(&plan.init, root),
     )
     .await?;
