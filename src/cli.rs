@@ -25,6 +25,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the boot sequence (the default when no subcommand is given).
     Run(RunArgs),
+    /// Run only the AWS::CloudFormation::Init block, with cfn-init's flags (also run as `cfn-init`).
+    Init(crate::init_cmd::InitArgs),
+    /// Signal CloudFormation like cfn-signal (also run as `cfn-signal`).
+    Signal(crate::dropin::signal_cmd::SignalArgs),
+    /// Print a resource's Metadata like cfn-get-metadata (also run as `cfn-get-metadata`).
+    GetMetadata(crate::dropin::get_metadata::GetMetadataArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -166,7 +172,8 @@ impl Cli {
     pub fn into_args(self) -> RunArgs {
         match self.command {
             Some(Command::Run(a)) => a,
-            None => self.run,
+            // The drop-in commands (init, signal, get-metadata) are dispatched in main first.
+            _ => self.run,
         }
     }
 }

@@ -93,6 +93,16 @@ pub enum Error {
         output_tail: String,
     },
 
+    /// An external tool run by the Init engine (package manager, account or service tool).
+    #[error("config '{config}' {section}: `{command}` {outcome}{}", tail_suffix(.output_tail))]
+    Tool {
+        config: String,
+        section: &'static str,
+        command: String,
+        outcome: String,
+        output_tail: String,
+    },
+
     #[error("`{command}` {outcome}")]
     Systemctl { command: String, outcome: String },
 
@@ -159,7 +169,7 @@ impl Error {
             // The fix for a failed discovery is on the command line, as for a usage error.
             Error::Usage(_) | Error::Discovery { .. } => 2,
             Error::Invalid { .. } | Error::Template(_) => 3,
-            Error::Io { .. } | Error::Command { .. } => 4,
+            Error::Io { .. } | Error::Command { .. } | Error::Tool { .. } => 4,
             Error::Systemctl { .. } | Error::UnitFailed { .. } => 5,
             Error::JoinTimeout { .. } | Error::WrongCluster { .. } | Error::NotHealthy { .. } => 6,
             Error::Imds { .. } | Error::Aws { .. } => 7,
@@ -181,7 +191,7 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         // A signal that could not be delivered is its own case: the instance may be healthy, but
         // CloudFormation was not told, and the operator must know that.
-        if self.step == Step::Signal {
+        if self.step == Step::Signal && !matches!(*self.error, Error::Usage(_)) {
             8
         } else {
             self.error.exit_code()

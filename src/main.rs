@@ -1,12 +1,30 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use ecs_bootstrap::cli::{Cli, Mode, Output};
-use ecs_bootstrap::error::Failure;
+use clap::{CommandFactory, Parser};
+use ecs_bootstrap::cli::{Cli, Command, Mode, Output};
+use ecs_bootstrap::dropin::{argv0, get_metadata, signal_cmd};
+use ecs_bootstrap::error::{Failure, Step};
 use ecs_bootstrap::{boot, handoff};
 
 fn main() -> ExitCode {
-    let args = Cli::parse().into_args();
+    // Installed as `cfn-signal` etc. (a symlink), the binary is that command.
+    let argv = match argv0::rewrite(std::env::args_os().collect(), |sub| {
+        Cli::command().find_subcommand(sub).is_some()
+    }) {
+        Ok(a) => a,
+        Err(m) => {
+            eprintln!("ecs-bootstrap: {m}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
+    if let Some(Command::Init(a)) = &cli.command {
+        return init_main(a);
+    }
+    if let Some(code) = run_dropin(&cli) {
+        return code;
+    }
+    let args = cli.into_args();
     init_logging(args.verbose);
     let foreground = args.foreground || args.dry_run;
     let mode = match args.into_mode() {
@@ -81,6 +99,62 @@ fn main() -> ExitCode {
             Err(f) => fail(&f, ""),
         },
     }
+}
+
+/// `ecs-bootstrap init`: silent on success, as cfn-init; one FAILURE line otherwise.
+fn init_main(a: &ecs_bootstrap::init_cmd::InitArgs) -> ExitCode {
+    init_logging(a.verbose);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ecs-bootstrap: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(ecs_bootstrap::init_cmd::run(a)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => fail(&f, " (init)"),
+    }
+}
+
+/// `signal` and `get-metadata`; None for the boot sequence.
+fn run_dropin(cli: &Cli) -> Option<ExitCode> {
+    let (verbose, step) = match &cli.command {
+        Some(Command::Signal(a)) => (a.verbose, Step::Signal),
+        Some(Command::GetMetadata(a)) => (a.verbose, Step::Metadata),
+        _ => return None,
+    };
+    init_logging(verbose);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ecs-bootstrap: cannot start the async runtime: {e}");
+            return Some(ExitCode::from(1));
+        }
+    };
+    let result = match &cli.command {
+        Some(Command::Signal(a)) => runtime.block_on(signal_cmd::run(a)).map(|_| ()),
+        Some(Command::GetMetadata(a)) => runtime
+            .block_on(get_metadata::run(a))
+            .map(|text| print!("{text}")),
+        _ => return None,
+    };
+    Some(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(
+            &Failure {
+                step,
+                error: Box::new(e),
+            },
+            "",
+        ),
+    })
 }
 
 /// The one line an operator reads in the console output of a broken instance.

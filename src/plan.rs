@@ -167,8 +167,27 @@ impl Plan {
                     .join(", ")
             );
         }
+        for line in p.init.authentication.describe() {
+            let _ = writeln!(w, "   authentication {line}");
+        }
         for c in &p.init.configs {
             let _ = writeln!(w, "   config '{}':", c.name);
+            for line in crate::init::describe::before_files(c) {
+                let _ = writeln!(w, "   {line}");
+            }
+            for src in &c.sources {
+                let _ = writeln!(
+                    w,
+                    "   - unpack {} into {}{}",
+                    src.url,
+                    src.target,
+                    if src.strip_top_dir {
+                        " (without its top directory)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             for f in &c.files {
                 if f.symlink {
                     let _ = writeln!(
@@ -188,7 +207,24 @@ impl Plan {
                     f.owner.as_deref().unwrap_or("unchanged"),
                     f.group.as_deref().unwrap_or("unchanged"),
                 );
-                content(w, f.content.as_text(), f.content.0.len());
+                match &f.source {
+                    Some(url) => {
+                        let _ = writeln!(
+                            w,
+                            "       from {url}{}{}",
+                            f.authentication
+                                .as_deref()
+                                .map(|a| format!(" (authentication {a})"))
+                                .unwrap_or_default(),
+                            if f.context.is_some() {
+                                ", rendered with its context"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                    None => content(w, f.content.as_text(), f.content.0.len()),
+                }
             }
             for cmd in &c.commands {
                 let line = match &cmd.command {
@@ -222,6 +258,18 @@ impl Plan {
                 if let Some(s) = cmd.wait_after_completion.filter(|s| *s > 0) {
                     let _ = writeln!(w, "       then wait {s}s");
                 }
+                if cmd.wait_for_reboot {
+                    let _ = writeln!(
+                        w,
+                        "       then wait for the reboot it starts; the next run resumes after it"
+                    );
+                }
+                if let Some(s) = cmd.timeout {
+                    let _ = writeln!(w, "       killed after {s}s (timeout)");
+                }
+            }
+            for line in crate::init::describe::after_commands(c) {
+                let _ = writeln!(w, "   {line}");
             }
         }
 

@@ -19,7 +19,11 @@ const KEYS: &[&str] = &[
     "test",
     "ignoreErrors",
     "waitAfterCompletion",
+    "timeout",
 ];
+
+/// Upper bound of a command's `timeout` (a day): anything longer is a typo.
+const MAX_TIMEOUT_SECS: u64 = 86_400;
 
 /// cfn-init 2.0 replaces the environment with `env`, leaving no PATH; a command like `mkdir`
 /// then only works by luck of the shell's built-in default. The same PATH as systemd's default
@@ -39,6 +43,14 @@ pub struct CommandSpec {
     pub test: Option<String>,
     pub ignore_errors: bool,
     pub wait_after_completion: Option<u64>,
+    /// `waitAfterCompletion: forever`: the command reboots the machine; Init stops after it and
+    /// resumes with the next command on the next run (after the reboot).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub wait_for_reboot: bool,
+    /// Seconds after which the command (and its `test`) is killed, with everything it started.
+    /// Not in cfn-init, where a hung command hangs the boot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -136,27 +148,46 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
             ))
         }
     };
+    let wait_for_reboot = map.get("waitAfterCompletion").and_then(Value::as_str) == Some("forever");
     let wait_after_completion = match map.get("waitAfterCompletion") {
         None => None,
+        Some(_) if wait_for_reboot => None,
         Some(v) => {
             let p = format!("{path}.waitAfterCompletion");
             let n = match v {
                 Value::Number(n) => n.as_u64(),
-                Value::String(s) if s == "forever" => {
-                    return Err(Error::invalid(
-                        p,
-                        "'forever' (resume after reboot) is not supported by this version of ecs-bootstrap yet",
-                    ))
-                }
                 Value::String(s) => s.trim().parse().ok(),
                 _ => None,
             };
             Some(n.filter(|n| *n <= 3600).ok_or_else(|| {
-                Error::invalid(p, format!("must be 0..3600 seconds, got {}", short(v)))
+                Error::invalid(
+                    p,
+                    format!("must be 0..3600 seconds or \"forever\", got {}", short(v)),
+                )
             })?)
         }
     };
+    let timeout = match map.get("timeout") {
+        None => None,
+        Some(v) => {
+            let n = match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            Some(
+                n.filter(|n| (1..=MAX_TIMEOUT_SECS).contains(n))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            format!("{path}.timeout"),
+                            format!("must be 1..{MAX_TIMEOUT_SECS} seconds, got {}", short(v)),
+                        )
+                    })?,
+            )
+        }
+    };
     Ok(CommandSpec {
+        timeout,
         key: key.to_string(),
         command,
         env,
@@ -164,6 +195,7 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
         test: opt_string("test")?,
         ignore_errors,
         wait_after_completion,
+        wait_for_reboot,
     })
 }
 
@@ -179,12 +211,13 @@ fn scalar(v: &Value, path: &str) -> Result<String> {
     }
 }
 
-pub async fn run(spec: &CommandSpec, config: &str) -> Result<()> {
+/// Runs one command; `false` when its `test` skipped it.
+pub async fn run(spec: &CommandSpec, config: &str) -> Result<bool> {
     if let Some(test) = &spec.test {
         let (status, _) = execute(spec, &CommandLine::Shell(test.clone()), config).await?;
         if !status.success() {
             tracing::info!(config, command = %spec.key, test, "test did not pass; skipping command");
-            return Ok(());
+            return Ok(false);
         }
     }
     tracing::info!(config, command = %spec.key, "running command");
@@ -205,7 +238,7 @@ pub async fn run(spec: &CommandSpec, config: &str) -> Result<()> {
     if let Some(secs) = spec.wait_after_completion.filter(|s| *s > 0) {
         tokio::time::sleep(Duration::from_secs(secs)).await;
     }
-    Ok(())
+    Ok(true)
 }
 
 fn describe(status: ExitStatus) -> String {
@@ -261,18 +294,39 @@ async fn execute(
     let out_for_read = out
         .try_clone()
         .map_err(|e| Error::io("duplicate output file in", std::env::temp_dir(), e))?;
-    // Its own process group, so that when the run's deadline cancels this future the whole
-    // command (a shell and whatever it started) is killed, not just the shell.
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
+        // Its own process group, so a timeout kills what the command started too.
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(spawn_err)?;
+    // When the run's deadline cancels this future, the whole group goes, not just the shell.
     let guard = KillGroupOnDrop(child.id());
-    let status = child.wait().await.map_err(spawn_err)?;
+    let status = match spec.timeout {
+        None => child.wait().await,
+        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), child.wait()).await {
+            Ok(r) => r,
+            Err(_) => {
+                if let Some(pid) = child.id() {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                let _ = child.wait().await;
+                return Err(Error::Command {
+                    config: config.to_string(),
+                    key: spec.key.clone(),
+                    outcome: format!("did not finish within its timeout of {secs}s and was killed"),
+                    output_tail: read_tail(out_for_read),
+                });
+            }
+        },
+    }
+    .map_err(spawn_err)?;
     // Finished: daemons it left behind on purpose are not ours to kill.
     std::mem::forget(guard);
     let tail = read_tail(out_for_read);
@@ -365,14 +419,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("p.a.env.A"), "{e}");
-        let e = parse(
+        let spec = parse(
             &json!({"a": {"command": "x", "waitAfterCompletion": "forever"}}),
+            "p",
+        )
+        .unwrap()
+        .remove(0);
+        assert!(spec.wait_for_reboot && spec.wait_after_completion.is_none());
+        let e = parse(
+            &json!({"a": {"command": "x", "waitAfterCompletion": "never"}}),
             "p",
         )
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("waitAfterCompletion") && e.contains("forever"),
+            e.contains("p.a.waitAfterCompletion") && e.contains("never"),
             "{e}"
         );
     }
@@ -423,6 +484,39 @@ mod tests {
             e.contains("could not be started") && e.contains("/no/such/program"),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_command_and_its_children() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("late");
+        let spec = specs(json!({"slow": {
+            "command": format!("echo started; (sleep 3; touch {}) & sleep 30", marker.display()),
+            "timeout": "1"
+        }}))
+        .remove(0);
+        let t = Instant::now();
+        let e = run(&spec, "config").await.unwrap_err().to_string();
+        assert!(
+            e.contains("command 'slow' did not finish within its timeout of 1s")
+                && e.contains("started"),
+            "{e}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+        std::thread::sleep(Duration::from_secs(4));
+        assert!(
+            !marker.exists(),
+            "a child of the timed-out command survived"
+        );
+        for bad in [json!(0), json!("soon"), json!(100000)] {
+            let e = parse(&json!({"a": {"command": "x", "timeout": bad}}), "p")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("p.a.timeout") && e.contains(&bad.to_string()),
+                "{e}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! Init `files`: content, encoding, mode, owner, group, and symlinks (`mode: 120xxx`).
+//! Init `files`: content, encoding, mode, owner, group, and symlinks (`mode: 120xxx`);
+//! `source`, `authentication` and `context` are read here and applied by [`super::file_source`].
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -21,7 +22,6 @@ const KEYS: &[&str] = &[
     "authentication",
     "context",
 ];
-const NOT_YET: &[&str] = &["source", "authentication", "context"];
 
 /// New files without a `mode` get the permissions a root process with umask 022 would give them.
 const DEFAULT_MODE: u32 = 0o644;
@@ -37,6 +37,15 @@ pub struct FileSpec {
     pub group: Option<String>,
     /// A symlink whose target is `content`.
     pub symlink: bool,
+    /// Downloaded when applied, instead of `content`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The Authentication entry named for `source` (none: chosen by URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<String>,
+    /// Mustache data for a `source`; a `content` is rendered when parsed, so the plan shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,12 +103,6 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
                 format!("unknown key '{key}' (a file has: {})", KEYS.join(", ")),
             ));
         }
-        if NOT_YET.contains(&key.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!("'{key}' is not supported by this version of ecs-bootstrap yet"),
-            ));
-        }
     }
     let str_key = |key: &str| -> Result<Option<String>> {
         match map.get(key) {
@@ -114,6 +117,15 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
     };
 
     let encoding = str_key("encoding")?.unwrap_or_else(|| "plain".into());
+    let source = str_key("source")?;
+    let context = super::file_source::context(map.get("context"), path)?;
+    if source.is_some() && map.contains_key("content") {
+        // cfn-init silently ignores one of them; which one was meant is anybody's guess.
+        return Err(Error::invalid(
+            path,
+            "has both 'content' and 'source': give one",
+        ));
+    }
     let content = match map.get("content") {
         Some(Value::String(s)) => match encoding.as_str() {
             "plain" => s.clone().into_bytes(),
@@ -143,18 +155,27 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
                 format!("must be a string or a JSON object, got {}", short(other)),
             ))
         }
-        None => {
-            return Err(Error::invalid(
-                path,
-                "has no 'content' (and 'source' is not supported yet)",
-            ))
-        }
+        None if source.is_some() => Vec::new(),
+        None => return Err(Error::invalid(path, "has no 'content' or 'source'")),
+    };
+    let (content, context) = match context {
+        Some(ctx) if source.is_none() => (
+            super::file_source::render(&content, &ctx, &format!("{path}.content"))?,
+            None,
+        ),
+        other => (content, other),
     };
 
     let (mode, symlink) = match str_key("mode")? {
         Some(m) => parse_mode(&m, &format!("{path}.mode"))?,
         None => (None, false),
     };
+    if symlink && source.is_some() {
+        return Err(Error::invalid(
+            format!("{path}.source"),
+            "a symlink takes its target from 'content', not 'source'",
+        ));
+    }
     if symlink && (content.is_empty() || content.contains(&b'\n')) {
         return Err(Error::invalid(
             format!("{path}.content"),
@@ -168,6 +189,9 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
         owner: str_key("owner")?,
         group: str_key("group")?,
         symlink,
+        authentication: str_key("authentication")?,
+        source,
+        context,
     })
 }
 
@@ -192,12 +216,22 @@ fn parse_mode(m: &str, path: &str) -> Result<(Option<u32>, bool)> {
     }
 }
 
-pub fn apply(spec: &FileSpec, root: &Root, config: &str) -> Result<()> {
+pub fn apply(spec: &FileSpec, root: &Root, config: &str) -> Result<WriteOutcome> {
+    write(spec, &spec.content.0, root, config)
+}
+
+/// Writes `content` (the spec's own, or what its `source` gave) with the spec's mode and owner.
+pub(super) fn write(
+    spec: &FileSpec,
+    content: &[u8],
+    root: &Root,
+    config: &str,
+) -> Result<WriteOutcome> {
     let target = root.map(&spec.path)?;
     if spec.symlink {
         let outcome = write_symlink(&target, spec.content.as_text().unwrap_or_default())?;
         tracing::info!(config, path = %spec.path, ?outcome, "symlink");
-        return Ok(());
+        return Ok(outcome);
     }
     let existing_mode = std::fs::symlink_metadata(&target)
         .ok()
@@ -226,9 +260,9 @@ pub fn apply(spec: &FileSpec, root: &Root, config: &str) -> Result<()> {
             })
             .transpose()?,
     };
-    let outcome = write_atomic(&target, &spec.content.0, meta)?;
+    let outcome = write_atomic(&target, content, meta)?;
     tracing::info!(config, path = %spec.path, mode = format!("{:04o}", meta.mode), ?outcome, "file");
-    Ok(())
+    Ok(outcome)
 }
 
 const BLOCK_PATH: &str = "AWS::CloudFormation::Init.";
@@ -332,7 +366,7 @@ mod tests {
         assert!(one(json!({"mode": "000644"}))
             .unwrap_err()
             .to_string()
-            .contains("no 'content'"));
+            .contains("no 'content' or 'source'"));
     }
 
     #[test]
@@ -361,13 +395,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/etc/x.mod") && e.contains("unknown key"), "{e}");
-        let e = one(json!({"source": "https://example.com/x"}))
+        let e = one(json!({"source": "https://example.com/x", "content": "x"}))
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("/etc/x.source") && e.contains("not supported"),
-            "{e}"
-        );
+        assert!(e.contains("/etc/x") && e.contains("both"), "{e}");
         let e = parse(&json!({"etc/x": {"content": ""}}), "f")
             .unwrap_err()
             .to_string();

@@ -3,47 +3,101 @@
 //! Parsing produces an [`InitPlan`] (what would run, in order) that a dry run prints and a real
 //! run applies; the two never disagree because they are the same value.
 
+mod accounts;
+pub mod auth;
 mod commands;
+pub mod describe;
+mod exec;
+mod fetch;
+mod file_source;
 mod files;
+mod packages;
+pub mod record;
+mod resume;
+mod services;
+mod sources;
+#[cfg(test)]
+mod test_http;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use accounts::{GroupSpec, UserSpec};
 pub use commands::{CommandLine, CommandSpec};
 pub use files::{FileContent, FileSpec};
+pub use packages::{Package, PackageSet};
+pub use services::{ServiceSpec, Triggers};
+pub use sources::SourceSpec;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
 use crate::settings::kind;
 
 pub const BLOCK: &str = "AWS::CloudFormation::Init";
+/// Key paths in errors start with this.
+const BLOCK_PREFIX: &str = "AWS::CloudFormation::Init.";
 
 /// cfn-init applies a config's sections in this order, whatever order the template lists them.
 const SECTIONS: &[&str] = &[
     "packages", "groups", "users", "sources", "files", "commands", "services",
 ];
-/// Sections that ecs-bootstrap does not apply yet. A non-empty one is an error rather than a
-/// silent skip: an instance that quietly missed its packages is worse than one that says so.
-const NOT_YET: &[&str] = &["packages", "groups", "users", "sources", "services"];
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct InitPlan {
     /// The configSets asked for (empty when the block has none and only `config` runs).
     pub configsets: Vec<String>,
     pub configs: Vec<Config>,
+    /// `AWS::CloudFormation::Authentication`, for downloads; serialises with secrets redacted.
+    #[serde(skip_serializing_if = "auth::AuthConfig::is_empty")]
+    pub authentication: auth::AuthConfig,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Config {
     pub name: String,
+    pub sources: Vec<SourceSpec>,
     pub files: Vec<FileSpec>,
     pub commands: Vec<CommandSpec>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<PackageSet>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupSpec>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserSpec>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceSpec>,
+}
+
+impl Config {
+    fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+            && self.files.is_empty()
+            && self.commands.is_empty()
+            && self.packages.is_empty()
+            && self.groups.is_empty()
+            && self.users.is_empty()
+            && self.services.is_empty()
+    }
+}
+
+/// What one config changed, section by section: the restart triggers of its services match
+/// against it (cfn-init only restarts for changes made in the same config).
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub files: BTreeSet<String>,
+    pub sources: BTreeSet<String>,
+    /// Manager -> names installed.
+    pub packages: BTreeMap<String, BTreeSet<String>>,
+    /// Keys of the commands that ran (a skipped `test` does not count).
+    pub commands: BTreeSet<String>,
+    pub users: BTreeSet<String>,
+    pub groups: BTreeSet<String>,
 }
 
 impl InitPlan {
     pub fn is_empty(&self) -> bool {
-        self.configs
-            .iter()
-            .all(|c| c.files.is_empty() && c.commands.is_empty())
+        self.configs.iter().all(Config::is_empty)
     }
 
     pub fn files(&self) -> impl Iterator<Item = &FileSpec> {
@@ -67,6 +121,7 @@ pub fn parse(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
         return Ok(InitPlan {
             configsets: Vec::new(),
             configs: Vec::new(),
+            authentication: auth::parse(metadata)?,
         });
     };
     let init = block
@@ -80,6 +135,7 @@ pub fn parse(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
     Ok(InitPlan {
         configsets,
         configs,
+        authentication: auth::parse(metadata)?,
     })
 }
 
@@ -207,7 +263,7 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
     let map = value
         .as_object()
         .ok_or_else(|| Error::invalid(&path, format!("must be a mapping, got {}", kind(value))))?;
-    for (key, v) in map {
+    for key in map.keys() {
         if !SECTIONS.contains(&key.as_str()) {
             return Err(Error::invalid(
                 format!("{path}.{key}"),
@@ -217,18 +273,11 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
                 ),
             ));
         }
-        let empty = match v {
-            Value::Object(m) => m.is_empty(),
-            Value::Null => true,
-            _ => false,
-        };
-        if NOT_YET.contains(&key.as_str()) && !empty {
-            return Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!("'{key}' is not supported by this version of ecs-bootstrap yet (supported: files, commands)"),
-            ));
-        }
     }
+    let sources = match map.get("sources") {
+        Some(v) => sources::parse(v, &format!("{path}.sources"))?,
+        None => Vec::new(),
+    };
     let files = match map.get("files") {
         Some(v) => files::parse(v, &format!("{path}.files"))?,
         None => Vec::new(),
@@ -237,25 +286,163 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
         Some(v) => commands::parse(v, &format!("{path}.commands"))?,
         None => Vec::new(),
     };
+    let section = |key: &str| map.get(key).filter(|v| !v.is_null());
+    let packages = match section("packages") {
+        Some(v) => packages::parse(v, &format!("{path}.packages"))?,
+        None => Vec::new(),
+    };
+    let groups = match section("groups") {
+        Some(v) => accounts::parse_groups(v, &format!("{path}.groups"))?,
+        None => Vec::new(),
+    };
+    let users = match section("users") {
+        Some(v) => accounts::parse_users(v, &format!("{path}.users"))?,
+        None => Vec::new(),
+    };
+    let services = match section("services") {
+        Some(v) => services::parse(v, &format!("{path}.services"))?,
+        None => Vec::new(),
+    };
     Ok(Config {
         name: name.to_string(),
+        sources,
         files,
         commands,
+        packages,
+        groups,
+        users,
+        services,
     })
 }
 
-/// Applies the plan: per config, files then commands, as cfn-init orders them.
+/// Applies the plan: per config, packages, groups, users, files, commands, services, as
+/// cfn-init orders them.
 pub async fn apply(plan: &InitPlan, root: &crate::fs::Root) -> Result<()> {
-    for config in &plan.configs {
-        tracing::info!(config = %config.name, files = config.files.len(), commands = config.commands.len(), "applying Init config");
-        for file in &config.files {
-            files::apply(file, root, &config.name)?;
+    let mut report = record::Report {
+        configsets: plan.configsets.clone(),
+        ..Default::default()
+    };
+    let result = apply_configs(plan, root, &mut report).await;
+    report.status = if result.is_ok() { "SUCCESS" } else { "FAILURE" };
+    report.error = result.as_ref().err().map(|e| e.to_string());
+    report.finished_at_unix = record::now_unix();
+    record::write(root, &report);
+    result
+}
+
+async fn apply_configs(
+    plan: &InitPlan,
+    root: &crate::fs::Root,
+    report: &mut record::Report,
+) -> Result<()> {
+    let fetcher = fetch::Fetcher::new(&plan.authentication)?;
+    let resume = resume::take(root, plan);
+    if let Some(m) = &resume {
+        tracing::info!(config = %m.config, command = %m.command, "resuming Init after the reboot that command asked for");
+    }
+    for (i, config) in plan.configs.iter().enumerate() {
+        report.configs.push(record::ConfigReport {
+            name: config.name.clone(),
+            ..Default::default()
+        });
+        let done = report.configs.last_mut().expect("just pushed");
+        // Configs finished before the reboot are not run again.
+        if resume.as_ref().is_some_and(|m| i < m.config_index) {
+            done.completed = true;
+            continue;
         }
-        for command in &config.commands {
-            commands::run(command, &config.name).await?;
+        tracing::info!(config = %config.name, files = config.files.len(), commands = config.commands.len(), "applying Init config");
+        let resume_after = resume
+            .as_ref()
+            .filter(|m| m.config_index == i)
+            .map(|m| m.command.as_str());
+        let path = format!("{BLOCK}.{}", config.name);
+        let mut changes = Changes::default();
+        let result = apply_config(
+            config,
+            &path,
+            root,
+            &fetcher,
+            &mut changes,
+            &mut done.services,
+            resume_after,
+        )
+        .await;
+        done.absorb(&changes);
+        if let Some(key) = result? {
+            resume::save(
+                root,
+                &resume::Marker {
+                    digest: resume::digest(plan),
+                    config_index: i,
+                    config: config.name.clone(),
+                    command: key.clone(),
+                },
+            )?;
+            report.status = "WAITING_FOR_REBOOT";
+            report.finished_at_unix = record::now_unix();
+            record::write(root, report);
+            tracing::warn!(config = %config.name, command = %key, "waitAfterCompletion is 'forever': waiting for the reboot; the next run resumes after this command");
+            // As cfn-init: wait for the reboot the command started, which ends this process.
+            std::future::pending::<()>().await;
+        }
+        report.configs.last_mut().expect("pushed above").completed = true;
+    }
+    resume::clear(root);
+    Ok(())
+}
+
+async fn apply_config(
+    config: &Config,
+    path: &str,
+    root: &crate::fs::Root,
+    fetcher: &fetch::Fetcher<'_>,
+    changes: &mut Changes,
+    service_actions: &mut BTreeMap<String, Vec<&'static str>>,
+    resume_after: Option<&str>,
+) -> Result<Option<String>> {
+    let name = config.name.as_str();
+    packages::apply(&config.packages, name, &mut changes.packages).await?;
+    accounts::apply_groups(
+        &config.groups,
+        name,
+        &format!("{path}.groups"),
+        &mut changes.groups,
+    )
+    .await?;
+    accounts::apply_users(
+        &config.users,
+        name,
+        &format!("{path}.users"),
+        &mut changes.users,
+    )
+    .await?;
+    for source in &config.sources {
+        // An archive unpacked again counts as a change, as in cfn-init.
+        sources::apply(source, root, fetcher, name).await?;
+        changes.sources.insert(source.target.clone());
+    }
+    for file in &config.files {
+        if file_source::apply(file, root, name, fetcher).await?
+            != crate::fs::WriteOutcome::Unchanged
+        {
+            changes.files.insert(file.path.clone());
         }
     }
-    Ok(())
+    for command in &config.commands {
+        // Commands sort by key, so "up to the one that rebooted" is a key comparison.
+        if resume_after.is_some_and(|k| command.key.as_str() <= k) {
+            continue;
+        }
+        if commands::run(command, name).await? {
+            changes.commands.insert(command.key.clone());
+            if command.wait_for_reboot {
+                return Ok(Some(command.key.clone()));
+            }
+        }
+    }
+    services::apply(&config.services, name, changes, service_actions).await?;
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -337,14 +524,7 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_and_unknown_sections_are_errors() {
-        let e = names(json!({"config": {"packages": {"yum": {"jq": []}}}}), &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("AWS::CloudFormation::Init.config.packages") && e.contains("not supported"),
-            "{e}"
-        );
+    fn unknown_sections_are_errors() {
         let e = names(json!({"config": {"comands": {}}}), &[])
             .unwrap_err()
             .to_string();

@@ -53,6 +53,10 @@ class InstanceIdentity:
     private_ip: str = "10.0.1.10"
     # None = instance metadata tags disabled (all tag paths answer 404)
     tags: dict[str, str] | None = None
+    # The instance profile's role: its credentials are served under iam/security-credentials/
+    iam_role: str | None = None
+    # more roles: name -> {"AccessKeyId", "SecretAccessKey", "Token"}
+    role_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -227,6 +231,22 @@ class ImdsServer:
         }
         if path in simple:
             return 200, simple[path]
+        creds_prefix = "/latest/meta-data/iam/security-credentials/"
+        if path.startswith(creds_prefix):
+            roles = dict(ident.role_credentials)
+            if ident.iam_role and ident.iam_role not in roles:
+                roles[ident.iam_role] = {"AccessKeyId": "ASIAIMDSROLETEST",
+                                         "SecretAccessKey": "imds-role-secret",
+                                         "Token": "imds-role-token"}
+            role = path[len(creds_prefix):]
+            if role == "" and roles:
+                return 200, "\n".join(sorted(roles))
+            if role in roles:
+                doc = {"Code": "Success", "Type": "AWS-HMAC",
+                       "Expiration": "2099-01-01T00:00:00Z",
+                       "LastUpdated": "2026-01-01T00:00:00Z", **roles[role]}
+                return 200, json.dumps(doc)
+            return 404, ""
         tag_prefix = "/latest/meta-data/tags/instance"
         if path == tag_prefix or path.startswith(tag_prefix + "/"):
             if ident.tags is None:

@@ -6,11 +6,12 @@ its own loopback, where this test's IMDS double (169.254.169.254:80) and moto (1
 run as units. Installed into it: the binary as /usr/bin/ecs-bootstrap (read-only overlay on
 /usr), the real systemd/ecs-bootstrap.service (enabled), an /etc/ecs-bootstrap/env pointing the
 SDK at moto and giving no stack flags (zero-config), fake docker/ecs units ordered like the real
-ones, and a fake cloud-final.service running examples/userdata/userdata.sh.
+ones, and a fake cloud-final.service running examples/userdata/userdata.sh (so the binary's
+hand-off from UserData to a transient unit runs under a real systemd too).
 
 Boot 1 asserts: the unit ran once and succeeded, docker and ecs were started, moto received
 exactly one SignalResource SUCCESS for the Auto Scaling group from this instance, the UserData
-call exited 0 without doing the work, the result reached the console, and the boot finished
+call handed off to ecs-bootstrap-boot.service, which exited 0 without doing the work, the result reached the console, and the boot finished
 (no deadlock between the unit, cloud-final and ecs.service).
 Boot 2 (same /var/lib/ecs-bootstrap, /etc/ecs and /etc/systemd/system) asserts: the unit ran,
 said SKIPPED and made no AWS call; no new signal.
@@ -273,8 +274,11 @@ def main() -> int:
         unit = c.show("ecs-bootstrap.service")
         journal = c.journal("ecs-bootstrap.service")
         print("---- journal: ecs-bootstrap.service (boot 1) ----\n" + journal.rstrip(), flush=True)
-        userdata = c.journal("ecs-bootstrap-userdata.service")
-        print("---- journal: ecs-bootstrap-userdata.service (UserData, boot 1) ----\n"
+        cloud_final = c.journal("cloud-final.service")
+        userdata = c.journal("ecs-bootstrap-boot.service")
+        print("---- journal: cloud-final.service (UserData, boot 1) ----\n"
+              + cloud_final.rstrip(), flush=True)
+        print("---- journal: ecs-bootstrap-boot.service (UserData's hand-off, boot 1) ----\n"
               + userdata.rstrip(), flush=True)
         report = c.report()
         finals = [ln for ln in journal.splitlines() if ln.startswith("ecs-bootstrap: ")]
@@ -293,8 +297,10 @@ def main() -> int:
         check(sigs == [("SUCCESS", ident["signal_resource"], ident["instance_id"])],
               "boot 1: exactly one SignalResource SUCCESS for the group from this instance",
               json.dumps(report["signals"]))
+        check("handed off" in cloud_final,
+              "boot 1: the UserData call handed itself off to a transient unit", cloud_final)
         check("ecs-bootstrap: SKIPPED" in userdata,
-              "boot 1: the UserData call exited 0 without doing the work", userdata)
+              "boot 1: the handed-off UserData run exited 0 without doing the work", userdata)
         cf = c.show("cloud-final.service")
         check(cf.get("Result") == "success", "boot 1: cloud-final (UserData) finished", json.dumps(cf))
         c.stop()

@@ -1,0 +1,138 @@
+//! Drop-in replacements for the aws-cfn-bootstrap helpers: `ecs-bootstrap signal`
+//! (cfn-signal), `ecs-bootstrap get-metadata` (cfn-get-metadata), and the argv[0] dispatch
+//! that makes a `cfn-X` symlink to the binary behave as `ecs-bootstrap X`, so UserData written
+//! for `/opt/aws/bin/cfn-init ...; /opt/aws/bin/cfn-signal -e $? ...` works unchanged.
+
+use std::path::PathBuf;
+
+use aws_credential_types::Credentials;
+use clap::Args;
+
+use crate::error::{Error, Result};
+
+pub mod argv0;
+pub mod get_metadata;
+pub mod signal_cmd;
+
+/// Region for a helper command: `--region`, else this instance's (IMDS), else
+/// `AWS_REGION`, else us-east-1 (the cfn helpers' default).
+pub async fn region(flag: Option<&str>) -> String {
+    if let Some(r) = flag {
+        return r.to_string();
+    }
+    if let Some(r) = imds_get("/latest/meta-data/placement/region").await {
+        return r;
+    }
+    if let Some(r) = std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()) {
+        return r;
+    }
+    tracing::warn!("no --region, and none from IMDS or AWS_REGION: using us-east-1");
+    "us-east-1".to_string()
+}
+
+/// One IMDS value, or None (logged) when IMDS cannot answer.
+pub async fn imds_get(path: &str) -> Option<String> {
+    match quick_imds().get(path).await {
+        Ok(v) => Some(String::from(v)).filter(|v| !v.trim().is_empty()),
+        Err(e) => {
+            tracing::debug!(path, error = %crate::aws::error_chain(&e), "IMDS did not answer");
+            None
+        }
+    }
+}
+
+/// IMDS with short timeouts: off EC2 the helpers must answer in seconds, not minutes.
+pub fn quick_imds() -> aws_config::imds::Client {
+    aws_config::imds::Client::builder()
+        .max_attempts(2)
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .read_timeout(std::time::Duration::from_secs(2))
+        .build()
+}
+
+/// The cfn helpers' credential flags. Without them, the SDK's chain (the instance role).
+#[derive(Debug, Args, Clone, Default)]
+pub struct CredentialArgs {
+    /// Access key id (with --secret-key), instead of the instance role.
+    #[arg(long, value_name = "KEY", requires = "secret_key")]
+    pub access_key: Option<String>,
+    /// Secret key (with --access-key). Visible in `ps`: prefer the role or -f.
+    #[arg(long, value_name = "SECRET", requires = "access_key")]
+    pub secret_key: Option<String>,
+    /// File with `AWSAccessKeyId=...` and `AWSSecretKey=...` lines.
+    #[arg(
+        short = 'f',
+        long = "credential-file",
+        value_name = "FILE",
+        conflicts_with = "access_key"
+    )]
+    pub credential_file: Option<PathBuf>,
+}
+
+impl CredentialArgs {
+    pub fn credentials(&self) -> Result<Option<Credentials>> {
+        if let (Some(ak), Some(sk)) = (&self.access_key, &self.secret_key) {
+            return Ok(Some(Credentials::new(ak, sk, None, None, "command line")));
+        }
+        let Some(path) = &self.credential_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
+        let (ak, sk) = parse_credential_file(&text).ok_or_else(|| {
+            // The file's content is secret: only its name goes into the message.
+            Error::Usage(format!(
+                "{}: needs AWSAccessKeyId=... and AWSSecretKey=... lines",
+                path.display()
+            ))
+        })?;
+        Ok(Some(Credentials::new(
+            ak,
+            sk,
+            None,
+            None,
+            "credential file",
+        )))
+    }
+}
+
+fn parse_credential_file(text: &str) -> Option<(String, String)> {
+    let get = |key: &str| {
+        text.lines()
+            .filter_map(|l| l.trim().split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    Some((get("AWSAccessKeyId")?, get("AWSSecretKey")?))
+}
+
+/// A CloudFormation client for `region`, at `--url` when given (cfn-signal's `-u/--url`).
+pub async fn cfn_client(
+    region: &str,
+    url: Option<&str>,
+    credentials: Option<Credentials>,
+) -> aws_sdk_cloudformation::Client {
+    let sdk = crate::aws::sdk_config(region).await;
+    let mut conf = aws_sdk_cloudformation::config::Builder::from(&sdk);
+    if let Some(u) = url {
+        conf = conf.endpoint_url(u);
+    }
+    if let Some(c) = credentials {
+        conf = conf.credentials_provider(c);
+    }
+    aws_sdk_cloudformation::Client::from_conf(conf.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_file() {
+        assert_eq!(
+            parse_credential_file("AWSAccessKeyId=AKIA1\nAWSSecretKey = s/k=\n"),
+            Some(("AKIA1".into(), "s/k=".into()))
+        );
+        assert_eq!(parse_credential_file("AWSAccessKeyId=AKIA1\n"), None);
+    }
+}

@@ -1,0 +1,357 @@
+//! Init `groups` and `users`, created as cfn-init creates them: system accounts
+//! (`groupadd -r`, `useradd -M -r --shell /sbin/nologin`), in alphabetical order. An existing
+//! account with a different id is an error; an existing user's groups are replaced
+//! (`usermod -G`); a user's groups must exist.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::exec::{self, argv, Ctx};
+use crate::error::{Error, Result};
+use crate::settings::{kind, short};
+
+const GROUP_KEYS: &[&str] = &["gid"];
+const USER_KEYS: &[&str] = &["uid", "groups", "homeDir"];
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GroupSpec {
+    pub name: String,
+    pub gid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UserSpec {
+    pub name: String,
+    pub uid: Option<u32>,
+    pub groups: Vec<String>,
+    pub home_dir: Option<String>,
+}
+
+fn entries<'a>(
+    v: &'a Value,
+    path: &str,
+    keys: &[&str],
+) -> Result<Vec<(&'a String, &'a Map<String, Value>)>> {
+    let map = v
+        .as_object()
+        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
+    let mut out = Vec::new();
+    for (name, spec) in map {
+        let p = format!("{path}.{name}");
+        if !valid_name(name) {
+            return Err(Error::invalid(
+                p,
+                format!("'{name}' is not a valid account name (letters, digits, '.', '_', '-'; not starting with '-')"),
+            ));
+        }
+        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        let spec = match spec {
+            Value::Object(m) => m,
+            // `docker: {}` is often written `docker:` in YAML.
+            Value::Null => &*EMPTY,
+            other => {
+                return Err(Error::invalid(
+                    p,
+                    format!("must be a mapping, got {}", short(other)),
+                ))
+            }
+        };
+        for k in spec.keys() {
+            if !keys.contains(&k.as_str()) {
+                return Err(Error::invalid(
+                    format!("{p}.{k}"),
+                    format!("unknown key '{k}' (allowed: {})", keys.join(", ")),
+                ));
+            }
+        }
+        out.push((name, spec));
+    }
+    // Alphabetical, as cfn-init applies them.
+    out.sort_by(|a, b| a.0.cmp(b.0));
+    Ok(out)
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 32
+        && !n.starts_with('-')
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '$'))
+}
+
+fn id(v: Option<&Value>, path: &str) -> Result<Option<u32>> {
+    let n = match v {
+        None => return Ok(None),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+        Some(_) => None,
+    };
+    n.filter(|n| *n < u32::MAX as u64)
+        .map(|n| Some(n as u32))
+        .ok_or_else(|| {
+            Error::invalid(
+                path,
+                format!(
+                    "must be a numeric id, got {}",
+                    short(v.expect("checked above"))
+                ),
+            )
+        })
+}
+
+pub fn parse_groups(v: &Value, path: &str) -> Result<Vec<GroupSpec>> {
+    entries(v, path, GROUP_KEYS)?
+        .into_iter()
+        .map(|(name, spec)| {
+            Ok(GroupSpec {
+                name: name.clone(),
+                gid: id(spec.get("gid"), &format!("{path}.{name}.gid"))?,
+            })
+        })
+        .collect()
+}
+
+pub fn parse_users(v: &Value, path: &str) -> Result<Vec<UserSpec>> {
+    entries(v, path, USER_KEYS)?
+        .into_iter()
+        .map(|(name, spec)| {
+            let p = format!("{path}.{name}");
+            let groups = match spec.get("groups") {
+                None => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| match g {
+                        Value::String(s) if valid_name(s) => Ok(s.clone()),
+                        other => Err(Error::invalid(
+                            format!("{p}.groups[{i}]"),
+                            format!("must be a group name, got {}", short(other)),
+                        )),
+                    })
+                    .collect::<Result<_>>()?,
+                Some(other) => {
+                    return Err(Error::invalid(
+                        format!("{p}.groups"),
+                        format!("must be a list of group names, got {}", short(other)),
+                    ))
+                }
+            };
+            let home_dir = match spec.get("homeDir") {
+                None => None,
+                Some(Value::String(s)) if s.starts_with('/') => Some(s.clone()),
+                Some(other) => {
+                    return Err(Error::invalid(
+                        format!("{p}.homeDir"),
+                        format!("must be an absolute path, got {}", short(other)),
+                    ))
+                }
+            };
+            Ok(UserSpec {
+                name: name.clone(),
+                uid: id(spec.get("uid"), &format!("{p}.uid"))?,
+                groups,
+                home_dir,
+            })
+        })
+        .collect()
+}
+
+/// `getent DB NAME`: the entry's fields, or `None` when it does not exist (exit 2).
+async fn getent(ctx: Ctx<'_>, db: &str, name: &str) -> Result<Option<Vec<String>>> {
+    let a = argv(["getent", db, name]);
+    let answer = exec::call(ctx, &a, &[], exec::QUERY).await?;
+    match answer.code {
+        Some(0) => Ok(Some(
+            answer
+                .stdout
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .split(':')
+                .map(str::to_string)
+                .collect(),
+        )),
+        Some(2) => Ok(None),
+        _ => Err(exec::failed(ctx, &a, answer)),
+    }
+}
+
+pub async fn apply_groups(
+    groups: &[GroupSpec],
+    config: &str,
+    path: &str,
+    created: &mut BTreeSet<String>,
+) -> Result<()> {
+    let ctx = Ctx {
+        config,
+        section: "groups",
+    };
+    for g in groups {
+        match getent(ctx, "group", &g.name).await? {
+            Some(fields) => {
+                let current = fields.get(2).cloned().unwrap_or_default();
+                if let Some(want) = g.gid {
+                    if current != want.to_string() {
+                        return Err(Error::invalid(
+                            format!("{path}.{}.gid", g.name),
+                            format!(
+                                "group '{}' already exists with gid {current}, not {want}",
+                                g.name
+                            ),
+                        ));
+                    }
+                }
+                tracing::info!(config, group = %g.name, gid = %current, "group exists");
+            }
+            None => {
+                let mut a = argv(["groupadd", "-r"]);
+                if let Some(gid) = g.gid {
+                    a.extend(argv(["-g", &gid.to_string()]));
+                }
+                a.push(g.name.clone());
+                exec::must(ctx, &a, &[], exec::CHANGE).await?;
+                created.insert(g.name.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn apply_users(
+    users: &[UserSpec],
+    config: &str,
+    path: &str,
+    created: &mut BTreeSet<String>,
+) -> Result<()> {
+    let ctx = Ctx {
+        config,
+        section: "users",
+    };
+    for u in users {
+        let upath = format!("{path}.{}", u.name);
+        for (i, g) in u.groups.iter().enumerate() {
+            if getent(ctx, "group", g).await?.is_none() {
+                return Err(Error::invalid(
+                    format!("{upath}.groups[{i}]"),
+                    format!(
+                        "group '{g}' does not exist (create it in this config's or an earlier config's groups)"
+                    ),
+                ));
+            }
+        }
+        let groups = u.groups.join(",");
+        match getent(ctx, "passwd", &u.name).await? {
+            Some(fields) => {
+                let current = fields.get(2).cloned().unwrap_or_default();
+                if let Some(want) = u.uid {
+                    if current != want.to_string() {
+                        return Err(Error::invalid(
+                            format!("{upath}.uid"),
+                            format!(
+                                "user '{}' already exists with uid {current}, not {want}",
+                                u.name
+                            ),
+                        ));
+                    }
+                }
+                // As cfn-init: the user's supplementary groups become exactly these. This does
+                // not count as a change for restart triggers (cfn-init does not count it either).
+                if !u.groups.is_empty() || u.home_dir.is_some() {
+                    let mut a = argv(["usermod"]);
+                    if !u.groups.is_empty() {
+                        a.extend(argv(["-G", &groups]));
+                    }
+                    if let Some(h) = &u.home_dir {
+                        a.extend(argv(["-d", h]));
+                    }
+                    a.push(u.name.clone());
+                    exec::must(ctx, &a, &[], exec::CHANGE).await?;
+                }
+            }
+            None => {
+                let mut a = argv(["useradd", "-M", "-r", "--shell", "/sbin/nologin"]);
+                if let Some(uid) = u.uid {
+                    a.extend(argv(["-u", &uid.to_string()]));
+                }
+                if let Some(h) = &u.home_dir {
+                    a.extend(argv(["-d", h]));
+                }
+                if !u.groups.is_empty() {
+                    a.extend(argv(["-G", &groups]));
+                }
+                a.push(u.name.clone());
+                exec::must(ctx, &a, &[], exec::CHANGE).await?;
+                created.insert(u.name.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parse_sorted_and_typed() {
+        let g = parse_groups(&json!({"b": {}, "a": {"gid": "45"}, "c": null}), "p").unwrap();
+        assert_eq!(
+            g,
+            [
+                GroupSpec {
+                    name: "a".into(),
+                    gid: Some(45)
+                },
+                GroupSpec {
+                    name: "b".into(),
+                    gid: None
+                },
+                GroupSpec {
+                    name: "c".into(),
+                    gid: None
+                },
+            ]
+        );
+        let u = parse_users(
+            &json!({"myUser": {"groups": ["groupOne", "groupTwo"], "uid": 50, "homeDir": "/tmp"}}),
+            "p",
+        )
+        .unwrap();
+        assert_eq!(u[0].uid, Some(50));
+        assert_eq!(u[0].groups, ["groupOne", "groupTwo"]);
+        assert_eq!(u[0].home_dir.as_deref(), Some("/tmp"));
+    }
+
+    #[test]
+    fn errors_name_key_and_value() {
+        let e = parse_groups(&json!({"a": {"gid": "x1"}}), "I.c.groups")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("I.c.groups.a.gid") && e.contains("\"x1\""),
+            "{e}"
+        );
+        let e = parse_groups(&json!({"a": {"gdi": 1}}), "I.c.groups")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("I.c.groups.a.gdi: unknown key"), "{e}");
+        let e = parse_users(&json!({"u": {"groups": "wheel"}}), "I.c.users")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("I.c.users.u.groups") && e.contains("\"wheel\""),
+            "{e}"
+        );
+        let e = parse_users(&json!({"u": {"homeDir": "home"}}), "p")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p.u.homeDir") && e.contains("\"home\""), "{e}");
+        let e = parse_users(&json!({"-rf": {}}), "p")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'-rf'"), "{e}");
+    }
+}

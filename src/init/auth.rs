@@ -1,0 +1,388 @@
+//! `AWS::CloudFormation::Authentication`: credentials for `files.source`, `sources` and package
+//! URLs. `type: S3` signs requests (instance-role credentials by `roleName`, or keys) for the
+//! listed `buckets`; `type: basic` sends a username and password to the listed `uris`.
+//!
+//! Every secret lives in a [`Secret`], whose Debug, Display and Serialize print `<redacted>`:
+//! a plan, a log line or an error message cannot show one by accident.
+
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::settings::kind;
+
+pub const BLOCK: &str = "AWS::CloudFormation::Authentication";
+
+/// A value that must never be shown. The only way to read it is [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum Auth {
+    S3 {
+        credentials: S3Credentials,
+        buckets: Vec<String>,
+    },
+    #[serde(rename = "basic")]
+    Basic {
+        username: String,
+        password: Secret,
+        uris: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum S3Credentials {
+    /// Temporary credentials of this instance role, read from IMDS when needed.
+    Role(String),
+    #[serde(rename_all = "camelCase")]
+    Keys {
+        access_key_id: Secret,
+        secret_key: Secret,
+    },
+}
+
+/// All named Authentication entries of one Metadata document, in template order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthConfig {
+    entries: Vec<(String, Auth)>,
+}
+
+/// As the template has it: a mapping of names to entries (secrets redacted).
+impl Serialize for AuthConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.entries.len()))?;
+        for (name, auth) in &self.entries {
+            m.serialize_entry(name, auth)?;
+        }
+        m.end()
+    }
+}
+
+impl AuthConfig {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// One line per entry for the plan, without secrets.
+    pub fn describe(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|(name, a)| match a {
+                Auth::S3 {
+                    credentials,
+                    buckets,
+                } => format!(
+                    "{name}: S3 with {} for buckets {}",
+                    match credentials {
+                        S3Credentials::Role(r) => format!("the credentials of role {r}"),
+                        S3Credentials::Keys { .. } => "access keys <redacted>".to_string(),
+                    },
+                    buckets.join(", ")
+                ),
+                Auth::Basic { username, uris, .. } => format!(
+                    "{name}: basic as {username} (password <redacted>) for {}",
+                    uris.join(", ")
+                ),
+            })
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Auth> {
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, a)| a)
+    }
+
+    /// The entry to use for `url` when none is named, as cfn-init picks it: an S3 entry that
+    /// lists the URL's bucket, else a basic entry with a `uris` prefix of the URL.
+    pub fn for_url(&self, url: &str) -> Option<(&str, &Auth)> {
+        let bucket = crate::init::fetch::s3_location(url).map(|l| l.bucket);
+        self.entries
+            .iter()
+            .find(|(_, a)| match (a, &bucket) {
+                (Auth::S3 { buckets, .. }, Some(b)) => buckets.iter().any(|x| x == b),
+                _ => false,
+            })
+            .or_else(|| {
+                self.entries.iter().find(|(_, a)| match a {
+                    Auth::Basic { uris, .. } => uris.iter().any(|u| url.starts_with(u.as_str())),
+                    _ => false,
+                })
+            })
+            .map(|(n, a)| (n.as_str(), a))
+    }
+
+    /// Resolves the `authentication` key of a file (or the implicit choice by URL).
+    pub fn choose<'a>(
+        &'a self,
+        named: Option<&str>,
+        url: &str,
+        key_path: &str,
+    ) -> Result<Option<(&'a str, &'a Auth)>> {
+        match named {
+            Some(name) => match self.entries.iter().find(|(n, _)| n == name) {
+                Some((n, a)) => Ok(Some((n.as_str(), a))),
+                // cfn-init silently fetches without credentials here; the 403 that follows
+                // would hide the typo.
+                None => Err(Error::invalid(
+                    key_path,
+                    format!(
+                        "names Authentication '{name}', which is not defined in {BLOCK} (defined: {})",
+                        self.names().collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+            },
+            None => Ok(self.for_url(url)),
+        }
+    }
+}
+
+pub fn parse(metadata: &Value) -> Result<AuthConfig> {
+    let Some(block) = metadata.get(BLOCK) else {
+        return Ok(AuthConfig::default());
+    };
+    let map = block
+        .as_object()
+        .ok_or_else(|| Error::invalid(BLOCK, format!("must be a mapping, got {}", kind(block))))?;
+    let entries = map
+        .iter()
+        .map(|(name, v)| Ok((name.clone(), parse_one(v, &format!("{BLOCK}.{name}"))?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(AuthConfig { entries })
+}
+
+fn parse_one(v: &Value, path: &str) -> Result<Auth> {
+    let map = v
+        .as_object()
+        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
+    const KEYS: &[&str] = &[
+        "type",
+        "accessKeyId",
+        "secretKey",
+        "buckets",
+        "roleName",
+        "username",
+        "password",
+        "uris",
+    ];
+    for key in map.keys() {
+        if !KEYS.contains(&key.as_str()) {
+            return Err(Error::invalid(
+                format!("{path}.{key}"),
+                format!(
+                    "unknown key '{key}' (an Authentication entry has: {})",
+                    KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    // The values of secret keys are never put into an error message.
+    let string = |key: &str| -> Result<Option<String>> {
+        match map.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(other) => Err(Error::invalid(
+                format!("{path}.{key}"),
+                format!("must be a non-empty string, got {}", kind(other)),
+            )),
+        }
+    };
+    let list = |key: &str| -> Result<Vec<String>> {
+        match map.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    x.as_str().map(str::to_string).ok_or_else(|| {
+                        Error::invalid(
+                            format!("{path}.{key}[{i}]"),
+                            format!("must be a string, got {}", kind(x)),
+                        )
+                    })
+                })
+                .collect(),
+            Some(other) => Err(Error::invalid(
+                format!("{path}.{key}"),
+                format!("must be a list of strings, got {}", kind(other)),
+            )),
+        }
+    };
+    let ty = string("type")?.ok_or_else(|| Error::invalid(path, "has no 'type' (S3 or basic)"))?;
+    match ty.to_ascii_lowercase().as_str() {
+        "s3" => {
+            let credentials = match (
+                string("roleName")?,
+                string("accessKeyId")?,
+                string("secretKey")?,
+            ) {
+                (Some(role), None, None) => S3Credentials::Role(role),
+                (None, Some(ak), Some(sk)) => S3Credentials::Keys {
+                    access_key_id: Secret::new(ak),
+                    secret_key: Secret::new(sk),
+                },
+                (Some(_), _, _) => {
+                    return Err(Error::invalid(
+                        path,
+                        "has both roleName and keys: give one or the other",
+                    ))
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        path,
+                        "an S3 entry needs roleName, or accessKeyId and secretKey",
+                    ))
+                }
+            };
+            Ok(Auth::S3 {
+                credentials,
+                buckets: list("buckets")?,
+            })
+        }
+        "basic" => {
+            let username = string("username")?
+                .ok_or_else(|| Error::invalid(path, "a basic entry needs a username"))?;
+            let password = string("password")?
+                .ok_or_else(|| Error::invalid(path, "a basic entry needs a password"))?;
+            Ok(Auth::Basic {
+                username,
+                password: Secret::new(password),
+                uris: list("uris")?,
+            })
+        }
+        other => Err(Error::invalid(
+            format!("{path}.type"),
+            format!("must be S3 or basic, got '{other}'"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config() -> AuthConfig {
+        parse(&json!({BLOCK: {
+            "S3Keys": {"type": "S3", "accessKeyId": "AKIAEXAMPLE", "secretKey": "s3cr3t-key", "buckets": ["my-bucket"]},
+            "Role": {"type": "s3", "roleName": "InstanceRole", "buckets": "other-bucket"},
+            "Web": {"type": "basic", "username": "u", "password": "hunter2", "uris": ["https://example.com/private/"]}
+        }}))
+        .unwrap()
+    }
+
+    #[test]
+    fn secrets_never_show() {
+        let c = config();
+        let shown = format!(
+            "{c:?} {} {}",
+            serde_json::to_string(&c).unwrap(),
+            serde_json::to_string_pretty(&c).unwrap()
+        );
+        for secret in ["AKIAEXAMPLE", "s3cr3t-key", "hunter2"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        let shown = format!("{shown} {}", c.describe().join("\n"));
+        assert!(shown.contains("<redacted>") && shown.contains("InstanceRole"));
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            v["Role"],
+            serde_json::json!({"type": "S3", "credentials": {"role": "InstanceRole"}, "buckets": ["other-bucket"]})
+        );
+        assert_eq!(v["Web"]["password"], "<redacted>");
+        assert_eq!(
+            v["S3Keys"]["credentials"]["keys"]["secretKey"],
+            "<redacted>"
+        );
+    }
+
+    #[test]
+    fn chosen_by_bucket_or_uri_prefix() {
+        let c = config();
+        assert_eq!(
+            c.for_url("https://my-bucket.s3.amazonaws.com/a/b")
+                .unwrap()
+                .0,
+            "S3Keys"
+        );
+        assert_eq!(c.for_url("s3://other-bucket/k").unwrap().0, "Role");
+        assert_eq!(
+            c.for_url("https://example.com/private/x.tgz").unwrap().0,
+            "Web"
+        );
+        assert!(c.for_url("https://example.com/public/x").is_none());
+        assert!(c.for_url("s3://third-bucket/k").is_none());
+        let e = c
+            .choose(
+                Some("Nope"),
+                "https://x",
+                "I.config.files./a.authentication",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("I.config.files./a.authentication") && e.contains("'Nope'"),
+            "{e}"
+        );
+        assert_eq!(
+            c.choose(Some("Web"), "https://x", "p").unwrap().unwrap().0,
+            "Web"
+        );
+    }
+
+    #[test]
+    fn bad_entries_name_the_key_and_hide_secrets() {
+        let bad = |v: Value| {
+            parse(&json!({ BLOCK: { "A": v } }))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad(json!({"type": "ftp"}));
+        assert!(
+            e.contains("Authentication.A.type") && e.contains("ftp"),
+            "{e}"
+        );
+        let e = bad(json!({"type": "S3", "accessKeyId": "AKIAX"}));
+        assert!(e.contains("roleName") && !e.contains("AKIAX"), "{e}");
+        let e = bad(json!({"type": "basic", "username": "u", "password": 5}));
+        assert!(e.contains("A.password") && !e.contains('5'), "{e}");
+        let e = bad(json!({"type": "basic", "user": "u"}));
+        assert!(e.contains("A.user") && e.contains("unknown key"), "{e}");
+        assert!(parse(&json!({})).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,263 @@
+//! Init `files` with `source` (downloaded, with `authentication`) and `context` (mustache).
+//!
+//! cfn-init renders `context` with pystache: standard mustache, `{{x}}` HTML-escaped,
+//! `{{{x}}}` and `{{&x}}` raw, sections and inverted sections over the context's values.
+
+use serde_json::Value;
+
+use super::fetch::{Fetcher, Request};
+use super::files::{self, FileSpec};
+use crate::error::{Error, Result};
+use crate::fs::{Root, WriteOutcome};
+use crate::settings::kind;
+
+/// A file is held in memory to be written atomically; this bounds it.
+const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// Reads a `context` key: a mapping (what mustache looks names up in).
+pub fn context(v: Option<&Value>, path: &str) -> Result<Option<Value>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
+        Some(other) => Err(Error::invalid(
+            format!("{path}.context"),
+            format!("must be a mapping of names to values, got {}", kind(other)),
+        )),
+    }
+}
+
+pub fn render(template: &[u8], ctx: &Value, path: &str) -> Result<Vec<u8>> {
+    let text = std::str::from_utf8(template).map_err(|_| {
+        Error::invalid(
+            path,
+            "is not UTF-8 text, so it cannot be a mustache template (drop 'context')",
+        )
+    })?;
+    let compiled = mustache::compile_str(text)
+        .map_err(|e| Error::invalid(path, format!("is not a valid mustache template: {e}")))?;
+    compiled
+        .render_to_string(&stringify_numbers(ctx))
+        .map(String::into_bytes)
+        .map_err(|e| Error::invalid(path, format!("mustache rendering failed: {e}")))
+}
+
+/// The mustache crate has no number type: numbers become their JSON text, as pystache prints
+/// them (`8080`, `1.5`).
+fn stringify_numbers(v: &Value) -> Value {
+    match v {
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::Array(a) => Value::Array(a.iter().map(stringify_numbers).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), stringify_numbers(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Writes a file: its `content`, or its `source` downloaded (and rendered with `context`).
+pub async fn apply(
+    spec: &FileSpec,
+    root: &Root,
+    config: &str,
+    fetcher: &Fetcher<'_>,
+) -> Result<WriteOutcome> {
+    let Some(url) = &spec.source else {
+        return files::apply(spec, root, config);
+    };
+    let key_path = format!("{}{config}.files.{}.source", super::BLOCK_PREFIX, spec.path);
+    let auth_path = format!(
+        "{}{config}.files.{}.authentication",
+        super::BLOCK_PREFIX,
+        spec.path
+    );
+    // The named entry is checked before the download, so its error names the right key.
+    if let Some(name) = &spec.authentication {
+        fetcher.check_auth(name, &auth_path)?;
+    }
+    let bytes = fetcher
+        .fetch_bytes(&Request {
+            url,
+            auth_name: spec.authentication.as_deref(),
+            key_path: &key_path,
+            max_bytes: MAX_FILE_BYTES,
+        })
+        .await?;
+    let content = match &spec.context {
+        Some(ctx) => render(&bytes, ctx, &key_path)?,
+        None => bytes,
+    };
+    files::write(spec, &content, root, config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::auth;
+    use crate::init::test_http::Server;
+    use base64::Engine;
+    use serde_json::json;
+
+    fn spec(v: Value) -> FileSpec {
+        files::parse(&json!({ "/etc/app.conf": v }), "I.config.files")
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn context_renders_content_like_pystache() {
+        let s = spec(json!({
+            "content": "port={{port}} name={{name}} raw={{{name}}} {{#list}}[{{.}}]{{/list}}{{^none}}!{{/none}}",
+            "context": {"port": 8080, "name": "<a&b>", "list": ["x", "y"]}
+        }));
+        assert_eq!(
+            s.content.as_text().unwrap(),
+            "port=8080 name=&lt;a&amp;b&gt; raw=<a&b> [x][y]!"
+        );
+        assert!(s.context.is_none());
+        let e = files::parse(
+            &json!({"/x": {"content": "a", "context": "nope"}}),
+            "I.config.files",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("I.config.files./x.context"), "{e}");
+        let e = files::parse(
+            &json!({"/x": {"content": "{{#a}}", "context": {}}}),
+            "I.config.files",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("I.config.files./x.content") && e.contains("mustache"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn source_downloads_renders_and_uses_basic_auth() {
+        let auth_header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("deploy:s3cr3t")
+        );
+        let server = Server::with_auth(
+            vec![
+                ("/pub/app.conf".into(), b"cluster={{cluster}}\n".to_vec()),
+                ("/private/key".into(), b"KEY".to_vec()),
+            ],
+            vec![("/private/key".into(), auth_header.clone())],
+        );
+        let authc = auth::parse(&json!({auth::BLOCK: {
+            "Web": {"type": "basic", "username": "deploy", "password": "s3cr3t", "uris": [format!("{}/private/", server.url())]}
+        }}))
+        .unwrap();
+        // A region, so no test asks the real IMDS for one.
+        let fetcher = Fetcher::new(&authc).unwrap().with_region("us-east-1");
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+
+        let s = spec(
+            json!({"source": format!("{}/pub/app.conf", server.url()), "context": {"cluster": "prod"}, "mode": "000600"}),
+        );
+        apply(&s, &root, "config", &fetcher).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("etc/app.conf")).unwrap(),
+            "cluster=prod\n"
+        );
+
+        // Chosen by URI prefix, without naming it.
+        let s = spec(json!({"source": format!("{}/private/key", server.url())}));
+        apply(&s, &root, "config", &fetcher).await.unwrap();
+        assert_eq!(
+            std::fs::read(d.path().join("etc/app.conf")).unwrap(),
+            b"KEY"
+        );
+        let reqs = server.requests();
+        assert_eq!(reqs[0].header("authorization"), None);
+        assert_eq!(reqs[1].path, "/private/key");
+        assert_eq!(reqs[1].header("authorization"), Some(auth_header.as_str()));
+
+        // A wrong name is an error naming the key; a failed download leaves the old file.
+        let s = spec(
+            json!({"source": format!("{}/private/key", server.url()), "authentication": "Nope"}),
+        );
+        let e = apply(&s, &root, "config", &fetcher)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("config.files./etc/app.conf.authentication") && e.contains("'Nope'"),
+            "{e}"
+        );
+        let s = spec(json!({"source": format!("{}/missing", server.url())}));
+        let e = apply(&s, &root, "config", &fetcher)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("config.files./etc/app.conf.source") && e.contains("404"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read(d.path().join("etc/app.conf")).unwrap(),
+            b"KEY"
+        );
+    }
+
+    #[tokio::test]
+    async fn s3_keys_sign_the_request_without_leaking_the_secret() {
+        let server = Server::start(vec![("/bucket/conf/app.json".into(), b"{}".to_vec())]);
+        let authc = auth::parse(&json!({auth::BLOCK: {
+            "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": "wJalrXUtnFEMI", "buckets": ["bucket"]}
+        }}))
+        .unwrap();
+        // A region, so no test asks the real IMDS for one.
+        let fetcher = Fetcher::new(&authc).unwrap().with_region("us-east-1");
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        // Path-style through the S3 endpoint variable, as in the moto tests.
+        std::env::set_var("AWS_ENDPOINT_URL_S3", server.url());
+        let s = spec(json!({"source": "s3://bucket/conf/app.json", "authentication": "S3"}));
+        let r = apply(&s, &root, "config", &fetcher).await;
+        std::env::remove_var("AWS_ENDPOINT_URL_S3");
+        r.unwrap();
+        let req = &server.requests()[0];
+        let a = req.header("authorization").unwrap();
+        assert!(
+            a.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{a}"
+        );
+        assert!(a.contains("/s3/aws4_request"), "{a}");
+        assert!(!a.contains("wJalrXUtnFEMI"));
+        assert!(req.header("x-amz-content-sha256").is_some());
+    }
+
+    #[tokio::test]
+    async fn s3_bucket_in_another_region_is_retried_for_that_region() {
+        let server = Server::s3_in_region(
+            vec![("/conf/app.json".into(), b"{}".to_vec())],
+            "ap-southeast-2",
+        );
+        let authc = auth::parse(&json!({auth::BLOCK: {
+            "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": "x", "buckets": ["bucket"]}
+        }}))
+        .unwrap();
+        // A region, so no test asks the real IMDS for one.
+        let fetcher = Fetcher::new(&authc).unwrap().with_region("us-east-1");
+        let d = tempfile::tempdir().unwrap();
+        // An https URL (the server stands in for the bucket's host), named auth, no region in it.
+        let s = spec(
+            json!({"source": format!("{}/conf/app.json", server.url()), "authentication": "S3"}),
+        );
+        apply(&s, &Root::new(d.path()), "config", &fetcher)
+            .await
+            .unwrap();
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 2, "{reqs:?}");
+        assert!(reqs[1]
+            .header("authorization")
+            .unwrap()
+            .contains("/ap-southeast-2/s3/aws4_request"));
+    }
+}

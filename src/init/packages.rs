@@ -1,0 +1,340 @@
+//! Init `packages`: rpm, apt, yum, dnf, zypper, python (pip) and rubygems, applied in cfn-init's
+//! order whatever order the template lists them; a package that is already installed is left
+//! alone, the others of one manager are installed together.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::exec::{self, argv, Ctx};
+use crate::error::{Error, Result};
+use crate::settings::{kind, short};
+
+/// cfn-init's order (rpm, apt, yum, zypper, python, rubygems), with dnf right after yum: cfn-init
+/// has no dnf, and AL2023 has no yum unless it is installed.
+pub const MANAGERS: &[&str] = &["rpm", "apt", "yum", "dnf", "zypper", "python", "rubygems"];
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PackageSet {
+    pub manager: String,
+    pub packages: Vec<Package>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Package {
+    pub name: String,
+    /// `None`: any version. One entry per version when a list of versions is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// rpm only: the URL or path of the package file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl Package {
+    /// How the manager spells "this name at this version" on its command line.
+    pub fn spec(&self, manager: &str) -> String {
+        match (&self.version, manager) {
+            (None, _) => self.name.clone(),
+            (Some(v), "apt" | "zypper") => format!("{}={v}", self.name),
+            (Some(v), "python") => format!("{}=={v}", self.name),
+            (Some(v), _) => format!("{}-{v}", self.name),
+        }
+    }
+}
+
+pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
+    let map = v
+        .as_object()
+        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
+    for (manager, value) in map {
+        if !MANAGERS.contains(&manager.as_str()) {
+            return Err(Error::invalid(
+                format!("{path}.{manager}"),
+                format!(
+                    "unknown package manager '{manager}' (known: {}), value {}",
+                    MANAGERS.join(", "),
+                    short(value)
+                ),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for manager in MANAGERS {
+        let Some(value) = map.get(*manager) else {
+            continue;
+        };
+        let mpath = format!("{path}.{manager}");
+        let pkgs = value.as_object().ok_or_else(|| {
+            Error::invalid(&mpath, format!("must be a mapping, got {}", kind(value)))
+        })?;
+        let mut packages = Vec::new();
+        for (name, spec) in pkgs {
+            let ppath = format!("{mpath}.{name}");
+            if name.trim().is_empty() || name.starts_with('-') || name.contains(char::is_whitespace)
+            {
+                return Err(Error::invalid(
+                    &ppath,
+                    format!("'{name}' is not a package name"),
+                ));
+            }
+            if *manager == "rpm" {
+                let sources = strings(spec, &ppath)?;
+                if sources.is_empty() {
+                    return Err(Error::invalid(
+                        ppath,
+                        "an rpm package needs the URL or path of its file, got an empty value",
+                    ));
+                }
+                packages.extend(sources.into_iter().map(|s| Package {
+                    name: name.clone(),
+                    version: None,
+                    source: Some(s),
+                }));
+                continue;
+            }
+            let versions = strings(spec, &ppath)?;
+            if versions.is_empty() {
+                packages.push(Package {
+                    name: name.clone(),
+                    version: None,
+                    source: None,
+                });
+            }
+            packages.extend(versions.into_iter().map(|v| Package {
+                name: name.clone(),
+                version: Some(v),
+                source: None,
+            }));
+        }
+        if !packages.is_empty() {
+            out.push(PackageSet {
+                manager: manager.to_string(),
+                packages,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A version (or rpm location) as a string, a number (YAML `1.2`) or a list of them; "" and []
+/// mean "any version".
+fn strings(v: &Value, path: &str) -> Result<Vec<String>> {
+    let one = |v: &Value, p: &str| -> Result<Option<String>> {
+        match v {
+            Value::String(s) if s.trim().is_empty() => Ok(None),
+            Value::String(s) if s.contains(char::is_whitespace) => Err(Error::invalid(
+                p,
+                format!("'{s}' is not a version (no spaces)"),
+            )),
+            Value::String(s) => Ok(Some(s.clone())),
+            Value::Number(n) => Ok(Some(n.to_string())),
+            other => Err(Error::invalid(
+                p,
+                format!(
+                    "must be a version string or a list of them, got {}",
+                    short(other)
+                ),
+            )),
+        }
+    };
+    match v {
+        Value::Array(items) => Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, x)| one(x, &format!("{path}[{i}]")))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect()),
+        other => Ok(one(other, path)?.into_iter().collect()),
+    }
+}
+
+/// Installs what is missing. Returns, per manager, the names it installed (for restart triggers).
+pub async fn apply(
+    sets: &[PackageSet],
+    config: &str,
+    changed: &mut BTreeMap<String, BTreeSet<String>>,
+) -> Result<()> {
+    let ctx = Ctx {
+        config,
+        section: "packages",
+    };
+    for set in sets {
+        let m = set.manager.as_str();
+        let mut missing = Vec::new();
+        for p in &set.packages {
+            if installed(ctx, m, p).await? {
+                tracing::info!(config, manager = m, package = %p.spec(m), "already installed");
+            } else {
+                missing.push(p);
+            }
+        }
+        if missing.is_empty() {
+            continue;
+        }
+        let specs: Vec<String> = missing.iter().map(|p| p.spec(m)).collect();
+        match m {
+            "yum" | "dnf" => {
+                let mut a = argv([m, "-y", "install"]);
+                a.extend(specs);
+                exec::must(ctx, &a, &[], exec::INSTALL).await?;
+            }
+            "zypper" => {
+                let mut a = argv(["zypper", "--non-interactive", "install"]);
+                a.extend(specs);
+                exec::must(ctx, &a, &[], exec::INSTALL).await?;
+            }
+            "apt" => {
+                let mut a = argv(["apt-get", "-q", "-y", "install"]);
+                a.extend(specs);
+                exec::must(
+                    ctx,
+                    &a,
+                    &[("DEBIAN_FRONTEND", "noninteractive")],
+                    exec::INSTALL,
+                )
+                .await?;
+            }
+            "rpm" => {
+                for p in &missing {
+                    let source = p.source.as_deref().unwrap_or_default();
+                    exec::must(
+                        ctx,
+                        &argv(["rpm", "-U", "--quiet", source]),
+                        &[],
+                        exec::INSTALL,
+                    )
+                    .await?;
+                }
+            }
+            "python" => {
+                for spec in &specs {
+                    exec::must(ctx, &argv(["pip3", "install", spec]), &[], exec::INSTALL).await?;
+                }
+            }
+            "rubygems" => {
+                for p in &missing {
+                    let mut a = argv(["gem", "install", &p.name]);
+                    if let Some(v) = &p.version {
+                        a.extend(argv(["-v", v]));
+                    }
+                    exec::must(ctx, &a, &[], exec::INSTALL).await?;
+                }
+            }
+            _ => unreachable!("managers are checked when parsing"),
+        }
+        changed
+            .entry(m.to_string())
+            .or_default()
+            .extend(missing.iter().map(|p| p.name.clone()));
+    }
+    Ok(())
+}
+
+async fn installed(ctx: Ctx<'_>, manager: &str, p: &Package) -> Result<bool> {
+    Ok(match manager {
+        "yum" | "dnf" | "zypper" => {
+            exec::call(ctx, &argv(["rpm", "-q", &p.spec("yum")]), &[], exec::QUERY)
+                .await?
+                .success()
+        }
+        // An rpm entry is named by its key: the file at `source` is that package.
+        "rpm" => exec::call(ctx, &argv(["rpm", "-q", &p.name]), &[], exec::QUERY)
+            .await?
+            .success(),
+        "apt" => {
+            let a = exec::call(
+                ctx,
+                &argv(["dpkg-query", "-W", "-f=${Status}", &p.name]),
+                &[],
+                exec::QUERY,
+            )
+            .await?;
+            a.success() && a.stdout.contains("install ok installed")
+        }
+        "python" => {
+            let a = exec::call(ctx, &argv(["pip3", "show", &p.name]), &[], exec::QUERY).await?;
+            // `pip3 show` prints the installed version: another version is not "installed".
+            a.success()
+                && p.version.as_ref().is_none_or(|v| {
+                    a.stdout
+                        .lines()
+                        .any(|l| l.strip_prefix("Version:").map(str::trim) == Some(v.as_str()))
+                })
+        }
+        "rubygems" => {
+            let mut a = argv(["gem", "list", "-i", &p.name]);
+            if let Some(v) = &p.version {
+                a.extend(argv(["-v", v]));
+            }
+            exec::call(ctx, &a, &[], exec::QUERY).await?.success()
+        }
+        _ => unreachable!("managers are checked when parsing"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn managers_in_cfn_init_order_and_versions() {
+        let sets = parse(
+            &json!({
+                "rubygems": {"chef": ["0.10.2"]},
+                "yum": {"httpd": [], "php": "", "mysql": ["5.1", "5.5"]},
+                "rpm": {"epel": "http://example.com/epel.rpm"},
+                "dnf": {"jq": 1.6},
+                "python": {"boto3": "1.0"},
+                "apt": {"curl": "7.1"}
+            }),
+            "I.c.packages",
+        )
+        .unwrap();
+        let order: Vec<&str> = sets.iter().map(|s| s.manager.as_str()).collect();
+        assert_eq!(order, ["rpm", "apt", "yum", "dnf", "python", "rubygems"]);
+        let yum: Vec<String> = sets[2].packages.iter().map(|p| p.spec("yum")).collect();
+        assert_eq!(yum, ["httpd", "php", "mysql-5.1", "mysql-5.5"]);
+        assert_eq!(sets[1].packages[0].spec("apt"), "curl=7.1");
+        assert_eq!(sets[3].packages[0].spec("dnf"), "jq-1.6");
+        assert_eq!(sets[4].packages[0].spec("python"), "boto3==1.0");
+        assert_eq!(
+            sets[0].packages[0].source.as_deref(),
+            Some("http://example.com/epel.rpm")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_and_value() {
+        let e = parse(&json!({"brew": {"jq": []}}), "I.c.packages")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("I.c.packages.brew") && e.contains("unknown package manager 'brew'"),
+            "{e}"
+        );
+        let e = parse(&json!({"yum": {"jq": {"v": 1}}}), "I.c.packages")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("I.c.packages.yum.jq") && e.contains(r#"{"v":1}"#),
+            "{e}"
+        );
+        let e = parse(&json!({"yum": ["jq"]}), "I.c.packages")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("I.c.packages.yum: must be a mapping"), "{e}");
+        let e = parse(&json!({"rpm": {"x": ""}}), "p")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p.rpm.x") && e.contains("URL or path"), "{e}");
+        let e = parse(&json!({"yum": {"jq": [true]}}), "p")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p.yum.jq[0]") && e.contains("true"), "{e}");
+    }
+}

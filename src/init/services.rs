@@ -1,0 +1,380 @@
+//! Init `services`: `systemd` and `sysvinit` maps with `enabled`, `ensureRunning` and restart
+//! triggers. A running service is restarted only when something it lists changed earlier in the
+//! same config, as cfn-init does. These are the template's own services, so starts and stops
+//! block (bounded); the ECS units are started by the boot sequence, never here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::exec::{self, argv, Ctx};
+use super::packages::MANAGERS;
+use super::Changes;
+use crate::error::{Error, Result};
+use crate::settings::{kind, short};
+
+pub const KINDS: &[&str] = &["systemd", "sysvinit"];
+const KEYS: &[&str] = &[
+    "enabled",
+    "ensureRunning",
+    "files",
+    "sources",
+    "packages",
+    "commands",
+    "users",
+    "groups",
+];
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServiceSpec {
+    /// `systemd` or `sysvinit`.
+    pub manager: String,
+    pub name: String,
+    pub enabled: Option<bool>,
+    pub ensure_running: Option<bool>,
+    #[serde(skip_serializing_if = "Triggers::is_empty")]
+    pub triggers: Triggers,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Triggers {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub packages: BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+impl Triggers {
+    pub fn is_empty(&self) -> bool {
+        self == &Triggers::default()
+    }
+
+    /// The first thing listed here that changed in this config, for the log.
+    fn fired(&self, c: &Changes) -> Option<String> {
+        let hit = |list: &[String], set: &BTreeSet<String>, what: &str| {
+            list.iter()
+                .find(|x| set.contains(*x))
+                .map(|x| format!("{what} {x}"))
+        };
+        hit(&self.files, &c.files, "file")
+            .or_else(|| hit(&self.sources, &c.sources, "source"))
+            .or_else(|| {
+                self.packages.iter().find_map(|(m, names)| {
+                    c.packages
+                        .get(m)
+                        .and_then(|set| hit(names, set, &format!("{m} package")))
+                })
+            })
+            .or_else(|| hit(&self.commands, &c.commands, "command"))
+            .or_else(|| hit(&self.users, &c.users, "user"))
+            .or_else(|| hit(&self.groups, &c.groups, "group"))
+    }
+}
+
+pub fn parse(v: &Value, path: &str) -> Result<Vec<ServiceSpec>> {
+    let map = v
+        .as_object()
+        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
+    let mut out = Vec::new();
+    for (manager, services) in map {
+        let mpath = format!("{path}.{manager}");
+        if !KINDS.contains(&manager.as_str()) {
+            return Err(Error::invalid(
+                mpath,
+                format!(
+                    "unknown service manager '{manager}' (supported: {}), value {}",
+                    KINDS.join(", "),
+                    short(services)
+                ),
+            ));
+        }
+        let services = services.as_object().ok_or_else(|| {
+            Error::invalid(&mpath, format!("must be a mapping, got {}", kind(services)))
+        })?;
+        for (name, spec) in services {
+            out.push(parse_one(manager, name, spec, &format!("{mpath}.{name}"))?);
+        }
+    }
+    // Deterministic: by manager, then by service name.
+    out.sort_by(|a, b| (&a.manager, &a.name).cmp(&(&b.manager, &b.name)));
+    Ok(out)
+}
+
+fn parse_one(manager: &str, name: &str, spec: &Value, path: &str) -> Result<ServiceSpec> {
+    if name.is_empty() || name.starts_with('-') || name.contains(['/', ' ']) {
+        return Err(Error::invalid(
+            path,
+            format!("'{name}' is not a service name"),
+        ));
+    }
+    let map = spec
+        .as_object()
+        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", short(spec))))?;
+    for k in map.keys() {
+        if !KEYS.contains(&k.as_str()) {
+            return Err(Error::invalid(
+                format!("{path}.{k}"),
+                format!("unknown key '{k}' (a service has: {})", KEYS.join(", ")),
+            ));
+        }
+    }
+    let boolean = |k: &str| -> Result<Option<bool>> {
+        match map.get(k) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(other) => Err(Error::invalid(
+                format!("{path}.{k}"),
+                format!("must be true or false, got {}", short(other)),
+            )),
+        }
+    };
+    let list = |k: &str| -> Result<Vec<String>> {
+        match map.get(k) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, x)| match x {
+                    Value::String(s) if !s.is_empty() => Ok(s.clone()),
+                    other => Err(Error::invalid(
+                        format!("{path}.{k}[{i}]"),
+                        format!("must be a non-empty string, got {}", short(other)),
+                    )),
+                })
+                .collect(),
+            Some(other) => Err(Error::invalid(
+                format!("{path}.{k}"),
+                format!("must be a list, got {}", short(other)),
+            )),
+        }
+    };
+    let packages = match map.get("packages") {
+        None => BTreeMap::new(),
+        Some(Value::Object(m)) => {
+            let mut out = BTreeMap::new();
+            for (mgr, names) in m {
+                let p = format!("{path}.packages.{mgr}");
+                if !MANAGERS.contains(&mgr.as_str()) {
+                    return Err(Error::invalid(
+                        p,
+                        format!(
+                            "unknown package manager '{mgr}' (known: {})",
+                            MANAGERS.join(", ")
+                        ),
+                    ));
+                }
+                let names = match names {
+                    Value::Array(items) => items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| match x {
+                            Value::String(s) => Ok(s.clone()),
+                            other => Err(Error::invalid(
+                                format!("{p}[{i}]"),
+                                format!("must be a package name, got {}", short(other)),
+                            )),
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                    other => {
+                        return Err(Error::invalid(
+                            p,
+                            format!("must be a list of package names, got {}", short(other)),
+                        ))
+                    }
+                };
+                out.insert(mgr.clone(), names);
+            }
+            out
+        }
+        Some(other) => {
+            return Err(Error::invalid(
+                format!("{path}.packages"),
+                format!(
+                    "must be a mapping of package manager to names, got {}",
+                    short(other)
+                ),
+            ))
+        }
+    };
+    Ok(ServiceSpec {
+        manager: manager.to_string(),
+        name: name.to_string(),
+        enabled: boolean("enabled")?,
+        ensure_running: boolean("ensureRunning")?,
+        triggers: Triggers {
+            files: list("files")?,
+            sources: list("sources")?,
+            packages,
+            commands: list("commands")?,
+            users: list("users")?,
+            groups: list("groups")?,
+        },
+    })
+}
+
+/// Applies the services; `done` gets what was done to each.
+pub async fn apply(
+    services: &[ServiceSpec],
+    config: &str,
+    changes: &Changes,
+    done: &mut BTreeMap<String, Vec<&'static str>>,
+) -> Result<()> {
+    let ctx = Ctx {
+        config,
+        section: "services",
+    };
+    for s in services {
+        let n = s.name.as_str();
+        let systemd = s.manager == "systemd";
+        if let Some(on) = s.enabled {
+            let a = if systemd {
+                argv(["systemctl", if on { "enable" } else { "disable" }, n])
+            } else {
+                argv(["chkconfig", n, if on { "on" } else { "off" }])
+            };
+            exec::must(ctx, &a, &[], exec::CHANGE).await?;
+            done.entry(s.name.clone())
+                .or_default()
+                .push(if on { "enable" } else { "disable" });
+        }
+        let Some(want_running) = s.ensure_running else {
+            continue;
+        };
+        let running = if systemd {
+            let a = exec::call(ctx, &argv(["systemctl", "is-active", n]), &[], exec::QUERY).await?;
+            a.stdout.trim() == "active"
+        } else {
+            exec::call(ctx, &argv(["service", n, "status"]), &[], exec::QUERY)
+                .await?
+                .success()
+        };
+        let verb = match (want_running, running) {
+            (true, false) => Some("start"),
+            (false, true) => Some("stop"),
+            (true, true) => match s.triggers.fired(changes) {
+                Some(why) => {
+                    tracing::info!(config, service = n, trigger = %why, "restarting");
+                    Some("restart")
+                }
+                None => None,
+            },
+            (false, false) => None,
+        };
+        match (verb, systemd) {
+            (None, _) => tracing::info!(config, service = n, running, "nothing to do"),
+            (Some("restart"), true) => {
+                // The unit file may be one of the files that changed.
+                exec::must(
+                    ctx,
+                    &argv(["systemctl", "daemon-reload"]),
+                    &[],
+                    exec::CHANGE,
+                )
+                .await?;
+                exec::must(
+                    ctx,
+                    &argv(["systemctl", "reload-or-restart", n]),
+                    &[],
+                    exec::CHANGE,
+                )
+                .await?;
+            }
+            (Some(v), true) => {
+                exec::must(ctx, &argv(["systemctl", v, n]), &[], exec::CHANGE).await?;
+            }
+            (Some(v), false) => {
+                exec::must(ctx, &argv(["service", n, v]), &[], exec::CHANGE).await?;
+            }
+        }
+        if let Some(v) = verb {
+            done.entry(s.name.clone()).or_default().push(v);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parse_and_triggers() {
+        let v = parse(
+            &json!({"sysvinit": {"nginx": {
+                "enabled": "true", "ensureRunning": true,
+                "files": ["/etc/nginx/nginx.conf"], "sources": ["/var/www/html"],
+                "packages": {"yum": ["nginx"]}, "commands": ["01_x"]
+            }}, "systemd": {"a": {"enabled": false}}}),
+            "I.c.services",
+        )
+        .unwrap();
+        assert_eq!(v[0].manager, "systemd");
+        let s = &v[1];
+        assert_eq!((s.enabled, s.ensure_running), (Some(true), Some(true)));
+        let mut c = Changes::default();
+        assert_eq!(s.triggers.fired(&c), None);
+        c.packages
+            .entry("apt".into())
+            .or_default()
+            .insert("nginx".into());
+        assert_eq!(s.triggers.fired(&c), None);
+        c.packages
+            .entry("yum".into())
+            .or_default()
+            .insert("nginx".into());
+        assert_eq!(s.triggers.fired(&c).as_deref(), Some("yum package nginx"));
+        c.files.insert("/etc/nginx/nginx.conf".into());
+        assert_eq!(
+            s.triggers.fired(&c).as_deref(),
+            Some("file /etc/nginx/nginx.conf")
+        );
+    }
+
+    #[test]
+    fn errors_name_key_and_value() {
+        let e = parse(&json!({"windows": {"x": {}}}), "I.c.services")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("I.c.services.windows") && e.contains("'windows'"),
+            "{e}"
+        );
+        let e = parse(
+            &json!({"systemd": {"x": {"ensureRunning": "yes"}}}),
+            "I.c.services",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("I.c.services.systemd.x.ensureRunning") && e.contains("\"yes\""),
+            "{e}"
+        );
+        let e = parse(&json!({"systemd": {"x": {"file": []}}}), "p")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p.systemd.x.file: unknown key"), "{e}");
+        let e = parse(&json!({"systemd": {"x": {"files": "/etc/a"}}}), "p")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("p.systemd.x.files") && e.contains("/etc/a"),
+            "{e}"
+        );
+        let e = parse(&json!({"systemd": {"x": {"packages": {"brew": []}}}}), "p")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p.systemd.x.packages.brew"), "{e}");
+    }
+}

@@ -1,0 +1,429 @@
+//! Init `sources`: target directory -> archive URL or path, unpacked into the directory.
+//!
+//! The archive type is read from its first bytes, not from the URL (cfn-init does the same;
+//! GitHub's tarball URLs have no extension): gzip, bzip2 and xz wrap a tar; zip is read as is.
+//! GitHub tarball/zipball/archive URLs wrap everything in one `owner-repo-sha/` directory,
+//! which is dropped as cfn-init drops it.
+//!
+//! An archive is input, so no entry may land outside the target directory: absolute paths,
+//! `..`, hard links out of the tree and writes through a symlink the archive itself created
+//! are refused with an error naming the entry, in a first pass that writes nothing, so a bad
+//! archive leaves the target untouched. Device nodes and FIFOs are skipped.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{Read, Seek};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::fetch::{Fetcher, Request};
+use crate::error::{Error, Result};
+use crate::fs::Root;
+use crate::settings::kind;
+
+/// Archives are spooled to a temporary file before unpacking; this bounds the disk they take.
+const MAX_ARCHIVE_BYTES: u64 = 4 << 30;
+/// Bounds what a small compressed archive may expand to (a "zip bomb").
+const MAX_UNPACKED_BYTES: u64 = 32 << 30;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SourceSpec {
+    /// The directory the archive is unpacked into.
+    pub target: String,
+    pub url: String,
+    /// True when the single top directory of the archive is dropped (GitHub archives).
+    pub strip_top_dir: bool,
+}
+
+pub fn parse(v: &Value, path: &str) -> Result<Vec<SourceSpec>> {
+    let map = v
+        .as_object()
+        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
+    let mut out = map
+        .iter()
+        .map(|(target, url)| {
+            let key = format!("{path}.{target}");
+            if !target.starts_with('/') {
+                return Err(Error::invalid(
+                    key,
+                    "the target directory must be an absolute path",
+                ));
+            }
+            let url = url
+                .as_str()
+                .filter(|u| !u.trim().is_empty())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        &key,
+                        format!("must be an archive URL or path, got {}", kind(url)),
+                    )
+                })?;
+            Ok(SourceSpec {
+                target: target.clone(),
+                url: url.trim().to_string(),
+                strip_top_dir: is_github_archive(url),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_by(|a, b| a.target.cmp(&b.target));
+    Ok(out)
+}
+
+/// github.com/<o>/<r>/tarball|zipball/<ref>, github.com/<o>/<r>/archive/<ref>.tar.gz|.zip and
+/// codeload.github.com/<o>/<r>/tar.gz|zip|legacy.tar.gz|legacy.zip/<ref>.
+pub fn is_github_archive(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        ["github.com" | "www.github.com", _, _, kind, _, ..] => {
+            matches!(*kind, "tarball" | "zipball" | "archive")
+        }
+        ["codeload.github.com", _, _, kind, _, ..] => {
+            matches!(
+                *kind,
+                "tar.gz" | "zip" | "legacy.tar.gz" | "legacy.zip" | "tar" | "legacy.tar"
+            )
+        }
+        // The API form: api.github.com/repos/<o>/<r>/tarball|zipball[/<ref>]
+        ["api.github.com", "repos", _, _, kind, ..] => matches!(*kind, "tarball" | "zipball"),
+        _ => false,
+    }
+}
+
+pub async fn apply(
+    spec: &SourceSpec,
+    root: &Root,
+    fetcher: &Fetcher<'_>,
+    config: &str,
+) -> Result<()> {
+    let key_path = format!("{}{config}.sources.{}", super::BLOCK_PREFIX, spec.target);
+    let target = root.map(&spec.target)?;
+    let mut archive = tempfile::tempfile().map_err(|e| Error::io("create", "temporary file", e))?;
+    let bytes = fetcher
+        .fetch_into(
+            &Request {
+                url: &spec.url,
+                auth_name: None,
+                key_path: &key_path,
+                max_bytes: MAX_ARCHIVE_BYTES,
+            },
+            &mut archive,
+        )
+        .await?;
+    fs::create_dir_all(&target).map_err(|e| Error::io("create directory", &target, e))?;
+    let n = unpack(&mut archive, &target, spec.strip_top_dir)
+        .map_err(|m| Error::invalid(&key_path, format!("{}: {m}", spec.url)))?;
+    tracing::info!(config, target = %spec.target, url = %spec.url, archive_bytes = bytes, entries = n, "source unpacked");
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Tar,
+    Gzip,
+    Bzip2,
+    Xz,
+    Zip,
+}
+
+pub fn detect(head: &[u8]) -> Option<Format> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Some(Format::Gzip)
+    } else if head.starts_with(b"BZh") {
+        Some(Format::Bzip2)
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Some(Format::Xz)
+    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Some(Format::Zip)
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        Some(Format::Tar)
+    } else {
+        None
+    }
+}
+
+/// Unpacks `archive` (any supported format) into `target`; returns the number of entries.
+/// Errors are plain messages: the caller adds the key path and URL.
+pub fn unpack(
+    archive: &mut fs::File,
+    target: &Path,
+    strip_top_dir: bool,
+) -> std::result::Result<usize, String> {
+    let mut head = [0u8; 512];
+    archive.rewind().map_err(|e| e.to_string())?;
+    let n = read_up_to(archive, &mut head).map_err(|e| e.to_string())?;
+    archive.rewind().map_err(|e| e.to_string())?;
+    let format = detect(&head[..n])
+        .ok_or("not a supported archive (tar, tar.gz, tar.bz2, tar.xz or zip)")?;
+    // Two passes: the first only checks every entry, so a bad entry late in the archive
+    // leaves nothing half-unpacked; the second writes.
+    let mut count = 0;
+    for check_only in [true, false] {
+        archive.rewind().map_err(|e| e.to_string())?;
+        let mut out = Unpacker {
+            target: target.to_path_buf(),
+            strip_top_dir,
+            links: HashSet::new(),
+            written: 0,
+            check_only,
+        };
+        let r = std::io::BufReader::new(&mut *archive);
+        count = match format {
+            Format::Tar => out.tar(r),
+            Format::Gzip => out.tar(flate2::read::MultiGzDecoder::new(r)),
+            Format::Bzip2 => out.tar(bzip2::read::MultiBzDecoder::new(r)),
+            Format::Xz => out.tar(liblzma::read::XzDecoder::new_multi_decoder(r)),
+            Format::Zip => out.zip(r.into_inner()),
+        }?;
+    }
+    Ok(count)
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+struct Unpacker {
+    target: PathBuf,
+    strip_top_dir: bool,
+    /// Symlinks this archive created (relative paths): nothing is written through them.
+    links: HashSet<PathBuf>,
+    written: u64,
+    /// Validate paths and links, write nothing.
+    check_only: bool,
+}
+
+enum Kind {
+    Dir,
+    File,
+    Symlink(PathBuf),
+    HardLink(PathBuf),
+    Skip,
+}
+
+impl Unpacker {
+    /// The entry's path relative to the target, or None for the stripped top directory.
+    fn relative(&self, raw: &Path, shown: &str) -> std::result::Result<Option<PathBuf>, String> {
+        let mut out = PathBuf::new();
+        for c in raw.components() {
+            match c {
+                Component::Normal(p) => out.push(p),
+                Component::CurDir => {}
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(format!("entry '{shown}' has an absolute path: refused"))
+                }
+                Component::ParentDir => {
+                    return Err(format!(
+                        "entry '{shown}' would be written outside the target directory: refused"
+                    ))
+                }
+            }
+        }
+        if self.strip_top_dir {
+            let mut parts = out.components();
+            parts.next();
+            out = parts.as_path().to_path_buf();
+        }
+        if out.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        for ancestor in out.ancestors().skip(1) {
+            if self.links.contains(ancestor) {
+                return Err(format!(
+                    "entry '{shown}' would be written through the symlink '{}' from the same archive: refused",
+                    ancestor.display()
+                ));
+            }
+        }
+        Ok(Some(out))
+    }
+
+    fn put(
+        &mut self,
+        rel: &Path,
+        shown: &str,
+        kind: Kind,
+        mode: Option<u32>,
+        data: &mut dyn Read,
+    ) -> std::result::Result<(), String> {
+        if self.check_only {
+            match kind {
+                Kind::Symlink(_) => {
+                    self.links.insert(rel.to_path_buf());
+                }
+                Kind::HardLink(to) => {
+                    self.relative(&to, &to.display().to_string())
+                        .map_err(|m| format!("hard link '{shown}': {m}"))?;
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        let dst = self.target.join(rel);
+        let io =
+            |op: &str, e: std::io::Error| format!("entry '{shown}': {op} {}: {e}", dst.display());
+        if let Some(parent) = dst.parent() {
+            fs::create_dir_all(parent).map_err(|e| io("create directory", e))?;
+        }
+        let existing = fs::symlink_metadata(&dst).ok();
+        match kind {
+            Kind::Skip => return Ok(()),
+            Kind::Dir => {
+                if existing.as_ref().is_some_and(|m| !m.is_dir()) {
+                    fs::remove_file(&dst).map_err(|e| io("replace", e))?;
+                }
+                fs::create_dir_all(&dst).map_err(|e| io("create directory", e))?;
+                if let Some(m) = mode {
+                    fs::set_permissions(&dst, fs::Permissions::from_mode(m & 0o777))
+                        .map_err(|e| io("chmod", e))?;
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        // Replace, never write through: an old symlink at this path must not redirect the write.
+        if let Some(m) = &existing {
+            if m.is_dir() {
+                return Err(format!(
+                    "entry '{shown}' is a file but {} is a directory",
+                    dst.display()
+                ));
+            }
+            fs::remove_file(&dst).map_err(|e| io("replace", e))?;
+        }
+        match kind {
+            Kind::Symlink(to) => {
+                std::os::unix::fs::symlink(&to, &dst).map_err(|e| io("create symlink", e))?;
+                self.links.insert(rel.to_path_buf());
+            }
+            Kind::HardLink(to) => {
+                let src = self
+                    .relative(&to, &to.display().to_string())
+                    .map_err(|m| format!("hard link '{shown}': {m}"))?
+                    .ok_or_else(|| format!("hard link '{shown}' points at the top directory"))?;
+                fs::hard_link(self.target.join(src), &dst).map_err(|e| io("hard link", e))?;
+            }
+            Kind::File => {
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&dst)
+                    .map_err(|e| io("create", e))?;
+                let budget = MAX_UNPACKED_BYTES.saturating_sub(self.written);
+                let n = std::io::copy(&mut data.take(budget + 1), &mut f)
+                    .map_err(|e| io("write", e))?;
+                if n > budget {
+                    return Err(format!(
+                        "unpacks to more than {MAX_UNPACKED_BYTES} bytes: refused"
+                    ));
+                }
+                self.written += n;
+                // Permission bits only: set-id bits from an archive are not trusted.
+                f.set_permissions(fs::Permissions::from_mode(mode.unwrap_or(0o644) & 0o777))
+                    .map_err(|e| io("chmod", e))?;
+            }
+            Kind::Dir | Kind::Skip => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    fn tar(&mut self, r: impl Read) -> std::result::Result<usize, String> {
+        use tar::EntryType as T;
+        let mut archive = tar::Archive::new(r);
+        let mut count = 0;
+        for entry in archive
+            .entries()
+            .map_err(|e| format!("not a tar archive: {e}"))?
+        {
+            let mut entry = entry.map_err(|e| format!("broken tar archive: {e}"))?;
+            let raw = entry
+                .path()
+                .map_err(|e| format!("bad entry name: {e}"))?
+                .into_owned();
+            let shown = raw.display().to_string();
+            let link = || -> std::result::Result<PathBuf, String> {
+                entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|p| p.into_owned())
+                    .ok_or_else(|| format!("link entry '{shown}' has no target"))
+            };
+            let kind = match entry.header().entry_type() {
+                T::Regular | T::Continuous | T::GNUSparse => Kind::File,
+                T::Directory => Kind::Dir,
+                T::Symlink => Kind::Symlink(link()?),
+                T::Link => Kind::HardLink(link()?),
+                // Metadata records (pax, GNU long names) are consumed by the iterator.
+                T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => continue,
+                other => {
+                    tracing::warn!(entry = %shown, kind = ?other, "skipping special file in archive");
+                    Kind::Skip
+                }
+            };
+            let Some(rel) = self.relative(&raw, &shown)? else {
+                continue;
+            };
+            let mode = entry.header().mode().ok();
+            self.put(&rel, &shown, kind, mode, &mut entry)?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err("the archive has no entries".into());
+        }
+        Ok(count)
+    }
+
+    fn zip(&mut self, f: &mut fs::File) -> std::result::Result<usize, String> {
+        let mut archive = zip::ZipArchive::new(f).map_err(|e| format!("not a zip archive: {e}"))?;
+        let mut count = 0;
+        for i in 0..archive.len() {
+            let mut file = archive
+                .by_index(i)
+                .map_err(|e| format!("broken zip archive: {e}"))?;
+            let shown = file
+                .name()
+                .map_err(|e| format!("bad entry name: {e}"))?
+                .into_owned();
+            let raw = PathBuf::from(&shown);
+            let mode = file.unix_mode();
+            let kind = if file.is_dir() {
+                Kind::Dir
+            } else if file.is_symlink() {
+                let mut to = String::new();
+                file.read_to_string(&mut to)
+                    .map_err(|e| format!("entry '{shown}': {e}"))?;
+                Kind::Symlink(PathBuf::from(to))
+            } else {
+                Kind::File
+            };
+            let Some(rel) = self.relative(&raw, &shown)? else {
+                continue;
+            };
+            self.put(&rel, &shown, kind, mode, &mut file)?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err("the archive has no entries".into());
+        }
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+//! `ecs-bootstrap init`: cfn-init's command line. Runs only the `AWS::CloudFormation::Init`
+//! block (no `ecs-bootstrap:` block, no services, join or signal), read from the stack
+//! (DescribeStackResource) or from a local metadata document (`-` for stdin), so a UserData
+//! script that called `cfn-init` only changes the path of the binary.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::Value;
+
+use crate::error::{AtStep, Error, Failure, Step};
+use crate::fs::Root;
+use crate::init;
+use crate::metadata::{self, ResourceMetadata};
+
+/// cfn-init's default when `--region` is not given.
+const DEFAULT_REGION: &str = "us-east-1";
+
+#[derive(Debug, Args, Clone)]
+pub struct InitArgs {
+    /// Stack name or id (with --resource; or give a metadata file instead).
+    #[arg(short = 's', long, value_name = "NAME")]
+    pub stack: Option<String>,
+    /// Logical id of the resource whose Metadata holds the Init block.
+    #[arg(short = 'r', long, value_name = "LOGICAL_ID")]
+    pub resource: Option<String>,
+    /// configSets to run, in order (default: `default`, or the `config` key).
+    #[arg(short = 'c', long, value_delimiter = ',', value_name = "A,B")]
+    pub configsets: Vec<String>,
+    /// Region of the stack (default us-east-1, as cfn-init).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// CloudFormation endpoint URL.
+    #[arg(short = 'u', long, value_name = "URL")]
+    pub url: Option<String>,
+    /// More log detail (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// IAM role (of the instance profile) whose credentials to use, from IMDS.
+    #[arg(long, value_name = "NAME")]
+    pub role: Option<String>,
+    /// Access key id (with --secret-key).
+    #[arg(long, value_name = "ID", requires = "secret_key")]
+    pub access_key: Option<String>,
+    /// Secret access key (with --access-key). Never logged.
+    #[arg(long, value_name = "KEY", requires = "access_key")]
+    pub secret_key: Option<Secret>,
+    /// Proxy for an http:// CloudFormation endpoint.
+    #[arg(long, value_name = "URL")]
+    pub http_proxy: Option<String>,
+    /// Proxy for the https:// CloudFormation endpoint.
+    #[arg(long, value_name = "URL")]
+    pub https_proxy: Option<String>,
+    /// Write every file under DIR instead of /.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// A metadata document (the resource's Metadata, JSON or YAML) instead of a stack; `-` reads
+    /// it from stdin.
+    #[arg(value_name = "METADATA_FILE", conflicts_with_all = ["stack", "resource"])]
+    pub metadata: Option<String>,
+}
+
+/// A value that must never reach a log: its Debug is redacted.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+pub async fn run(a: &InitArgs) -> Result<(), Failure> {
+    let metadata = match (&a.metadata, &a.stack, &a.resource) {
+        (Some(file), _, _) => from_file(file).at(Step::Metadata)?,
+        (None, Some(stack), Some(resource)) => {
+            let cfn = client(a).await.at(Step::Metadata)?;
+            metadata::from_stack(&cfn, stack, resource)
+                .await
+                .at(Step::Metadata)?
+        }
+        _ => {
+            return Err(Error::Usage(
+                "init needs --stack and --resource, or a metadata file (`-` for stdin)".into(),
+            ))
+            .at(Step::Metadata)
+        }
+    };
+    if metadata.metadata.get(init::BLOCK).is_none() {
+        return Err(Error::invalid(
+            &metadata.origin,
+            format!("has no {} block", init::BLOCK),
+        ))
+        .at(Step::Metadata);
+    }
+    let plan = init::parse(&metadata.metadata, &a.configsets).at(Step::Init)?;
+    tracing::info!(origin = %metadata.origin, configs = ?plan.configs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), "running Init");
+    init::apply(&plan, &Root::new(&a.root)).await.at(Step::Init)
+}
+
+fn from_file(file: &str) -> Result<ResourceMetadata, Error> {
+    let text = if file == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Error::io("read", "<stdin>", e))?;
+        s
+    } else {
+        std::fs::read_to_string(file).map_err(|e| Error::io("read", file, e))?
+    };
+    let name = if file == "-" { "<stdin>" } else { file };
+    let metadata: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        // Not JSON: a YAML document (the Metadata as written in a YAML template).
+        Err(json_err) => serde_yaml_ng::from_str(&text).map_err(|_| {
+            Error::invalid(
+                name,
+                format!("is not a JSON (or YAML) document: {json_err}"),
+            )
+        })?,
+    };
+    if !metadata.is_object() {
+        return Err(Error::invalid(
+            name,
+            format!(
+                "must be a mapping (the resource's Metadata), got {}",
+                crate::settings::kind(&metadata)
+            ),
+        ));
+    }
+    Ok(ResourceMetadata {
+        resource_type: None,
+        metadata,
+        origin: format!("metadata file {name}"),
+    })
+}
+
+async fn client(a: &InitArgs) -> Result<aws_sdk_cloudformation::Client, Error> {
+    use aws_sdk_cloudformation::config::{Credentials, SharedCredentialsProvider};
+    let region = a
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    let sdk = crate::aws::sdk_config(&region).await;
+    let mut b = aws_sdk_cloudformation::config::Builder::from(&sdk);
+    if let (Some(id), Some(secret)) = (&a.access_key, &a.secret_key) {
+        b = b.credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            id,
+            &secret.0,
+            None,
+            None,
+            "ecs-bootstrap init --access-key",
+        )));
+    } else if let Some(role) = &a.role {
+        b = b.credentials_provider(SharedCredentialsProvider::new(
+            aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+                .profile(role)
+                .build(),
+        ));
+    }
+    if let Some(url) = &a.url {
+        b = b.endpoint_url(url);
+    }
+    let https = a.url.as_deref().is_none_or(|u| !u.starts_with("http://"));
+    let proxy = if https {
+        a.https_proxy.as_deref()
+    } else {
+        a.http_proxy.as_deref()
+    };
+    if let Some(p) = proxy {
+        b = b.http_client(proxied_client(p, https)?);
+    }
+    Ok(aws_sdk_cloudformation::Client::from_conf(b.build()))
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc), through an explicit proxy. Only the
+/// CloudFormation client gets it: IMDS must never go through a proxy.
+fn proxied_client(
+    proxy: &str,
+    https: bool,
+) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, Error> {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::{tls, ConnectorBuilder};
+    use aws_smithy_runtime_api::client::http::{http_client_fn, SharedHttpConnector};
+    let flag = if https {
+        "--https-proxy"
+    } else {
+        "--http-proxy"
+    };
+    let config = if https {
+        ProxyConfig::https(proxy)
+    } else {
+        ProxyConfig::http(proxy)
+    }
+    .map_err(|e| Error::Usage(format!("{flag} {proxy}: {e}")))?;
+    Ok(http_client_fn(move |settings, components| {
+        let mut b = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ));
+        b.set_connector_settings(Some(settings.clone()));
+        b.set_sleep_impl(components.sleep_impl());
+        b.set_proxy_config(Some(config.clone()));
+        SharedHttpConnector::new(b.build())
+    }))
+}
