@@ -11,12 +11,10 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+/// For callers without a run deadline (`init`, `--dry-run --stack`): a few retries, bounded
+/// at 90 s, as before the deadline existed.
 pub async fn sdk_config(region: &str) -> SdkConfig {
-    sdk_config_within(
-        region,
-        Duration::from_secs(crate::deadline::DEFAULT_DEADLINE_SECS),
-    )
-    .await
+    build(region, 6, Duration::from_secs(10), Duration::from_secs(90)).await
 }
 
 /// Enough attempts that throttling is retried until the run's deadline stops it (the caller
@@ -29,14 +27,18 @@ const MAX_ATTEMPTS: u32 = 30;
 /// full jitter, capped at 20 s), which is what 500 instances booting at once need. Errors such
 /// as AccessDenied or ValidationError are not retried: waiting cannot fix them.
 pub async fn sdk_config_within(region: &str, deadline: Duration) -> SdkConfig {
+    build(region, MAX_ATTEMPTS, attempt_timeout(deadline), deadline).await
+}
+
+async fn build(region: &str, attempts: u32, attempt: Duration, operation: Duration) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(attempt_timeout(deadline))
-                .operation_timeout(deadline)
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(operation)
                 .build(),
         )
         .load()
