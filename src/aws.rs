@@ -11,21 +11,59 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+/// For callers without a run deadline (`init`, `--dry-run --stack`): a few retries, bounded
+/// at 90 s, as before the deadline existed.
 pub async fn sdk_config(region: &str) -> SdkConfig {
+    build(region, 6, Duration::from_secs(10), Duration::from_secs(90)).await
+}
+
+/// Enough attempts that throttling is retried until the run's deadline stops it (the caller
+/// bounds every call with [`crate::deadline::Deadline`]); the SDK's retry quota still stops a
+/// client that only ever sees errors.
+const MAX_ATTEMPTS: u32 = 30;
+
+/// The SDK config for a run whose deadline is `deadline`: standard retry mode (throttling codes,
+/// HTTP 429/500/502/503/504, timeouts and connection errors retried; exponential backoff with
+/// full jitter, capped at 20 s), which is what 500 instances booting at once need. Errors such
+/// as AccessDenied or ValidationError are not retried: waiting cannot fix them.
+pub async fn sdk_config_within(region: &str, deadline: Duration) -> SdkConfig {
+    build(region, MAX_ATTEMPTS, attempt_timeout(deadline), deadline).await
+}
+
+async fn build(region: &str, attempts: u32, attempt: Duration, operation: Duration) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
-        // Standard mode retries throttling and transient errors with exponential backoff and
-        // full jitter, which is what 500 instances booting at once need.
-        .retry_config(RetryConfig::standard().with_max_attempts(6))
+        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .operation_timeout(Duration::from_secs(90))
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(operation)
                 .build(),
         )
         .load()
         .await
+}
+
+/// One attempt may take a twentieth of the run, between 2 and 10 seconds: a stalled connection
+/// is abandoned and retried while there is still time for several more attempts.
+pub fn attempt_timeout(deadline: Duration) -> Duration {
+    (deadline / 20).clamp(Duration::from_secs(2), Duration::from_secs(10))
+}
+
+/// For an authorisation error, the IAM action the instance role is missing: `api` is named as
+/// IAM names it (`cloudformation:DescribeStackResource`).
+pub fn iam_hint(api: &str, message: &str) -> String {
+    const DENIED: &[&str] = &[
+        "AccessDenied",
+        "UnauthorizedOperation",
+        "not authorized to perform",
+    ];
+    if api.contains(':') && DENIED.iter().any(|d| message.contains(d)) {
+        format!(" (the instance role lacks {api}: add it to the role's policy)")
+    } else {
+        String::new()
+    }
 }
 
 /// "Code: message" for a service error, the whole source chain otherwise. The SDK's Display for
@@ -58,4 +96,44 @@ pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
         cur = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_denied_names_the_missing_action() {
+        let h = iam_hint(
+            "cloudformation:DescribeStackResource",
+            "AccessDenied: User: arn:aws:sts::1:assumed-role/r/i is not authorized to perform: cloudformation:DescribeStackResource",
+        );
+        assert!(
+            h.contains("lacks cloudformation:DescribeStackResource"),
+            "{h}"
+        );
+        assert_eq!(
+            iam_hint(
+                "ecs:DescribeContainerInstances",
+                "Throttling: Rate exceeded"
+            ),
+            ""
+        );
+    }
+
+    #[test]
+    fn attempt_timeouts_scale_with_the_deadline() {
+        assert_eq!(
+            attempt_timeout(Duration::from_secs(840)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            attempt_timeout(Duration::from_secs(10)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            attempt_timeout(Duration::from_secs(60)),
+            Duration::from_secs(3)
+        );
+    }
 }

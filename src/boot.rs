@@ -3,10 +3,11 @@
 //! signal, so a broken instance rolls its stack back in seconds instead of at the timeout.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::deadline::Deadline;
 use crate::error::{AtStep, Error, Failure, Step};
 use crate::fs::{write_atomic, FileMeta, Root};
 use crate::identity::{self, Identity};
@@ -16,7 +17,7 @@ use crate::services::{self, Systemctl, DOCKER};
 use crate::settings::{self, Values};
 use crate::signal::{self, Delivered, Status};
 use crate::template::{ResolveContext, Template};
-use crate::{discover, ecs_config, init, join, once, state};
+use crate::{discover, ecs_config, events, init, join, once, redact, state};
 
 /// An address, not `localhost`: at boot the resolver may not be usable yet (found under a real
 /// systemd with an empty /etc/hosts: every poll failed until the join timeout).
@@ -36,7 +37,18 @@ pub struct RunOptions {
     pub signal: bool,
     /// Run even when the state file says this instance is done (src/once.rs).
     pub force: bool,
+    /// The whole run, signal included, ends within this many seconds.
+    pub deadline_secs: u64,
+    pub imds: crate::imds::ImdsOptions,
 }
+
+/// Per-phase budgets, inside the run's deadline. Init has none of its own (its commands may
+/// legitimately take most of the run); the join has the plan's `Timeout`.
+const IDENTITY_BUDGET: Duration = Duration::from_secs(120);
+const DISCOVERY_BUDGET: Duration = Duration::from_secs(120);
+const METADATA_BUDGET: Duration = Duration::from_secs(300);
+const CONFIG_BUDGET: Duration = Duration::from_secs(30);
+const SERVICES_BUDGET: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone)]
 pub enum DryRunSource {
@@ -72,6 +84,38 @@ pub struct Success {
 }
 
 pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
+    let deadline = Deadline::new(Duration::from_secs(o.deadline_secs));
+    crate::fs::mark_start();
+    let result = run_within(o, &deadline).await;
+    let (status, failed, reason, signal) = match &result {
+        Ok(s) if s.skipped.is_some() => ("SKIPPED", None, s.skipped.clone(), "not sent"),
+        Ok(s) => (
+            "SUCCESS",
+            None,
+            None,
+            match s.delivered {
+                Some(Delivered::Yes) => "delivered",
+                Some(Delivered::NotWaiting) => "not waiting",
+                Some(Delivered::Earlier) => "delivered by an earlier run",
+                None => "not sent (--no-signal)",
+            },
+        ),
+        Err(f) => (
+            "FAILURE",
+            Some(f.step),
+            Some(f.to_string()),
+            if f.step == Step::Signal {
+                "not delivered"
+            } else {
+                "see the log"
+            },
+        ),
+    };
+    events::run(status, failed, reason, signal, deadline.elapsed());
+    result
+}
+
+async fn run_within(o: &RunOptions, deadline: &Deadline) -> Result<Success, Failure> {
     let started = Instant::now();
     let _lock = match once::lock(&Root::new(&o.root)) {
         Ok(once::Acquired::Held(l)) => l,
@@ -81,7 +125,17 @@ pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
             once::RunLock::none()
         }
     };
-    let identity = phase(Step::Identity, identity::from_imds()).await?;
+    let identity = bounded(
+        Step::Identity,
+        deadline,
+        Some(IDENTITY_BUDGET),
+        "IMDS (the instance identity document)",
+        identity::from_imds_with(o.imds),
+    )
+    .await
+    .inspect_err(|_| {
+        tracing::error!("the instance id is unknown without IMDS, so CloudFormation cannot be signalled; the CreationPolicy will time out")
+    })?;
     tracing::info!(instance_id = %identity.instance_id, region = %identity.region, az = %identity.availability_zone, "instance identity");
     if !o.force {
         if let Some(why) = once::already_done(&Root::new(&o.root), &identity.instance_id) {
@@ -89,11 +143,14 @@ pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
         }
     }
     let region = o.region.clone().unwrap_or_else(|| identity.region.clone());
-    let sdk = crate::aws::sdk_config(&region).await;
+    let sdk = crate::aws::sdk_config_within(&region, deadline.total()).await;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     let given = |v: &String| Some(v.clone()).filter(|v| !v.is_empty());
-    let target = phase(
+    let target = bounded(
         Step::Discovery,
+        deadline,
+        Some(DISCOVERY_BUDGET),
+        "discovery (the stack and resources of this instance)",
         discover::complete(
             &discover::Given {
                 stack: given(&o.stack),
@@ -118,23 +175,30 @@ pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
         unique_id: identity.instance_id.clone(),
     };
     let root = Root::new(&o.root);
+    // A reboot or a restart of the unit runs everything again (converging to the same files),
+    // but CloudFormation is told only once: a second signal would at best be refused.
+    let earlier = state::delivered_earlier(&root, &identity, &signal_spec);
 
-    let result = converge(o, &identity, &cfn, &sdk, &root).await;
+    let result = converge(o, &identity, &cfn, &sdk, &root, deadline).await;
 
     let (status, failure) = match result {
         Ok(cluster) => (Status::Success, Ok(cluster)),
         Err(f) => (Status::Failure, Err(f)),
     };
-    let delivered = if o.signal {
-        match signal::send(&cfn, &signal_spec, status).await {
+    let delivered = if let (true, Some(before)) = (o.signal, &earlier) {
+        tracing::info!(earlier = %before, now = status.as_str(), "CloudFormation was already signalled by an earlier run; not signalling again");
+        Some(Delivered::Earlier)
+    } else if o.signal {
+        let sent = phase(
+            Step::Signal,
+            deadline.bound_signal(signal::send(&cfn, &signal_spec, status)),
+        )
+        .await;
+        match sent {
             Ok(d) => Some(d),
-            Err(e) => {
+            Err(lost) => {
                 // The run's own failure, if any, is the more useful reason; a lost signal on
                 // top of it is logged. A lost SUCCESS is a failure of its own.
-                let lost = Failure {
-                    step: Step::Signal,
-                    error: Box::new(e),
-                };
                 tracing::error!(error = %lost, "could not signal {}", status.as_str());
                 state::record(
                     &root,
@@ -190,12 +254,17 @@ async fn converge(
     cfn: &aws_sdk_cloudformation::Client,
     sdk: &aws_config::SdkConfig,
     root: &Root,
+    deadline: &Deadline,
 ) -> Result<String, Failure> {
-    let metadata = phase(
+    let metadata = bounded(
         Step::Metadata,
+        deadline,
+        Some(METADATA_BUDGET),
+        "cloudformation:DescribeStackResource",
         metadata::from_stack(cfn, &o.stack, &o.resource),
     )
     .await?;
+    redact::register_from_metadata(&metadata.metadata);
     let plan = plan(
         identity.clone(),
         &metadata,
@@ -208,7 +277,7 @@ async fn converge(
         o.timeout,
         o.signal,
     )?;
-    execute(&plan, root, sdk).await?;
+    execute(&plan, root, sdk, deadline).await?;
     Ok(plan.join.cluster)
 }
 
@@ -243,40 +312,86 @@ fn plan(
     }))
 }
 
-async fn execute(plan: &Plan, root: &Root, sdk: &aws_config::SdkConfig) -> Result<(), Failure> {
-    phase(Step::Init, init::apply(&plan.init, root)).await?;
-    phase(Step::AgentConfig, async { write_agent_config(plan, root) }).await?;
-    phase(Step::LogsConfig, async {
-        match &plan.logs_config {
-            Some(l) => write_atomic(
-                &root.map(l.path)?,
-                l.content.as_bytes(),
-                FileMeta {
-                    mode: 0o644,
-                    uid: None,
-                    gid: None,
-                },
-            )
-            .map(|outcome| tracing::info!(path = l.path, ?outcome, "CloudWatch agent config")),
-            None => Ok(()),
-        }
-    })
+async fn execute(
+    plan: &Plan,
+    root: &Root,
+    sdk: &aws_config::SdkConfig,
+    deadline: &Deadline,
+) -> Result<(), Failure> {
+    bounded(
+        Step::Init,
+        deadline,
+        None,
+        "an Init command to finish (the last 'running command' in the log)",
+        init::apply(&plan.init, root),
+    )
+    .await?;
+    bounded(
+        Step::AgentConfig,
+        deadline,
+        Some(CONFIG_BUDGET),
+        "the ECS agent config",
+        async { write_agent_config(plan, root) },
+    )
+    .await?;
+    bounded(
+        Step::LogsConfig,
+        deadline,
+        Some(CONFIG_BUDGET),
+        "the CloudWatch agent config",
+        async {
+            match &plan.logs_config {
+                Some(l) => write_atomic(
+                    &root.map(l.path)?,
+                    l.content.as_bytes(),
+                    FileMeta {
+                        mode: 0o644,
+                        uid: None,
+                        gid: None,
+                    },
+                )
+                .map(|outcome| tracing::info!(path = l.path, ?outcome, "CloudWatch agent config")),
+                None => Ok(()),
+            }
+        },
+    )
     .await?;
 
     let systemctl = Systemctl::default();
+    let left = deadline
+        .work_end()
+        .saturating_duration_since(tokio::time::Instant::now());
+    if Duration::from_secs(plan.join.timeout_secs) > left {
+        tracing::warn!(
+            timeout_secs = plan.join.timeout_secs,
+            left_secs = left.as_secs(),
+            "the join Timeout is longer than the run's deadline leaves; the deadline ends the wait first (raise --deadline, below the CreationPolicy timeout)"
+        );
+    }
     // The join budget starts when the services are asked to start: that is what it measures.
-    let deadline =
+    // Past the run's deadline, the phase bound ends the wait first and names the deadline.
+    let join_end =
         tokio::time::Instant::now() + std::time::Duration::from_secs(plan.join.timeout_secs);
-    phase(Step::Services, async {
-        services::start(&plan.services, &systemctl).await?;
-        services::wait_active(&systemctl, DOCKER, deadline).await
-    })
+    bounded(
+        Step::Services,
+        deadline,
+        Some(SERVICES_BUDGET),
+        "the services to start (docker to become active)",
+        async {
+            services::start(&plan.services, &systemctl).await?;
+            services::wait_active(&systemctl, DOCKER, join_end).await
+        },
+    )
     .await?;
     let ecs = aws_sdk_ecs::Client::new(sdk);
-    phase(Step::Join, async {
-        let meta = join::wait_for_agent(&plan.join, &systemctl, deadline).await?;
+    let waiting_for = format!(
+        "the ECS agent to register in cluster '{}'",
+        plan.join.cluster
+    );
+    bounded(Step::Join, deadline, None, &waiting_for, async {
+        let meta = join::wait_for_agent(&plan.join, &systemctl, join_end).await?;
         let arn = meta.container_instance_arn.unwrap_or_default();
-        join::confirm_with_ecs(&ecs, &plan.join.cluster, &arn, deadline).await
+        join::confirm_with_ecs(&ecs, &plan.join.cluster, &arn, join_end).await
     })
     .await
 }
@@ -315,14 +430,33 @@ where
 {
     let t = Instant::now();
     let r = fut.await;
-    let ms = t.elapsed().as_millis() as u64;
+    let elapsed = t.elapsed();
+    let ms = elapsed.as_millis() as u64;
     match &r {
-        Ok(_) => tracing::info!(step = step.name(), duration_ms = ms, "step done"),
+        Ok(_) => {
+            tracing::info!(step = step.name(), duration_ms = ms, "step done");
+            events::phase(step, elapsed, None);
+        }
         Err(e) => {
-            tracing::debug!(step = step.name(), duration_ms = ms, error = %e, "step failed")
+            tracing::debug!(step = step.name(), duration_ms = ms, error = %e, "step failed");
+            events::phase(step, elapsed, Some(e));
         }
     }
     r.at(step)
+}
+
+/// [`phase`] within the run's deadline and the phase's own budget.
+async fn bounded<T, F>(
+    step: Step,
+    deadline: &Deadline,
+    budget: Option<Duration>,
+    waiting_for: &str,
+    fut: F,
+) -> Result<T, Failure>
+where
+    F: std::future::Future<Output = Result<T, Error>>,
+{
+    phase(step, deadline.bound(waiting_for, budget, fut)).await
 }
 
 /// The dry run: the same plan as a real run, from a local template (no AWS at all, fake

@@ -70,6 +70,14 @@ pub struct RunArgs {
     /// Do everything but SignalResource.
     #[arg(long)]
     pub no_signal: bool,
+    /// Seconds for the whole run, signal included (keep it below the CreationPolicy timeout);
+    /// near it, waiting stops and FAILURE is sent naming what was still awaited.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::deadline::DEFAULT_DEADLINE_SECS,
+          value_parser = clap::value_parser!(u64).range(4..=86400))]
+    pub deadline: u64,
+    /// Read IMDS without a token (IMDSv1) when no IMDSv2 token can be had. Off by default.
+    #[arg(long)]
+    pub imds_v1_fallback: bool,
     /// Stay in the foreground even when started by UserData (cloud-final); by default a run
     /// there hands itself to a transient systemd unit, because ecs.service cannot start
     /// before cloud-final ends.
@@ -151,6 +159,10 @@ impl RunArgs {
             introspection_url: self.introspection_url,
             timeout: self.timeout,
             signal: !self.no_signal,
+            deadline_secs: self.deadline,
+            imds: crate::imds::ImdsOptions {
+                v1_fallback: self.imds_v1_fallback,
+            },
             force: self.force,
         }))
     }

@@ -57,8 +57,17 @@ pub enum Error {
     #[error("IMDS {path}: {message}")]
     Imds { path: String, message: String },
 
-    #[error("{api} failed: {message}")]
+    #[error("{api} failed: {message}{}", crate::aws::iam_hint(api, message))]
     Aws { api: &'static str, message: String },
+
+    /// A phase was still waiting when its budget or the run's deadline ran out.
+    #[error("gave up after {waited_secs}s still waiting for {waiting_for} ({})", deadline_detail(*run_deadline_secs, *phase_budget_secs))]
+    DeadlineExceeded {
+        waiting_for: String,
+        waited_secs: u64,
+        run_deadline_secs: u64,
+        phase_budget_secs: Option<u64>,
+    },
 
     /// Bad input: a key path in the metadata, the settings block or the template, and what is
     /// wrong with it.
@@ -122,6 +131,13 @@ fn tail_suffix(tail: &str) -> String {
     }
 }
 
+fn deadline_detail(run: u64, phase: Option<u64>) -> String {
+    match phase {
+        Some(p) => format!("its budget of {p}s ran out; run deadline {run}s, --deadline"),
+        None => format!("the run deadline of {run}s was near; raise it with --deadline"),
+    }
+}
+
 fn detail_suffix(detail: &str) -> String {
     if detail.is_empty() {
         String::new()
@@ -157,6 +173,7 @@ impl Error {
             Error::Systemctl { .. } | Error::UnitFailed { .. } => 5,
             Error::JoinTimeout { .. } | Error::WrongCluster { .. } | Error::NotHealthy { .. } => 6,
             Error::Imds { .. } | Error::Aws { .. } => 7,
+            Error::DeadlineExceeded { .. } => 9,
         }
     }
 }

@@ -4,9 +4,6 @@
 //! account), so this is one token PUT and one GET. aws-config's IMDS client holds the token and
 //! reuses it, refuses IMDSv1, and honours `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
 
-use std::time::Duration;
-
-use aws_config::imds;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -38,21 +35,14 @@ impl Identity {
 }
 
 pub async fn from_imds() -> Result<Identity> {
-    // Bounded: a few quick attempts so an IMDS that is still coming up at boot is waited for,
-    // but an instance without IMDS fails in seconds instead of hanging the boot.
-    let client = imds::Client::builder()
-        .max_attempts(4)
-        .connect_timeout(Duration::from_secs(1))
-        .read_timeout(Duration::from_secs(2))
-        .build();
-    let doc = client
-        .get(IDENTITY_DOCUMENT)
-        .await
-        .map_err(|e| Error::Imds {
-            path: IDENTITY_DOCUMENT.into(),
-            message: crate::aws::error_chain(&e),
-        })?;
-    parse_document(doc.as_ref())
+    from_imds_with(crate::imds::ImdsOptions::default()).await
+}
+
+/// Waits for IMDS as long as the caller's bound allows (see [`crate::imds::get`]): an IMDS that
+/// is still coming up at boot is waited for, a revoked token is replaced.
+pub async fn from_imds_with(opts: crate::imds::ImdsOptions) -> Result<Identity> {
+    let doc = crate::imds::get(IDENTITY_DOCUMENT, opts).await?;
+    parse_document(&doc)
 }
 
 fn parse_document(doc: &str) -> Result<Identity> {

@@ -84,6 +84,9 @@ fn main() -> ExitCode {
                         ecs_bootstrap::signal::Delivered::NotWaiting => {
                             "the resource was not waiting for a signal"
                         }
+                        ecs_bootstrap::signal::Delivered::Earlier => {
+                            "already signalled by an earlier run"
+                        }
                     },
                     None => "no signal (--no-signal)",
                 };
@@ -156,7 +159,8 @@ fn run_dropin(cli: &Cli) -> Option<ExitCode> {
 
 /// The one line an operator reads in the console output of a broken instance.
 fn fail(f: &Failure, what: &str) -> ExitCode {
-    eprintln!("ecs-bootstrap: FAILURE{what} at {f}");
+    let line = format!("ecs-bootstrap: FAILURE{what} at {f}");
+    eprintln!("{}", ecs_bootstrap::redact::text(&line));
     ExitCode::from(f.exit_code())
 }
 
@@ -175,7 +179,7 @@ fn init_logging(verbose: u8) {
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(ecs_bootstrap::redact::stderr)
         // Colour only for a person at a terminal: the console log and the journal get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)

@@ -40,16 +40,7 @@ pub async fn from_stack(
         api: "cloudformation:DescribeStackResource",
         message: "the answer has no StackResourceDetail".into(),
     })?;
-    // The API returns Metadata as a JSON string: it is decoded a second time here.
-    let metadata = match detail.metadata() {
-        Some(text) if !text.trim().is_empty() => serde_json::from_str(text).map_err(|e| {
-            Error::invalid(
-                format!("{stack}/{resource}.Metadata"),
-                format!("is not valid JSON: {e}"),
-            )
-        })?,
-        _ => Value::Object(Default::default()),
-    };
+    let metadata = decode(detail.metadata(), &format!("{stack}/{resource}.Metadata"))?;
     let resource_type = detail.resource_type().map(str::to_string);
     warn_on_type(resource, resource_type.as_deref());
     Ok(ResourceMetadata {
@@ -57,6 +48,37 @@ pub async fn from_stack(
         metadata,
         origin: format!("stack {stack}, resource {resource} (DescribeStackResource)"),
     })
+}
+
+/// Far above what CloudFormation accepts in a template (1 MB), so only garbage is refused; the
+/// cap keeps a runaway document from exhausting a small instance's memory.
+pub const MAX_METADATA_BYTES: usize = 32 * 1024 * 1024;
+
+/// The API returns Metadata as a JSON string: it is decoded a second time here. `path` names
+/// it in errors (`stack/Resource.Metadata`).
+pub fn decode(text: Option<&str>, path: &str) -> Result<Value> {
+    match text {
+        Some(text) if text.len() > MAX_METADATA_BYTES => Err(Error::invalid(
+            path,
+            format!(
+                "is {} bytes, more than the {} MiB ecs-bootstrap accepts",
+                text.len(),
+                MAX_METADATA_BYTES / (1024 * 1024)
+            ),
+        )),
+        Some(text) if !text.trim().is_empty() => {
+            let v: Value = serde_json::from_str(text)
+                .map_err(|e| Error::invalid(path, format!("is not valid JSON: {e}")))?;
+            if !v.is_object() {
+                return Err(Error::invalid(
+                    path,
+                    format!("must be a JSON object, got {}", crate::settings::kind(&v)),
+                ));
+            }
+            Ok(v)
+        }
+        _ => Ok(Value::Object(Default::default())),
+    }
 }
 
 pub fn from_template(
@@ -93,5 +115,24 @@ fn warn_on_type(resource: &str, resource_type: Option<&str>) {
                 "not a launch configuration or launch template; reading its Metadata anyway"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_metadata_is_named_and_refused() {
+        let p = "s/Lc.Metadata";
+        assert_eq!(decode(None, p).unwrap(), Value::Object(Default::default()));
+        let e = decode(Some("{\"a\": [1,"), p).unwrap_err().to_string();
+        assert!(e.starts_with("s/Lc.Metadata: is not valid JSON"), "{e}");
+        let e = decode(Some("[1]"), p).unwrap_err().to_string();
+        assert!(e.contains("must be a JSON object"), "{e}");
+        // 100 MB of content: refused by size before any parsing.
+        let huge = format!("{{\"c\": \"{}\"}}", "x".repeat(100 * 1024 * 1024));
+        let e = decode(Some(&huge), p).unwrap_err().to_string();
+        assert!(e.contains("s/Lc.Metadata") && e.contains("bytes"), "{e}");
     }
 }

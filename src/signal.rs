@@ -35,6 +35,8 @@ pub enum Delivered {
     Yes,
     /// The resource no longer waits for signals (stack complete, or a re-run after reboot).
     NotWaiting,
+    /// An earlier run (before a reboot or a restart) delivered the signal; not sent again.
+    Earlier,
 }
 
 pub async fn send(

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Failure;
 use crate::fs::{write_atomic, FileMeta, Root};
@@ -42,7 +42,7 @@ pub fn record(
         signal_resource: &signal.resource,
         status: status.as_str(),
         failed_step: failure.map(|f| f.step.to_string()),
-        reason: failure.map(|f| f.to_string()),
+        reason: failure.map(|f| crate::redact::text(&f.to_string())),
         signal_delivered: delivered,
         finished_at_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -69,5 +69,76 @@ pub fn record(
     })();
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not record the run's state");
+    }
+}
+
+/// What a later run needs to know of an earlier one.
+#[derive(Deserialize)]
+struct Earlier {
+    instance_id: String,
+    stack: String,
+    signal_resource: String,
+    status: String,
+    signal_delivered: bool,
+}
+
+/// The status an earlier run of this instance delivered to this stack's resource, if it did.
+/// A state file from another instance (an image built from a used root) or another stack does
+/// not count, and neither does one that cannot be read: signalling twice is refused harmlessly
+/// by CloudFormation, never signalling costs the whole CreationPolicy timeout.
+pub fn delivered_earlier(root: &Root, identity: &Identity, signal: &SignalSpec) -> Option<String> {
+    let path = root.map(FILE).ok()?;
+    let text = std::fs::read_to_string(&path).ok()?;
+    let e: Earlier = match serde_json::from_str(&text) {
+        Ok(e) => e,
+        Err(err) => {
+            tracing::warn!(path = %path.display(), error = %err, "ignoring an unreadable state file");
+            return None;
+        }
+    };
+    (e.signal_delivered
+        && e.instance_id == identity.instance_id
+        && e.stack == signal.stack
+        && e.signal_resource == signal.resource)
+        .then_some(e.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Error, Step};
+
+    #[test]
+    fn only_a_delivered_signal_of_this_instance_and_stack_counts() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let id = Identity::fake("eu-west-1");
+        let spec = SignalSpec {
+            stack: "s".into(),
+            resource: "Asg".into(),
+            unique_id: id.instance_id.clone(),
+        };
+        assert_eq!(delivered_earlier(&root, &id, &spec), None);
+        let f = Failure {
+            step: Step::Join,
+            error: Box::new(Error::invalid("k", "v")),
+        };
+        record(&root, &id, &spec, Status::Failure, Some(&f), false);
+        assert_eq!(delivered_earlier(&root, &id, &spec), None);
+        record(&root, &id, &spec, Status::Success, None, true);
+        assert_eq!(
+            delivered_earlier(&root, &id, &spec).as_deref(),
+            Some("SUCCESS")
+        );
+        let other = SignalSpec {
+            stack: "other".into(),
+            ..spec.clone()
+        };
+        assert_eq!(delivered_earlier(&root, &id, &other), None);
+        let mut other_id = id.clone();
+        other_id.instance_id = "i-other".into();
+        assert_eq!(delivered_earlier(&root, &other_id, &spec), None);
+        std::fs::write(root.map(FILE).unwrap(), "{torn").unwrap();
+        assert_eq!(delivered_earlier(&root, &id, &spec), None);
     }
 }

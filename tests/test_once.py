@@ -31,6 +31,7 @@ def test_second_run_is_skipped_until_forced(moto, instance, example_stack):
     state = json.loads(instance.path(STATE).read_text())
     assert (state["status"], state["signal_delivered"]) == ("SUCCESS", True), state
     calls_after_first = len(instance.calls())
+    signal_calls = len(moto.requests("SignalResource"))
     config = instance.path("/etc/ecs/ecs.config")
     config.write_text("ECS_CLUSTER=changed-by-operator\n")
 
@@ -47,9 +48,10 @@ def test_second_run_is_skipped_until_forced(moto, instance, example_stack):
     assert "SKIPPED" not in forced.stderr
     assert config.read_text().splitlines()[0] == f"ECS_CLUSTER={stack.cluster}"
     assert len(instance.calls()) > calls_after_first
-    # CloudFormation has its one signal: the forced run's SUCCESS is answered "cannot be
-    # signaled", which is not an error.
-    assert "not waiting for a signal" in last_line(forced), str(forced)
+    # CloudFormation has its one signal: the state file says it was delivered, so the forced
+    # run does not send another (issue 4: signal again only when the first was not delivered).
+    assert "already signalled by an earlier run" in last_line(forced), str(forced)
+    assert len(moto.requests("SignalResource")) == signal_calls
 
 
 def test_failed_run_runs_again(moto, instance, example_stack):

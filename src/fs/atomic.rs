@@ -30,6 +30,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], meta: FileMeta) -> Result<Writ
         .parent()
         .ok_or_else(|| Error::invalid(path.display().to_string(), "has no parent directory"))?;
     fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    super::stale::sweep(dir);
 
     let existing = fs::symlink_metadata(path).ok();
     if let Some(m) = &existing {
@@ -45,7 +46,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], meta: FileMeta) -> Result<Writ
     }
 
     let mut tmp = tempfile::Builder::new()
-        .prefix(".ecs-bootstrap.")
+        .prefix(super::stale::TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(|e| Error::io("create temporary file in", dir, e))?;
     let tmp_path = tmp.path().to_path_buf();

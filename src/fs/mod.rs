@@ -2,6 +2,8 @@
 
 mod atomic;
 mod root;
+mod stale;
 
 pub use atomic::{write_atomic, FileMeta, WriteOutcome};
 pub use root::Root;
+pub use stale::mark_start;

@@ -303,6 +303,8 @@ async fn execute(
         .kill_on_drop(true)
         .spawn()
         .map_err(spawn_err)?;
+    // When the run's deadline cancels this future, the whole group goes, not just the shell.
+    let guard = KillGroupOnDrop(child.id());
     let status = match spec.timeout {
         None => child.wait().await,
         Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), child.wait()).await {
@@ -325,9 +327,25 @@ async fn execute(
         },
     }
     .map_err(spawn_err)?;
+    // Finished: daemons it left behind on purpose are not ours to kill.
+    std::mem::forget(guard);
     let tail = read_tail(out_for_read);
     tracing::debug!(config, command = %spec.key, output = %tail, "command output (tail)");
     Ok((status, tail))
+}
+
+/// Kills a command's process group unless disarmed (forgotten) once the command has finished.
+struct KillGroupOnDrop(Option<u32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 fn read_tail(mut f: std::fs::File) -> String {
@@ -499,6 +517,37 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_command_is_killed_with_its_children() {
+        let d = tempfile::tempdir().unwrap();
+        let pidfile = d.path().join("pid");
+        let spec = specs(
+            json!({"a": {"command": format!("sleep 300 & echo $! > {}; wait", pidfile.display())}}),
+        )
+        .remove(0);
+        let r = tokio::time::timeout(Duration::from_millis(1500), run(&spec, "config")).await;
+        assert!(r.is_err(), "the command should still be running");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            // Reaped by init, or a zombie of the killed shell: either way not running.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(true)
+        });
+        assert!(gone, "the command's child {pid} survived the cancellation");
     }
 
     #[tokio::test]

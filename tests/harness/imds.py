@@ -9,6 +9,17 @@ Rules (as EC2 with ``HttpTokens: required``):
 * Unknown paths -> 404; tag paths -> 404 when instance metadata tags are disabled (the default
   for launch configurations; only launch templates can enable them).
 
+Fault knobs (for the fault matrix; all off by default):
+
+* ``down_for(seconds)``: the port is closed (connection refused) now and opens again after
+  ``seconds`` -- an IMDS that is not up yet at boot.
+* ``unauthorized_gets = N``: the next N GETs that carry a valid token answer 401 and revoke
+  every token issued so far -- a token the service stopped accepting mid-run.
+* ``delay = S``: every answer is sent after S seconds.
+* ``token_status = code``: every token PUT answers ``code`` (e.g. 403: IMDSv2 unusable);
+  ``allow_v1 = True`` serves GETs without a token (IMDSv1). The fake agent's requests are
+  exempt from ``token_status`` (it stands for the software under test's view only).
+
 Run standalone: ``python -m harness.imds --port N --instance-id i-... [--tag K=V]...``; in
 tests use :class:`ImdsServer` in-process (``with ImdsServer(...) as imds: imds.url``).
 """
@@ -85,14 +96,29 @@ class ImdsServer:
         self._tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self._lock = threading.Lock()
         self.log: list[RequestRecord] = []
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
+        self.unauthorized_gets = 0
+        self.delay = 0.0
+        self.token_status: int | None = None
+        self.allow_v1 = False
+        self._host = host
+        self._httpd = self._make_server(host, port)
+        self._port = self._httpd.server_address[1]
         self._thread: threading.Thread | None = None
+        self._closed = False
+        self._timers: list[threading.Timer] = []
+
+    def _make_server(self, host: str, port: int) -> ThreadingHTTPServer:
+        httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        httpd.daemon_threads = True
+        return httpd
 
     # -- lifecycle --
     @property
     def port(self) -> int:
-        return self._httpd.server_address[1]
+        if self._httpd is None:
+            return self._port
+        self._port = self._httpd.server_address[1]
+        return self._port
 
     @property
     def url(self) -> str:
@@ -105,8 +131,35 @@ class ImdsServer:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._closed = True
+        for t in self._timers:
+            t.cancel()
+        with self._lock:
+            httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+
+    def down_for(self, seconds: float) -> None:
+        """Close the port now (connection refused) and serve again on it after `seconds`."""
+        port = self.port
+        with self._lock:
+            httpd, self._httpd = self._httpd, None
+        httpd.shutdown()
+        httpd.server_close()
+
+        def up() -> None:
+            if self._closed:
+                return
+            new = self._make_server(self._host, port)
+            with self._lock:
+                self._httpd = new
+            threading.Thread(target=new.serve_forever, name="imds", daemon=True).start()
+
+        t = threading.Timer(seconds, up)
+        t.daemon = True
+        self._timers.append(t)
+        t.start()
 
     def __enter__(self) -> "ImdsServer":
         return self.start()
@@ -131,6 +184,14 @@ class ImdsServer:
         """Requests not made by the fake ECS agent (i.e. by the software under test)."""
         with self._lock:
             return [r for r in self.log if not r.user_agent.startswith(FAKE_AGENT_UA)]
+
+    def _take_unauthorized(self) -> bool:
+        with self._lock:
+            if self.unauthorized_gets <= 0:
+                return False
+            self.unauthorized_gets -= 1
+            self._tokens.clear()
+            return True
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -239,11 +300,16 @@ class ImdsServer:
 
             def do_PUT(self) -> None:  # noqa: N802
                 self._drain()
+                if server.delay:
+                    time.sleep(server.delay)
                 path = self.path.split("?", 1)[0]
                 if path != TOKEN_PATH:
                     status, body, headers = 404, "", {}
                 elif self.headers.get("X-Forwarded-For") is not None:
                     status, body, headers = 403, "", {}
+                elif (server.token_status is not None
+                      and not self.headers.get("User-Agent", "").startswith(FAKE_AGENT_UA)):
+                    status, body, headers = server.token_status, "", {}
                 else:
                     raw = self.headers.get(TTL_HEADER)
                     try:
@@ -259,8 +325,15 @@ class ImdsServer:
                 self._send(status, body, headers)
 
             def do_GET(self) -> None:  # noqa: N802
+                if server.delay:
+                    time.sleep(server.delay)
                 path = self.path.split("?", 1)[0]
-                if not server._token_valid(self.headers.get(TOKEN_HEADER)):
+                token = self.headers.get(TOKEN_HEADER)
+                if token is None and server.allow_v1:
+                    status, body = server._lookup(path)
+                elif not server._token_valid(token):
+                    status, body = 401, ""
+                elif server._take_unauthorized():
                     status, body = 401, ""
                 else:
                     status, body = server._lookup(path)

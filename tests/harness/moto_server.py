@@ -39,7 +39,9 @@ A fault rule: ``{"action": "SignalResource", "service": "cloudformation" (option
 The first rule whose action (and service, if given) matches and whose ``times`` is not used up
 (``times`` absent/null = unlimited) applies: it sleeps ``delay`` seconds, then answers the error
 in the service's protocol (query XML or JSON) if ``status`` is given, else passes the request on
-(latency only). Every request that a fault answered is logged with ``"fault": true``.
+(latency only). ``"reset": true`` instead closes the connection without an answer (TCP RST,
+a "connection reset by peer" for the client). Every request that a fault answered is logged
+with ``"fault": true``.
 """
 
 from __future__ import annotations
@@ -384,6 +386,10 @@ class HarnessMiddleware:
         if rule is not None:
             if rule.get("delay"):
                 time.sleep(float(rule["delay"]))
+            if rule.get("reset"):
+                entry["fault"] = True
+                entry["status"] = 0
+                return self._reset(environ, start_response)
             if rule.get("status"):
                 entry["fault"] = True
                 entry["status"] = int(rule["status"])
@@ -399,6 +405,24 @@ class HarnessMiddleware:
             return start_response(status, headers)
 
         return self.app(environ, recording_start_response)
+
+    @staticmethod
+    def _reset(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        import socket
+        import struct
+
+        sock = environ.get("werkzeug.socket")
+        if sock is None:
+            raise RuntimeError("this werkzeug does not expose the connection (werkzeug.socket)")
+        # Linger 0: close() sends RST instead of FIN, as a dropped connection does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        try:
+            sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+        sock.close()
+        start_response("500 Reset", [("Content-Length", "0")])
+        return [b""]
 
     @staticmethod
     def _fault_response(start_response: Callable, protocol: str, rule: dict[str, Any]):
