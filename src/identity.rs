@@ -34,8 +34,26 @@ impl Identity {
     }
 }
 
+/// For callers without a run deadline (dry run, `signal`, `get-metadata`): off EC2 they must
+/// answer in seconds, not wait for an IMDS that will never come.
+const UNBOUNDED_CALLER_LIMIT: std::time::Duration = std::time::Duration::from_secs(8);
+
 pub async fn from_imds() -> Result<Identity> {
-    from_imds_with(crate::imds::ImdsOptions::default()).await
+    match tokio::time::timeout(
+        UNBOUNDED_CALLER_LIMIT,
+        from_imds_with(crate::imds::ImdsOptions::default()),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(Error::Imds {
+            path: IDENTITY_DOCUMENT.into(),
+            message: format!(
+                "no answer within {}s (not on EC2, or IMDS unreachable)",
+                UNBOUNDED_CALLER_LIMIT.as_secs()
+            ),
+        }),
+    }
 }
 
 /// Waits for IMDS as long as the caller's bound allows (see [`crate::imds::get`]): an IMDS that

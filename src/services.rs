@@ -95,6 +95,10 @@ impl Systemctl {
     }
 
     pub async fn enable_and_start(&self, unit: &str) -> Result<()> {
+        // A failure left from an earlier start (e.g. ecs started at boot before ecs.config was
+        // written, exit 5) must not be read as this start's failure by the join's unit watch.
+        // Its own exit code is irrelevant: a unit that never failed has nothing to reset.
+        let _ = self.call(&["reset-failed", unit]).await?;
         self.must(&["enable", unit]).await?;
         self.must(&["start", "--no-block", unit]).await
     }
