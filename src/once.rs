@@ -15,7 +15,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -40,10 +40,7 @@ pub enum Acquired {
 
 /// Takes the run lock without waiting.
 pub fn lock(root: &Root) -> Result<Acquired> {
-    let dir = root.map(state::DIR)?;
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::io("chmod", &dir, e))?;
+    state::ensure_dir(root)?;
     let path = root.map(LOCK_FILE)?;
     let file = OpenOptions::new()
         .read(true)
@@ -126,6 +123,7 @@ fn done_reason(path: &Path, instance_id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn write(dir: &Path, v: Value) -> std::path::PathBuf {
         let p = dir.join("state.json");

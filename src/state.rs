@@ -14,6 +14,36 @@ use crate::signal::{SignalSpec, Status};
 pub const DIR: &str = "/var/lib/ecs-bootstrap";
 pub const FILE: &str = "/var/lib/ecs-bootstrap/state.json";
 
+/// Creates the state directory (0700: it holds what ran, and resume markers) and returns it.
+pub fn ensure_dir(root: &Root) -> crate::error::Result<std::path::PathBuf> {
+    let dir = root.map(DIR)?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| crate::error::Error::io("create directory", &dir, e))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| crate::error::Error::io("chmod", &dir, e))?;
+    Ok(dir)
+}
+
+/// Writes `value` as pretty JSON to `file` (a path in the state directory), 0600, atomically.
+pub fn write_private_json<T: Serialize>(
+    root: &Root,
+    file: &str,
+    value: &T,
+) -> crate::error::Result<()> {
+    ensure_dir(root)?;
+    let text = serde_json::to_string_pretty(value).expect("state always serialises") + "\n";
+    write_atomic(
+        &root.map(file)?,
+        text.as_bytes(),
+        FileMeta {
+            mode: 0o600,
+            uid: None,
+            gid: None,
+        },
+    )?;
+    Ok(())
+}
+
 #[derive(Serialize)]
 struct Record<'a> {
     instance_id: &'a str,
@@ -49,24 +79,7 @@ pub fn record(
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    let result = (|| -> crate::error::Result<()> {
-        let dir = root.map(DIR)?;
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| crate::error::Error::io("create directory", &dir, e))?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| crate::error::Error::io("chmod", &dir, e))?;
-        let text = serde_json::to_string_pretty(&rec).expect("a record always serialises") + "\n";
-        write_atomic(
-            &root.map(FILE)?,
-            text.as_bytes(),
-            FileMeta {
-                mode: 0o600,
-                uid: None,
-                gid: None,
-            },
-        )?;
-        Ok(())
-    })();
+    let result = write_private_json(root, FILE, &rec);
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not record the run's state");
     }

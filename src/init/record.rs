@@ -3,13 +3,11 @@
 //! (cfn-init leaves only its log). Written after every run, successful or not.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::PermissionsExt;
 
 use serde::Serialize;
 
 use super::Changes;
-use crate::error::Error;
-use crate::fs::{write_atomic, FileMeta, Root};
+use crate::fs::Root;
 
 pub const FILE: &str = "/var/lib/ecs-bootstrap/init.json";
 
@@ -48,24 +46,7 @@ impl ConfigReport {
 
 /// Best effort: a record that cannot be written must not fail an Init that worked.
 pub fn write(root: &Root, report: &Report) {
-    let result = (|| -> Result<(), Error> {
-        let file = root.map(FILE)?;
-        let dir = file.parent().expect("a mapped file has a parent");
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::io("chmod", dir, e))?;
-        let text = serde_json::to_string_pretty(report).expect("a report always serialises") + "\n";
-        write_atomic(
-            &file,
-            text.as_bytes(),
-            FileMeta {
-                mode: 0o600,
-                uid: None,
-                gid: None,
-            },
-        )?;
-        Ok(())
-    })();
+    let result = crate::state::write_private_json(root, FILE, report);
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not record what Init did");
     }

@@ -3,13 +3,11 @@
 //! `init` command) resumes with the command after it. The marker holds a digest of the plan,
 //! never the plan itself: file contents can be secrets.
 
-use std::os::unix::fs::PermissionsExt;
-
 use serde::{Deserialize, Serialize};
 
 use super::InitPlan;
 use crate::error::Error;
-use crate::fs::{write_atomic, FileMeta, Root};
+use crate::fs::Root;
 
 pub const FILE: &str = "/var/lib/ecs-bootstrap/init-resume.json";
 
@@ -55,22 +53,7 @@ pub fn take(root: &Root, plan: &InitPlan) -> Option<Marker> {
 }
 
 pub fn save(root: &Root, marker: &Marker) -> Result<(), Error> {
-    let file = root.map(FILE)?;
-    let dir = file.parent().expect("a mapped file has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::io("chmod", dir, e))?;
-    let text = serde_json::to_string_pretty(marker).expect("a marker always serialises") + "\n";
-    write_atomic(
-        &file,
-        text.as_bytes(),
-        FileMeta {
-            mode: 0o600,
-            uid: None,
-            gid: None,
-        },
-    )?;
-    Ok(())
+    crate::state::write_private_json(root, FILE, marker)
 }
 
 pub fn clear(root: &Root) {
