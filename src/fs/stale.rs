@@ -9,6 +9,9 @@ use std::time::SystemTime;
 
 pub(crate) const TEMP_PREFIX: &str = ".ecs-bootstrap.";
 
+/// How much older than this process a temp file must be before it counts as left behind.
+const STALE_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// When this process started: a temp file older than that is not one this run is writing.
 fn started() -> SystemTime {
     static T: OnceLock<SystemTime> = OnceLock::new();
@@ -31,7 +34,11 @@ pub(crate) fn sweep(dir: &Path) {
             continue;
         }
         let Ok(meta) = e.metadata() else { continue };
-        let older = meta.modified().map(|m| m < since).unwrap_or(false);
+        // File times come from the kernel's coarse clock, which lags `SystemTime::now()` by up
+        // to a scheduler tick: a file this run creates right after start can look older than
+        // the start. Only files clearly older than this process are another run's leftovers.
+        let cutoff = since.checked_sub(STALE_MARGIN).unwrap_or(since);
+        let older = meta.modified().map(|m| m < cutoff).unwrap_or(false);
         if meta.is_file() && older {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => {
