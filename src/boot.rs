@@ -17,7 +17,7 @@ use crate::services::{self, Systemctl, DOCKER};
 use crate::settings::{self, Values};
 use crate::signal::{self, Delivered, Status};
 use crate::template::{ResolveContext, Template};
-use crate::{discover, ecs_config, events, init, join, once, redact, state};
+use crate::{discover, ecs_config, events, handoff, init, join, once, redact, state};
 
 /// An address, not `localhost`: at boot the resolver may not be usable yet (found under a real
 /// systemd with an empty /etc/hosts: every poll failed until the join timeout).
@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub signal: bool,
     /// Run even when the state file says this instance is done (src/once.rs).
     pub force: bool,
+    /// This is the unit a UserData run handed off to: resume from the hand-off file.
+    pub after_handoff: bool,
     /// The whole run, signal included, ends within this many seconds.
     pub deadline_secs: u64,
     pub imds: crate::imds::ImdsOptions,
@@ -81,14 +83,84 @@ pub struct Success {
     pub delivered: Option<Delivered>,
     /// Set when this invocation did nothing because another one did or does the work.
     pub skipped: Option<String>,
+    /// Configured here; the services, the join and the signal are the hand-off unit's.
+    pub handed_off: bool,
 }
 
-pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
+/// What a run does once the instance is configured (Init done, ecs.config written).
+#[derive(Debug, Clone)]
+pub enum Then {
+    /// Start the services, wait for the join, signal: the unit, a shell, a test.
+    Join,
+    /// Under cloud-final: hand that part to a transient unit and return (src/handoff.rs).
+    /// `args`: this invocation's arguments, for the unit's command line.
+    HandOff { args: Vec<std::ffi::OsString> },
+}
+
+/// How long the handed-off unit waits for the configuring process to release the run lock.
+const HANDOFF_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+pub async fn run(o: &RunOptions, then: Then) -> Result<Success, Failure> {
     let deadline = Deadline::new(Duration::from_secs(o.deadline_secs));
-    crate::fs::mark_start();
-    let result = run_within(o, &deadline).await;
-    let (status, failed, reason, signal) = match &result {
+    let result = run_within(o, &then, &deadline).await;
+    // A notify unit that exits without READY=1 is failed by systemd, whatever the exit code.
+    crate::notify::ready("finished");
+    report(&result, &deadline);
+    result
+}
+
+/// The unit a UserData run handed off to: services, join and signal, from the hand-off file.
+pub async fn resume(o: &RunOptions) -> Result<Success, Failure> {
+    let root = Root::new(&o.root);
+    let _lock = match once::lock_waiting(&root, HANDOFF_LOCK_WAIT).await {
+        Ok(once::Acquired::Held(l)) => l,
+        Ok(once::Acquired::Busy(why)) => return Ok(Success::skipped(why)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot take the run lock; running unguarded");
+            once::RunLock::none()
+        }
+    };
+    let h = handoff::Handoff::take(&root).at(Step::HandOff)?;
+    // The configuring process's deadline, not a fresh one: CloudFormation's clock started
+    // with the instance, not with this unit.
+    let deadline = Deadline::new(h.remaining());
+    tracing::info!(
+        instance_id = %h.identity.instance_id,
+        cluster = %h.join.cluster,
+        from_pid = h.pid,
+        deadline_left_secs = deadline.total().as_secs(),
+        "resuming the boot sequence handed off by the UserData run"
+    );
+    if !o.force {
+        if let Some(why) = once::already_done(&root, &h.identity.instance_id) {
+            return Ok(Success::skipped(why));
+        }
+    }
+    let sdk = crate::aws::sdk_config_within(&h.region, deadline.total()).await;
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let joined = start_and_join(&h.services, &h.join, &sdk, &deadline)
+        .await
+        .map(|()| h.join.cluster.clone());
+    let result = finish(
+        o.signal,
+        &root,
+        &h.identity,
+        &h.signal,
+        h.earlier,
+        joined,
+        &cfn,
+        &deadline,
+    )
+    .await;
+    report(&result, &deadline);
+    result
+}
+
+/// The one structured event per run (src/events.rs).
+fn report(result: &Result<Success, Failure>, deadline: &Deadline) {
+    let (status, failed, reason, signal) = match result {
         Ok(s) if s.skipped.is_some() => ("SKIPPED", None, s.skipped.clone(), "not sent"),
+        Ok(s) if s.handed_off => ("HANDED_OFF", None, None, "sent by the hand-off unit"),
         Ok(s) => (
             "SUCCESS",
             None,
@@ -112,12 +184,11 @@ pub async fn run(o: &RunOptions) -> Result<Success, Failure> {
         ),
     };
     events::run(status, failed, reason, signal, deadline.elapsed());
-    result
 }
 
-async fn run_within(o: &RunOptions, deadline: &Deadline) -> Result<Success, Failure> {
+async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<Success, Failure> {
     let started = Instant::now();
-    let _lock = match once::lock(&Root::new(&o.root)) {
+    let lock = match once::lock(&Root::new(&o.root)) {
         Ok(once::Acquired::Held(l)) => l,
         Ok(once::Acquired::Busy(why)) => return Ok(Success::skipped(why)),
         Err(e) => {
@@ -179,19 +250,108 @@ async fn run_within(o: &RunOptions, deadline: &Deadline) -> Result<Success, Fail
     // but CloudFormation is told only once: a second signal would at best be refused.
     let earlier = state::delivered_earlier(&root, &identity, &signal_spec);
 
-    let result = converge(o, &identity, &cfn, &sdk, &root, deadline).await;
-
-    let (status, failure) = match result {
-        Ok(cluster) => (Status::Success, Ok(cluster)),
-        Err(f) => (Status::Failure, Err(f)),
+    let configured = configure(o, &identity, &cfn, &root, deadline).await;
+    // The shipped ecs.service drop-in orders the agent after this unit: from here on it may
+    // start, with ecs.config in place (or, on a failure, with whatever was there: the FAILURE
+    // signal below is what matters then).
+    crate::notify::ready(match &configured {
+        Ok(_) => "configured; starting the services and waiting for the cluster join",
+        Err(_) => "configuration failed; signalling FAILURE",
+    });
+    let joined = match (configured, then) {
+        (Ok(plan), Then::Join) => start_and_join(&plan.services, &plan.join, &sdk, deadline)
+            .await
+            .map(|()| plan.join.cluster),
+        (Ok(plan), Then::HandOff { args }) => {
+            let h = handoff::Handoff {
+                identity: identity.clone(),
+                region: region.clone(),
+                signal: signal_spec.clone(),
+                earlier: earlier.clone(),
+                services: plan.services.clone(),
+                join: plan.join.clone(),
+                deadline_unix_ms: handoff::Handoff::deadline_after(
+                    deadline
+                        .end()
+                        .saturating_duration_since(tokio::time::Instant::now()),
+                ),
+                pid: std::process::id(),
+            };
+            match phase(Step::HandOff, hand_off(&h, &root, lock, args)).await {
+                Ok(()) => {
+                    return Ok(Success {
+                        instance_id: identity.instance_id,
+                        cluster: plan.join.cluster,
+                        delivered: None,
+                        skipped: None,
+                        handed_off: true,
+                    })
+                }
+                Err(f) => Err(f),
+            }
+        }
+        (Err(f), _) => Err(f),
     };
-    let delivered = if let (true, Some(before)) = (o.signal, &earlier) {
+    let result = finish(
+        o.signal,
+        &root,
+        &identity,
+        &signal_spec,
+        earlier,
+        joined,
+        &cfn,
+        deadline,
+    )
+    .await?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "boot sequence complete"
+    );
+    Ok(result)
+}
+
+/// Saves the hand-off, lets go of the run lock (the unit takes it) and starts the unit.
+async fn hand_off(
+    h: &handoff::Handoff,
+    root: &Root,
+    lock: once::RunLock,
+    args: &[std::ffi::OsString],
+) -> Result<(), Error> {
+    h.save(root)?;
+    drop(lock);
+    handoff::hand_off(args).inspect_err(|_| {
+        // This process signals FAILURE itself; a unit started later must not resume it.
+        if let Ok(path) = root.map(handoff::FILE) {
+            let _ = std::fs::remove_file(path);
+        }
+    })
+}
+
+/// Step 6: one signal for the run's outcome (unless an earlier run already sent it), and the
+/// state file that says so.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    signal: bool,
+    root: &Root,
+    identity: &Identity,
+    signal_spec: &signal::SignalSpec,
+    earlier: Option<String>,
+    joined: Result<String, Failure>,
+    cfn: &aws_sdk_cloudformation::Client,
+    deadline: &Deadline,
+) -> Result<Success, Failure> {
+    let status = if joined.is_ok() {
+        Status::Success
+    } else {
+        Status::Failure
+    };
+    let delivered = if let (true, Some(before)) = (signal, &earlier) {
         tracing::info!(earlier = %before, now = status.as_str(), "CloudFormation was already signalled by an earlier run; not signalling again");
         Some(Delivered::Earlier)
-    } else if o.signal {
+    } else if signal {
         let sent = phase(
             Step::Signal,
-            deadline.bound_signal(signal::send(&cfn, &signal_spec, status)),
+            deadline.bound_signal(signal::send(cfn, signal_spec, status)),
         )
         .await;
         match sent {
@@ -201,37 +361,33 @@ async fn run_within(o: &RunOptions, deadline: &Deadline) -> Result<Success, Fail
                 // top of it is logged. A lost SUCCESS is a failure of its own.
                 tracing::error!(error = %lost, "could not signal {}", status.as_str());
                 state::record(
-                    &root,
-                    &identity,
-                    &signal_spec,
+                    root,
+                    identity,
+                    signal_spec,
                     status,
-                    failure.as_ref().err(),
+                    joined.as_ref().err(),
                     false,
                 );
-                return Err(failure.err().unwrap_or(lost));
+                return Err(joined.err().unwrap_or(lost));
             }
         }
     } else {
         None
     };
     state::record(
-        &root,
-        &identity,
-        &signal_spec,
+        root,
+        identity,
+        signal_spec,
         status,
-        failure.as_ref().err(),
+        joined.as_ref().err(),
         delivered.is_some(),
     );
-    let cluster = failure?;
-    tracing::info!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "boot sequence complete"
-    );
     Ok(Success {
-        instance_id: identity.instance_id,
-        cluster,
+        instance_id: identity.instance_id.clone(),
+        cluster: joined?,
         delivered,
         skipped: None,
+        handed_off: false,
     })
 }
 
@@ -243,19 +399,19 @@ impl Success {
             cluster: String::new(),
             delivered: None,
             skipped: Some(why),
+            handed_off: false,
         }
     }
 }
 
-/// Steps 2-5. Returns the cluster joined.
-async fn converge(
+/// Steps 2-3: metadata, the plan, Init, the agent and logs configs. Returns the plan.
+async fn configure(
     o: &RunOptions,
     identity: &Identity,
     cfn: &aws_sdk_cloudformation::Client,
-    sdk: &aws_config::SdkConfig,
     root: &Root,
     deadline: &Deadline,
-) -> Result<String, Failure> {
+) -> Result<Plan, Failure> {
     let metadata = bounded(
         Step::Metadata,
         deadline,
@@ -277,8 +433,8 @@ async fn converge(
         o.timeout,
         o.signal,
     )?;
-    execute(&plan, root, sdk, deadline).await?;
-    Ok(plan.join.cluster)
+    write_configuration(&plan, root, deadline).await?;
+    Ok(plan)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -312,12 +468,7 @@ fn plan(
     }))
 }
 
-async fn execute(
-    plan: &Plan,
-    root: &Root,
-    sdk: &aws_config::SdkConfig,
-    deadline: &Deadline,
-) -> Result<(), Failure> {
+async fn write_configuration(plan: &Plan, root: &Root, deadline: &Deadline) -> Result<(), Failure> {
     bounded(
         Step::Init,
         deadline,
@@ -356,42 +507,47 @@ async fn execute(
         },
     )
     .await?;
+    Ok(())
+}
 
+/// Steps 4-5: start docker and ecs, wait until the agent has registered in the cluster.
+async fn start_and_join(
+    services: &[services::ServiceAction],
+    join: &join::JoinSpec,
+    sdk: &aws_config::SdkConfig,
+    deadline: &Deadline,
+) -> Result<(), Failure> {
     let systemctl = Systemctl::default();
     let left = deadline
         .work_end()
         .saturating_duration_since(tokio::time::Instant::now());
-    if Duration::from_secs(plan.join.timeout_secs) > left {
+    if Duration::from_secs(join.timeout_secs) > left {
         tracing::warn!(
-            timeout_secs = plan.join.timeout_secs,
+            timeout_secs = join.timeout_secs,
             left_secs = left.as_secs(),
             "the join Timeout is longer than the run's deadline leaves; the deadline ends the wait first (raise --deadline, below the CreationPolicy timeout)"
         );
     }
     // The join budget starts when the services are asked to start: that is what it measures.
     // Past the run's deadline, the phase bound ends the wait first and names the deadline.
-    let join_end =
-        tokio::time::Instant::now() + std::time::Duration::from_secs(plan.join.timeout_secs);
+    let join_end = tokio::time::Instant::now() + std::time::Duration::from_secs(join.timeout_secs);
     bounded(
         Step::Services,
         deadline,
         Some(SERVICES_BUDGET),
         "the services to start (docker to become active)",
         async {
-            services::start(&plan.services, &systemctl).await?;
+            services::start(services, &systemctl).await?;
             services::wait_active(&systemctl, DOCKER, join_end).await
         },
     )
     .await?;
     let ecs = aws_sdk_ecs::Client::new(sdk);
-    let waiting_for = format!(
-        "the ECS agent to register in cluster '{}'",
-        plan.join.cluster
-    );
+    let waiting_for = format!("the ECS agent to register in cluster '{}'", join.cluster);
     bounded(Step::Join, deadline, None, &waiting_for, async {
-        let meta = join::wait_for_agent(&plan.join, &systemctl, join_end).await?;
+        let meta = join::wait_for_agent(join, &systemctl, join_end).await?;
         let arn = meta.container_instance_arn.unwrap_or_default();
-        join::confirm_with_ecs(&ecs, &plan.join.cluster, &arn, join_end).await
+        join::confirm_with_ecs(&ecs, &join.cluster, &arn, join_end).await
     })
     .await
 }

@@ -86,6 +86,9 @@ pub struct RunArgs {
     /// Run even if the state file says this instance already signalled SUCCESS.
     #[arg(long)]
     pub force: bool,
+    /// Internal: the transient unit a UserData run hands off to (src/handoff.rs).
+    #[arg(long, hide = true)]
+    pub after_handoff: bool,
     /// More log detail (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -164,6 +167,7 @@ impl RunArgs {
                 v1_fallback: self.imds_v1_fallback,
             },
             force: self.force,
+            after_handoff: self.after_handoff,
         }))
     }
 }

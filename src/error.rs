@@ -18,6 +18,7 @@ pub enum Step {
     AgentConfig,
     LogsConfig,
     Services,
+    HandOff,
     Join,
     Signal,
 }
@@ -33,6 +34,7 @@ impl Step {
             Step::AgentConfig => "ECS agent config",
             Step::LogsConfig => "CloudWatch agent config",
             Step::Services => "services",
+            Step::HandOff => "hand-off from UserData to a systemd unit",
             Step::Join => "cluster join",
             Step::Signal => "CloudFormation signal",
         }

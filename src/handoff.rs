@@ -1,21 +1,99 @@
-//! Running from UserData: hand the boot sequence to a transient systemd unit.
+//! Running from UserData: configure here, then hand the wait to a transient systemd unit.
 //!
 //! `ecs.service` is ordered `After=cloud-final.service`, and cloud-final is the unit that runs
 //! UserData. `systemctl start --no-block ecs` returns at once, but the start job itself still
 //! waits for cloud-final to finish — which is waiting for us to see the agent register. Waiting
-//! for the join in the foreground from UserData therefore deadlocks until the timeout, however
-//! the start is issued. So when this process runs inside cloud-final it re-launches itself with
-//! `systemd-run` as a unit of its own (not ordered after cloud-final) and exits 0: UserData
-//! finishes, ecs starts, and the transient unit waits for the join and signals.
+//! for the join in the foreground from UserData therefore deadlocks until the timeout.
+//!
+//! So under cloud-final the run configures the instance in the foreground (identity, metadata,
+//! Init, ecs.config, the logs config: exactly what a classic UserData did before the agent
+//! started), writes what the rest needs to [`FILE`], and re-launches itself with `systemd-run`
+//! as a unit of its own (not ordered after cloud-final) that starts the services, waits for
+//! the join and signals. cloud-final ends, and ecs starts with its config already in place —
+//! never with a default config it would register into the `default` cluster with.
 
 use std::ffi::OsString;
 use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::fs::Root;
+use crate::identity::Identity;
+use crate::join::JoinSpec;
+use crate::services::ServiceAction;
+use crate::signal::SignalSpec;
 
 /// Read instead of `/proc/self/cgroup` when set: lets the tests put a process "in cloud-final".
 pub const CGROUP_FILE_ENV: &str = "ECS_BOOTSTRAP_CGROUP_FILE";
 pub const UNIT: &str = "ecs-bootstrap-boot";
+/// What the configuring run hands to the unit (0600 in the 0700 state directory).
+pub const FILE: &str = "/var/lib/ecs-bootstrap/handoff.json";
+/// The flag the unit's command line carries; hidden from `--help`.
+pub const RESUME_FLAG: &str = "--after-handoff";
+
+/// Everything the second half of the run needs, decided by the first half.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Handoff {
+    pub identity: Identity,
+    pub region: String,
+    pub signal: SignalSpec,
+    /// Set when an earlier run already told CloudFormation (see `state::delivered_earlier`).
+    pub earlier: Option<String>,
+    pub services: Vec<ServiceAction>,
+    pub join: JoinSpec,
+    /// The run's deadline as wall-clock time: the unit gets what the first half left of it.
+    pub deadline_unix_ms: u64,
+    /// The configuring process, for the log.
+    pub pid: u32,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Handoff {
+    /// `left`: what remains of the run's deadline now.
+    pub fn deadline_after(left: Duration) -> u64 {
+        unix_ms(SystemTime::now() + left)
+    }
+
+    /// What remains of the deadline for the unit; zero when it has passed.
+    pub fn remaining(&self) -> Duration {
+        Duration::from_millis(
+            self.deadline_unix_ms
+                .saturating_sub(unix_ms(SystemTime::now())),
+        )
+    }
+
+    pub fn save(&self, root: &Root) -> Result<()> {
+        crate::state::write_private_json(root, FILE, self)
+    }
+
+    /// Reads and removes the file: one hand-off is resumed once.
+    pub fn take(root: &Root) -> Result<Handoff> {
+        let path = root.map(FILE)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Usage(format!(
+                    "{RESUME_FLAG}: nothing was handed off ({} does not exist); run without {RESUME_FLAG}",
+                    path.display()
+                ))
+            } else {
+                Error::io("read", &path, e)
+            }
+        })?;
+        let handoff: Handoff = serde_json::from_str(&text).map_err(|e| Error::Invalid {
+            path: path.display().to_string(),
+            message: format!("not a hand-off written by this version: {e}"),
+        })?;
+        std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        Ok(handoff)
+    }
+}
 
 /// Environment passed on to the transient unit: systemd does not give a unit its caller's
 /// environment, and endpoint overrides, proxies and credentials must survive the hand-off.
@@ -47,7 +125,7 @@ pub fn under_cloud_final() -> bool {
         .unwrap_or(false)
 }
 
-/// The `systemd-run` command line that re-runs this invocation in the foreground.
+/// The `systemd-run` command line that resumes this invocation in the foreground.
 pub fn command_line(exe: OsString, args: &[OsString], env: &[(String, String)]) -> Vec<OsString> {
     let mut cmd: Vec<OsString> = [
         "systemd-run",
@@ -70,6 +148,7 @@ pub fn command_line(exe: OsString, args: &[OsString], env: &[(String, String)]) 
     cmd.push(exe);
     cmd.extend(args.iter().cloned());
     cmd.push("--foreground".into());
+    cmd.push(RESUME_FLAG.into());
     cmd
 }
 
@@ -164,7 +243,8 @@ mod tests {
                 "run",
                 "--stack",
                 "s",
-                "--foreground"
+                "--foreground",
+                "--after-handoff"
             ]
         );
     }

@@ -19,7 +19,7 @@ const POLL: Duration = Duration::from_millis(100);
 /// Spawning systemctl is not free; the units are checked less often than the port.
 const UNIT_CHECK: Duration = Duration::from_millis(500);
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JoinSpec {
     pub introspection_url: String,
     pub cluster: String,

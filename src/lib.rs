@@ -25,6 +25,7 @@ pub mod init_cmd;
 pub mod join;
 pub mod logs_config;
 pub mod metadata;
+pub mod notify;
 pub mod once;
 pub mod plan;
 pub mod redact;

@@ -34,15 +34,9 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ecs-bootstrap: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match mode {
         Mode::DryRun(opts, output) => match runtime.block_on(boot::dry_run(&opts)) {
@@ -56,63 +50,73 @@ fn main() -> ExitCode {
             }
             Err(f) => fail(&f, " (dry run)"),
         },
-        Mode::Run(_) if !foreground && handoff::under_cloud_final() => {
-            let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-            match handoff::hand_off(&args) {
-                Ok(()) => {
-                    eprintln!(
-                        "ecs-bootstrap: running under cloud-final (UserData): handed off to {unit}.service so that ecs.service can start; follow it with `journalctl -u {unit}`",
-                        unit = handoff::UNIT
-                    );
+        Mode::Run(opts) => {
+            let outcome = if opts.after_handoff {
+                runtime.block_on(boot::resume(&opts))
+            } else {
+                let then = if !foreground && handoff::under_cloud_final() {
+                    boot::Then::HandOff {
+                        args: std::env::args_os().skip(1).collect(),
+                    }
+                } else {
+                    boot::Then::Join
+                };
+                runtime.block_on(boot::run(&opts, then))
+            };
+            match outcome {
+                Ok(s) => {
+                    eprintln!("ecs-bootstrap: {}", outcome_line(&s));
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("ecs-bootstrap: FAILURE at hand-off from UserData: {e} (pass --foreground to run here anyway)");
-                    ExitCode::from(e.exit_code())
-                }
+                Err(f) => fail(&f, ""),
             }
         }
-        Mode::Run(opts) => match runtime.block_on(boot::run(&opts)) {
-            Ok(s) if s.skipped.is_some() => {
-                eprintln!("ecs-bootstrap: SKIPPED: {}", s.skipped.unwrap_or_default());
-                ExitCode::SUCCESS
-            }
-            Ok(s) => {
-                let told = match s.delivered {
-                    Some(boot_delivered) => match boot_delivered {
-                        ecs_bootstrap::signal::Delivered::Yes => "signalled SUCCESS",
-                        ecs_bootstrap::signal::Delivered::NotWaiting => {
-                            "the resource was not waiting for a signal"
-                        }
-                        ecs_bootstrap::signal::Delivered::Earlier => {
-                            "already signalled by an earlier run"
-                        }
-                    },
-                    None => "no signal (--no-signal)",
-                };
-                eprintln!(
-                    "ecs-bootstrap: SUCCESS: instance {} joined cluster {}; {told}",
-                    s.instance_id, s.cluster
-                );
-                ExitCode::SUCCESS
-            }
-            Err(f) => fail(&f, ""),
-        },
     }
+}
+
+/// The line an operator reads on the console for a run that did not fail.
+fn outcome_line(s: &boot::Success) -> String {
+    use ecs_bootstrap::signal::Delivered;
+    if let Some(why) = &s.skipped {
+        return format!("SKIPPED: {why}");
+    }
+    if s.handed_off {
+        return format!(
+            "CONFIGURED: instance {} is configured for cluster {}; running under cloud-final (UserData), so starting the services, waiting for the join and signalling are handed off to {unit}.service (ecs.service cannot start before cloud-final ends); follow it with `journalctl -u {unit}`",
+            s.instance_id,
+            s.cluster,
+            unit = handoff::UNIT
+        );
+    }
+    let told = match s.delivered {
+        Some(Delivered::Yes) => "signalled SUCCESS",
+        Some(Delivered::NotWaiting) => "the resource was not waiting for a signal",
+        Some(Delivered::Earlier) => "already signalled by an earlier run",
+        None => "no signal (--no-signal)",
+    };
+    format!(
+        "SUCCESS: instance {} joined cluster {}; {told}",
+        s.instance_id, s.cluster
+    )
+}
+
+/// One current-thread runtime: every entry point is a short sequence of awaits.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("ecs-bootstrap: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        })
 }
 
 /// `ecs-bootstrap init`: silent on success, as cfn-init; one FAILURE line otherwise.
 fn init_main(a: &ecs_bootstrap::init_cmd::InitArgs) -> ExitCode {
     init_logging(a.verbose);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ecs-bootstrap: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(ecs_bootstrap::init_cmd::run(a)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -128,15 +132,9 @@ fn run_dropin(cli: &Cli) -> Option<ExitCode> {
         _ => return None,
     };
     init_logging(verbose);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ecs-bootstrap: cannot start the async runtime: {e}");
-            return Some(ExitCode::from(1));
-        }
+        Err(code) => return Some(code),
     };
     let result = match &cli.command {
         Some(Command::Signal(a)) => runtime.block_on(signal_cmd::run(a)).map(|_| ()),

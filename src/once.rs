@@ -75,6 +75,22 @@ pub fn lock(root: &Root) -> Result<Acquired> {
     }
 }
 
+/// For the unit a UserData run handed off to: the configuring process releases the lock just
+/// before it starts the unit and exits right after, so a short wait is expected here — never a
+/// long one (the other holder might be a full run, which then also does this unit's work).
+pub async fn lock_waiting(root: &Root, wait: std::time::Duration) -> Result<Acquired> {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        match lock(root)? {
+            Acquired::Busy(why) if tokio::time::Instant::now() < until => {
+                tracing::debug!(reason = %why, "waiting for the configuring run to exit");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
 impl RunLock {
     /// For a run that could not take the lock for a reason other than contention (a read-only
     /// state directory): it goes on unguarded rather than leaving the instance unconfigured.

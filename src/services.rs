@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::process::Command;
 
 use crate::error::{Error, Result};
@@ -16,7 +16,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DOCKER: &str = "docker.service";
 pub const ECS: &str = "ecs.service";
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServiceAction {
     pub unit: String,
     /// An optional unit that is not installed is a warning, not a failure.

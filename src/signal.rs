@@ -3,7 +3,7 @@
 //! SignalResource has no reason field: the reason goes to the console and the journal, where
 //! `aws ec2 get-console-output` and the CloudWatch agent pick it up.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -23,7 +23,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignalSpec {
     pub stack: String,
     pub resource: String,

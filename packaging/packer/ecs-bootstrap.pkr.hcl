@@ -4,7 +4,8 @@
 #   packer init packaging/packer && packer build -var os=al2023 -var arch=arm64 packaging/packer
 #
 # What the image gets: /usr/bin/ecs-bootstrap, ecs-bootstrap.service (enabled, not started: it
-# runs at the first boot of each instance), /etc/ecs-bootstrap/env, /var/lib/ecs-bootstrap (0700,
+# runs at the first boot of each instance), the ecs.service drop-in that starts the agent only
+# once ecs-bootstrap has written its config, /etc/ecs-bootstrap/env, /var/lib/ecs-bootstrap (0700,
 # empty), and the CloudWatch agent (an `ecs-bootstrap:` block with a `Logs` key requires it).
 # Nothing is run at bake time, so no instance state is baked into the image; ecs-bootstrap also
 # ignores a state file whose instance id is not its own.
@@ -94,6 +95,7 @@ build {
       "if command -v dnf >/dev/null; then PM=dnf; else PM=yum; fi",
       "$PM install -y /tmp/ecs-bootstrap/ecs-bootstrap-*.$RPM_ARCH.rpm amazon-cloudwatch-agent",
       "systemctl is-enabled ecs-bootstrap.service",
+      "systemctl show -p After ecs.service | grep -q ecs-bootstrap.service",
       "/usr/bin/ecs-bootstrap --version",
       # The image must not carry any instance's state or agent registration.
       "rm -rf /var/lib/ecs-bootstrap/* /var/lib/ecs/data/* /tmp/ecs-bootstrap",

@@ -46,7 +46,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], meta: FileMeta) -> Result<Writ
     }
 
     let mut tmp = tempfile::Builder::new()
-        .prefix(super::stale::TEMP_PREFIX)
+        .prefix(&super::stale::temp_prefix())
         .tempfile_in(dir)
         .map_err(|e| Error::io("create temporary file in", dir, e))?;
     let tmp_path = tmp.path().to_path_buf();

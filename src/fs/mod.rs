@@ -6,4 +6,3 @@ mod stale;
 
 pub use atomic::{write_atomic, FileMeta, WriteOutcome};
 pub use root::Root;
-pub use stale::mark_start;

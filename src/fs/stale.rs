@@ -1,45 +1,57 @@
 //! Temporary files a killed run left behind. A `kill -9` (or a power cut) between creating the
-//! temp file and renaming it leaves `.ecs-bootstrap.XXXXXX` next to the target: never the
+//! temp file and renaming it leaves `.ecs-bootstrap.<pid>.XXXXXX` next to the target: never the
 //! target itself torn, but on a small root volume a few crashed runs writing a big file would
 //! fill the disk. The next write into the same directory removes them.
+//!
+//! A temp file is a leftover when the process named in it is gone. Not a comparison of file
+//! times with the start of this process: file times come from the kernel's coarse clock, so a
+//! file written right after the start can look older than it, and a crash a second before the
+//! start looks new.
 
 use std::path::Path;
-use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 pub(crate) const TEMP_PREFIX: &str = ".ecs-bootstrap.";
 
-/// How much older than this process a temp file must be before it counts as left behind.
-const STALE_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// When this process started: a temp file older than that is not one this run is writing.
-fn started() -> SystemTime {
-    static T: OnceLock<SystemTime> = OnceLock::new();
-    *T.get_or_init(SystemTime::now)
+/// The prefix of the temp files this process creates: the pid says whose they are.
+pub(crate) fn temp_prefix() -> String {
+    format!("{TEMP_PREFIX}{}.", std::process::id())
 }
 
-/// Called at the start of the run so that `started` is the process start, not the first write.
-pub fn mark_start() {
-    let _ = started();
+/// Whether the temp file `name` (with [`TEMP_PREFIX`]) belongs to no live process.
+fn is_leftover(name: &str, modified: Option<SystemTime>, proc_root: &Path) -> bool {
+    let rest = &name[TEMP_PREFIX.len()..];
+    match rest
+        .split_once('.')
+        .and_then(|(pid, _)| pid.parse::<u32>().ok())
+    {
+        Some(pid) if pid == std::process::id() => false,
+        // A pid reused by another process since (a reboot) keeps the file until that process
+        // ends: harmless, and the next run removes it.
+        Some(pid) => !proc_root.join(pid.to_string()).exists(),
+        // Written by a version without the pid in the name: old enough to be nobody's.
+        None => modified
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600)),
+    }
 }
 
 pub(crate) fn sweep(dir: &Path) {
-    let since = started();
+    sweep_with(dir, Path::new("/proc"))
+}
+
+fn sweep_with(dir: &Path, proc_root: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let name = e.file_name();
-        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+        let name = name.to_string_lossy();
+        if !name.starts_with(TEMP_PREFIX) {
             continue;
         }
         let Ok(meta) = e.metadata() else { continue };
-        // File times come from the kernel's coarse clock, which lags `SystemTime::now()` by up
-        // to a scheduler tick: a file this run creates right after start can look older than
-        // the start. Only files clearly older than this process are another run's leftovers.
-        let cutoff = since.checked_sub(STALE_MARGIN).unwrap_or(since);
-        let older = meta.modified().map(|m| m < cutoff).unwrap_or(false);
-        if meta.is_file() && older {
+        if meta.is_file() && is_leftover(&name, meta.modified().ok(), proc_root) {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => {
                     tracing::info!(path = %e.path().display(), "removed a temporary file left by an interrupted run")
@@ -57,25 +69,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn removes_only_old_temp_files() {
+    fn removes_only_temp_files_of_processes_that_are_gone() {
         let d = tempfile::tempdir().unwrap();
-        let old = d.path().join(".ecs-bootstrap.abc123");
+        let procs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(procs.path().join("4242")).unwrap();
+        let dead = d.path().join(".ecs-bootstrap.999999.abc123");
+        let alive = d.path().join(".ecs-bootstrap.4242.def456");
+        let mine = d.path().join(format!("{}x1y2z3", temp_prefix()));
         let other = d.path().join("keep.conf");
-        std::fs::write(&old, "partial").unwrap();
-        std::fs::write(&other, "x").unwrap();
-        let past = SystemTime::now() - std::time::Duration::from_secs(3600);
+        let legacy_new = d.path().join(".ecs-bootstrap.Ab12Cd");
+        let legacy_old = d.path().join(".ecs-bootstrap.Zz99Yy");
+        for p in [&dead, &alive, &mine, &other, &legacy_new, &legacy_old] {
+            std::fs::write(p, "partial").unwrap();
+        }
         std::fs::File::options()
             .write(true)
-            .open(&old)
+            .open(&legacy_old)
             .unwrap()
-            .set_modified(past)
+            .set_modified(SystemTime::now() - Duration::from_secs(7200))
             .unwrap();
-        mark_start();
-        let fresh = d.path().join(".ecs-bootstrap.new999");
-        std::fs::write(&fresh, "being written").unwrap();
-        sweep(d.path());
-        assert!(!old.exists());
+        sweep_with(d.path(), procs.path());
+        assert!(!dead.exists(), "a dead process's temp file is a leftover");
+        assert!(
+            alive.exists(),
+            "a live process may still rename its temp file"
+        );
+        assert!(mine.exists(), "a temp file of this run must survive");
         assert!(other.exists());
-        assert!(fresh.exists(), "a temp file of this run must survive");
+        assert!(legacy_new.exists());
+        assert!(!legacy_old.exists());
     }
 }

@@ -4,7 +4,8 @@ Subcommands (run by the units in units/, as the container's systemd starts them)
 
 - ``setup OUT``: waits for the moto server (nspawn-moto.service) on 127.0.0.1:5000, puts
   169.254.169.254/32 on lo (the container has a private network: nothing leaves it), and on the
-  first boot creates the launch-template example stack in moto, saves what IMDS must answer to
+  first boot creates the launch-template example stack in moto (with an Init command that
+  takes a few seconds), saves what IMDS must answer to
   OUT/identity.json and renders examples/userdata/userdata.sh to OUT/userdata.sh. On later boots it reuses that file (same instance, rebooted).
 - ``imds OUT``: the IMDSv2 double on 169.254.169.254:80 answering as that instance (with its
   CloudFormation tags), so ecs-bootstrap and the fake agent use their default IMDS address.
@@ -28,6 +29,7 @@ sys.path.insert(0, str(TESTS))
 
 MOTO = "http://127.0.0.1:5000"
 IMDS_ADDR = "169.254.169.254"
+SLOW_INIT_SECONDS = 4
 
 
 def wait_moto(timeout: float = 60.0) -> None:
@@ -53,8 +55,15 @@ def setup(out: Path) -> None:
 
     moto = MotoServer.__new__(MotoServer)  # only .url and .client() are used
     moto.url = MOTO
-    stack = create_stack(moto, create_network(moto),
-                         example_template("stack-launch-template.yml"))
+    # A configuration that takes a few seconds (as real Init does: packages, downloads) makes
+    # the race deterministic: an ecs.service allowed to start before ecs-bootstrap has written
+    # ecs.config would start on a config without ECS_CLUSTER and join `default`.
+    body = example_template("stack-launch-template.yml")
+    anchor = "              command: chown -R 1000:1000 /data/public\n"
+    assert anchor in body, "the launch-template example changed: update the slow-Init anchor"
+    body = body.replace(anchor, anchor + "            07_slow_configuration:\n"
+                        f"              command: sleep {SLOW_INIT_SECONDS}\n", 1)
+    stack = create_stack(moto, create_network(moto), body)
     assert stack.metadata_tags_enabled, "the launch-template example must enable IMDS tags"
     data = {
         "stack": stack.name,
@@ -94,7 +103,10 @@ def imds(out: Path) -> None:
     d = json.loads((out / "identity.json").read_text())
     ident = InstanceIdentity(instance_id=d["instance_id"], region=d["region"],
                              availability_zone=d["az"], instance_type=d["instance_type"],
-                             tags=d["tags"])
+                             tags=d["tags"],
+                             # The instance profile: every ecs-bootstrap run in the container
+                             # (unit, UserData, hand-off unit) gets its credentials from IMDS.
+                             iam_role="ecsInstanceRole")
     srv = ImdsServer(ident, host=IMDS_ADDR, port=80)
     print(f"IMDS double on {IMDS_ADDR}:80 as {d['instance_id']}", flush=True)
     sd_notify("READY=1")

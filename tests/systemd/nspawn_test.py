@@ -1,20 +1,26 @@
 #!/usr/bin/env python3
-"""ecs-bootstrap under a real systemd (PID 1 in a systemd-nspawn container), booted twice.
+"""ecs-bootstrap under a real systemd (PID 1 in a systemd-nspawn container): two scenarios.
 
 The container boots the host's /usr with a volatile (tmpfs) root and a private network: only
 its own loopback, where this test's IMDS double (169.254.169.254:80) and moto (127.0.0.1:5000)
 run as units. Installed into it: the binary as /usr/bin/ecs-bootstrap (read-only overlay on
-/usr), the real systemd/ecs-bootstrap.service (enabled), an /etc/ecs-bootstrap/env pointing the
-SDK at moto and giving no stack flags (zero-config), fake docker/ecs units ordered like the real
-ones, and a fake cloud-final.service running examples/userdata/userdata.sh (so the binary's
-hand-off from UserData to a transient unit runs under a real systemd too).
+/usr), the real systemd/ecs-bootstrap.service and the real ecs.service.d drop-in, an
+/etc/ecs-bootstrap/env pointing the SDK at moto and giving no stack flags (zero-config), fake
+docker/ecs units ordered like the real ones and enabled as on an ECS-optimized AMI (so ecs.service
+starts by itself as soon as its ordering allows), and a fake cloud-final.service running
+examples/userdata/userdata.sh. The stack's Init takes a few seconds, so an agent allowed to start
+before ecs.config is written would register into the wrong cluster: the test would see it.
 
-Boot 1 asserts: the unit ran once and succeeded, docker and ecs were started, moto received
-exactly one SignalResource SUCCESS for the Auto Scaling group from this instance, the UserData
-call handed off to ecs-bootstrap-boot.service, which exited 0 without doing the work, the result reached the console, and the boot finished
-(no deadlock between the unit, cloud-final and ecs.service).
-Boot 2 (same /var/lib/ecs-bootstrap, /etc/ecs and /etc/systemd/system) asserts: the unit ran,
-said SKIPPED and made no AWS call; no new signal.
+Scenario "unit" (ecs-bootstrap.service enabled), boot 1 asserts: the unit ran once and
+succeeded; the UserData call found it working and said SKIPPED; ecs.service started only after
+the unit said READY=1 (configured), once, with the stack's cluster; exactly one SignalResource
+SUCCESS; the boot finished (no deadlock between the unit, cloud-final and ecs.service); the result
+reached the console. Boot 2 (same /var/lib/ecs-bootstrap, /etc/ecs, /etc/systemd/system): the
+unit said SKIPPED and made no AWS call; no new signal.
+
+Scenario "userdata" (the unit disabled; UserData alone): the UserData call configured the
+instance inside cloud-final and handed off to ecs-bootstrap-boot.service, which signalled SUCCESS;
+the agent started once, after cloud-final, with the stack's cluster; handoff.json consumed.
 
 Usage: nspawn_test.py [--bin PATH] [--keep]   (root; needs systemd-nspawn and the repo's .venv)
 Exit 0 = passed, 1 = failed, 77 = skipped (the reason is printed).
@@ -104,7 +110,10 @@ class Container:
                     except OSError:
                         continue
                     ppid = next((ln.split()[1] for ln in st.splitlines() if ln.startswith("PPid:")), "")
-                    if ppid == str(self.proc.pid):
+                    name = next((ln.split()[1] for ln in st.splitlines() if ln.startswith("Name:")), "")
+                    # nspawn's short-lived helper children are its children too: only the one
+                    # that has become systemd is the container's PID 1.
+                    if ppid == str(self.proc.pid) and name == "systemd":
                         self.pid1 = int(p.name)
             if time.monotonic() > deadline:
                 raise Failed("container PID 1 not found")
@@ -132,9 +141,21 @@ class Container:
                 raise Failed(f"boot did not settle within {BOOT_TIMEOUT}s ({state}); jobs:\n{jobs}")
             time.sleep(1)
 
+    def wait_final_line(self, unit: str) -> str:
+        """The unit's journal once ecs-bootstrap printed its final line: with Type=notify the
+        boot settles at READY=1 (configured), before the join and the signal."""
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while True:
+            journal = self.journal(unit)
+            if any(ln.startswith("ecs-bootstrap: ") for ln in journal.splitlines()):
+                return journal
+            if time.monotonic() > deadline:
+                raise Failed(f"{unit} printed no final line within {BOOT_TIMEOUT}s\n{journal}")
+            time.sleep(0.5)
+
     def show(self, unit: str) -> dict[str, str]:
         out = self.sh(f"systemctl show {unit} -p ActiveState,Result,ExecMainStatus,NRestarts,"
-                      "ActiveEnterTimestampMonotonic,InactiveExitTimestampMonotonic").stdout
+                      "ActiveEnterTimestampMonotonic,InactiveExitTimestampMonotonic,SubState,WantedBy,RequiredBy,TriggeredBy,UnitFileState").stdout
         return dict(ln.split("=", 1) for ln in out.splitlines() if "=" in ln)
 
     def journal(self, unit: str) -> str:
@@ -165,22 +186,29 @@ class Container:
         self.pid1 = None
 
 
-def render_units(work: Path, py: Path, binary: Path) -> None:
+def render_units(work: Path, py: Path, binary: Path, unit_enabled: bool) -> None:
     etc_systemd = work / "etc-systemd"
     wants = etc_systemd / "multi-user.target.wants"
     wants.mkdir(parents=True)
     for src in (HERE / "units").glob("*.service"):
         text = src.read_text().replace("@REPO@", str(REPO)).replace("@PY@", str(py))
         (etc_systemd / src.name).write_text(text)
-        if src.name not in ("docker.service", "ecs.service", "amazon-cloudwatch-agent.service"):
-            # (ecs-bootstrap enables those)
+        if src.name != "amazon-cloudwatch-agent.service":
+            # docker and ecs too: enabled on the ECS-optimized AMIs.
             (wants / src.name).symlink_to(f"../{src.name}")
     # The container has only lo: wait-online would hold network-online.target for 2 minutes.
     # On an instance the network is up; here "online" is the loopback the doubles are on.
     (etc_systemd / "systemd-networkd-wait-online.service").symlink_to("/dev/null")
-    # The real unit, as a package installs it (here in /etc: /usr is read-only), enabled.
+    # The real unit and drop-in, as a package installs them (here in /etc: /usr is read-only).
     shutil.copy(REPO / "systemd" / "ecs-bootstrap.service", etc_systemd / "ecs-bootstrap.service")
-    (wants / "ecs-bootstrap.service").symlink_to("../ecs-bootstrap.service")
+    shutil.copytree(REPO / "systemd" / "ecs.service.d", etc_systemd / "ecs.service.d")
+    if unit_enabled:
+        (wants / "ecs-bootstrap.service").symlink_to("../ecs-bootstrap.service")
+    else:
+        # Installed, not enabled. Without its [Install] section: on the container's first boot
+        # (empty /etc) systemd applies the presets, which would enable it.
+        unit = etc_systemd / "ecs-bootstrap.service"
+        unit.write_text(unit.read_text().split("[Install]")[0])
 
     (work / "usr" / "bin").mkdir(parents=True)
     shutil.copy(binary, work / "usr" / "bin" / "ecs-bootstrap")
@@ -190,7 +218,7 @@ def render_units(work: Path, py: Path, binary: Path) -> None:
     (env / "env").write_text(
         "# test: the SDK talks to moto on the container's loopback; IMDS is the default address\n"
         "AWS_ENDPOINT_URL=http://127.0.0.1:5000\n"
-        "AWS_ACCESS_KEY_ID=testing\nAWS_SECRET_ACCESS_KEY=testing\n"
+        "# credentials: the instance role, from the IMDS double (as on an instance)\n"
         "AWS_CONFIG_FILE=/dev/null\nAWS_SHARED_CREDENTIALS_FILE=/dev/null\n"
         "# zero-config: no --stack/--resource/--signal-resource\n"
         "ECS_BOOTSTRAP_ARGS=\n")
@@ -229,25 +257,152 @@ def cgroup_dirs() -> set[Path]:
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bin", default=os.environ.get("ECS_BOOTSTRAP_BIN", str(REPO / "target/debug/ecs-bootstrap")))
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    a = ap.parse_args()
-    binary = Path(a.bin)
-    if not binary.is_absolute():
-        binary = REPO / binary
-    try:
-        py = preflight(binary)
-    except Skip as e:
-        print(f"nspawn test: SKIPPED: {e}", flush=True)
-        return SKIP
+def monotonic(props: dict[str, str], key: str) -> int:
+    return int(props.get(key) or 0)
 
-    name = f"ecsbs-{os.getpid()}"
-    work = Path(tempfile.mkdtemp(prefix="ecs-bootstrap-nspawn-"))
-    log(f"work dir {work}, binary {binary}")
+
+def agent_starts(c: Container) -> list[str]:
+    """The fake agent's start lines: one per start, naming the cluster it read."""
+    return [ln for ln in c.journal("ecs.service").splitlines()
+            if "fake-ecs-agent: mode=" in ln and "cluster=" in ln]
+
+
+def check_agent_started_once(c: Container, ident: dict, label: str) -> None:
+    starts = agent_starts(c)
+    ecs = c.show("ecs.service")
+    check(len(starts) == 1 and f"cluster='{ident['cluster']}'" in starts[0]
+          and ecs.get("NRestarts") == "0",
+          f"{label}: the agent started once, on ecs.config with the stack's cluster",
+          json.dumps(ecs) + "\n" + c.journal("ecs.service"))
+
+
+def identity(work: Path, c: Container) -> dict:
+    if not (work / "out" / "identity.json").exists():
+        raise Failed("the fixture did not create the stack:\n"
+                     + c.journal("nspawn-fixture.service") + c.journal("nspawn-moto.service"))
+    ident = json.loads((work / "out" / "identity.json").read_text())
+    log(f"stack {ident['stack']}, instance {ident['instance_id']}, cluster {ident['cluster']}")
+    return ident
+
+
+def scenario_unit(c: Container, work: Path) -> None:
+    # ---------------------------------------------------------------- boot 1
+    c.boot(1)
+    started = time.monotonic()
+    state = c.wait_settled()
+    log(f"boot 1 settled ({state}) after {time.monotonic() - started:.1f}s")
+    ident = identity(work, c)
+    journal = c.wait_final_line("ecs-bootstrap.service")
+    unit = c.show("ecs-bootstrap.service")
+    print("---- journal: ecs-bootstrap.service (boot 1) ----\n" + journal.rstrip(), flush=True)
+    cloud_final = c.journal("cloud-final.service")
+    print("---- journal: cloud-final.service (UserData, boot 1) ----\n"
+          + cloud_final.rstrip(), flush=True)
+    report = c.report()
+    finals = [ln for ln in journal.splitlines() if ln.startswith("ecs-bootstrap: ")]
+    check(unit.get("Result") == "success" and unit.get("ExecMainStatus") == "0"
+          and unit.get("ActiveState") == "active",
+          "boot 1: ecs-bootstrap.service succeeded", json.dumps(unit))
+    check(len(finals) == 1 and finals[0].startswith("ecs-bootstrap: SUCCESS")
+          and ident["cluster"] in finals[0], "boot 1: the unit ran once and said SUCCESS",
+          journal)
+    check("discovered" in journal and "instance metadata tags" in journal,
+          "boot 1: zero-config discovery from IMDS tags", journal)
+    for u in ("docker.service", "ecs.service"):
+        s = c.show(u)
+        check(s.get("ActiveState") == "active", f"boot 1: {u} was started and is active", json.dumps(s))
+    # Type=notify: the unit became active at READY=1 (configured), before its process ended;
+    # ecs.service (enabled, ordered after the unit by the drop-in) started only after that.
+    ecs = c.show("ecs.service")
+    ready_at = monotonic(unit, "ActiveEnterTimestampMonotonic")
+    ecs_at = monotonic(ecs, "InactiveExitTimestampMonotonic")
+    check(0 < ready_at <= ecs_at,
+          "boot 1: ecs.service started after ecs-bootstrap.service said READY=1 (configured)",
+          f"ready at {ready_at}, ecs started at {ecs_at}")
+    check_agent_started_once(c, ident, "boot 1")
+    sigs = [(s["Status"], s["LogicalResourceId"], s["UniqueId"]) for s in report["signals"]]
+    check(sigs == [("SUCCESS", ident["signal_resource"], ident["instance_id"])],
+          "boot 1: exactly one SignalResource SUCCESS for the group from this instance",
+          json.dumps(report["signals"]))
+    check("ecs-bootstrap: SKIPPED" in cloud_final and "run.lock" in cloud_final,
+          "boot 1: the UserData call found the unit at work and said SKIPPED", cloud_final)
+    cf = c.show("cloud-final.service")
+    check(cf.get("Result") == "success", "boot 1: cloud-final (UserData) finished", json.dumps(cf))
+    c.stop()
+    console = (work / "console-1.log").read_text(errors="replace")
+    check("ecs-bootstrap: SUCCESS" in console, "boot 1: the result reached the console")
+    st = json.loads((work / "state" / "state.json").read_text())
+    check(st["status"] == "SUCCESS" and st["signal_delivered"] and st["instance_id"] == ident["instance_id"],
+          "boot 1: state.json records the delivered SUCCESS", json.dumps(st))
+    check(((work / "state").stat().st_mode & 0o777) == 0o700, "state dir is 0700")
+
+    # ---------------------------------------------------------------- boot 2
+    c.boot(2)
+    started = time.monotonic()
+    state = c.wait_settled()
+    log(f"boot 2 settled ({state}) after {time.monotonic() - started:.1f}s")
+    journal = c.wait_final_line("ecs-bootstrap.service")
+    unit = c.show("ecs-bootstrap.service")
+    print("---- journal: ecs-bootstrap.service (boot 2) ----\n" + journal.rstrip(), flush=True)
+    report = c.report()
+    finals = [ln for ln in journal.splitlines() if ln.startswith("ecs-bootstrap: ")]
+    check(unit.get("Result") == "success" and unit.get("ExecMainStatus") == "0"
+          and unit.get("ActiveState") == "active",
+          "boot 2: ecs-bootstrap.service exited 0 and is active (READY=1 sent on the skip path)",
+          json.dumps(unit))
+    check(len(finals) == 1 and finals[0].startswith("ecs-bootstrap: SKIPPED"),
+          "boot 2: the unit did not run again (SKIPPED)", journal)
+    aws_calls = [r for r in report["requests"]
+                 if r["action"] in ("DescribeStackResource", "DescribeStackResources",
+                                    "SignalResource", "DescribeAutoScalingInstances",
+                                    "DescribeContainerInstances")]
+    check(aws_calls == [] and report["signals"] == [],
+          "boot 2: no stack read, no signal", json.dumps(report))
+    c.stop()
+
+
+def scenario_userdata(c: Container, work: Path) -> None:
+    c.boot(1)
+    started = time.monotonic()
+    state = c.wait_settled()
+    log(f"userdata boot settled ({state}) after {time.monotonic() - started:.1f}s")
+    ident = identity(work, c)
+    cloud_final = c.wait_final_line("cloud-final.service")
+    check("ecs-bootstrap: CONFIGURED" in cloud_final and "handed off" in cloud_final,
+          "userdata: UserData configured the instance and handed off", cloud_final)
+    handed = c.wait_final_line("ecs-bootstrap-boot.service")
+    print("---- journal: cloud-final.service (UserData) ----\n" + cloud_final.rstrip(), flush=True)
+    print("---- journal: ecs-bootstrap-boot.service (the hand-off unit) ----\n" + handed.rstrip(),
+          flush=True)
+    report = c.report()
+    check(c.show("ecs-bootstrap.service").get("ActiveState") == "inactive",
+          "userdata: the boot unit is disabled and did not run")
+    finals = [ln for ln in handed.splitlines() if ln.startswith("ecs-bootstrap: ")]
+    check(len(finals) == 1 and finals[0].startswith("ecs-bootstrap: SUCCESS")
+          and "resuming the boot sequence handed off" in handed,
+          "userdata: ecs-bootstrap-boot.service resumed, joined and said SUCCESS", handed)
+    cf, ecs = c.show("cloud-final.service"), c.show("ecs.service")
+    check(cf.get("Result") == "success"
+          and monotonic(cf, "ActiveEnterTimestampMonotonic")
+          <= monotonic(ecs, "InactiveExitTimestampMonotonic"),
+          "userdata: cloud-final finished, then ecs.service started", json.dumps([cf, ecs]))
+    check_agent_started_once(c, ident, "userdata")
+    sigs = [(s["Status"], s["LogicalResourceId"], s["UniqueId"]) for s in report["signals"]]
+    check(sigs == [("SUCCESS", ident["signal_resource"], ident["instance_id"])],
+          "userdata: exactly one SignalResource SUCCESS", json.dumps(report["signals"]))
+    stack_reads = [r for r in report["requests"] if r["action"] == "DescribeStackResource"]
+    check(len(stack_reads) == 1, "userdata: the stack was read once (the unit resumed from the hand-off)",
+          json.dumps(report["requests"]))
+    c.stop()
+    check(not (work / "state" / "handoff.json").exists(), "userdata: handoff.json was consumed")
+
+
+def run_scenario(label: str, py: Path, binary: Path, unit_enabled: bool, body, keep: bool) -> bool:
+    name = f"ecsbs-{os.getpid()}-{label}"
+    work = Path(tempfile.mkdtemp(prefix=f"ecs-bootstrap-nspawn-{label}-"))
+    log(f"==== scenario {label}: work dir {work}, binary {binary}")
     cgroups_before = cgroup_dirs()
-    render_units(work, py, binary)
+    render_units(work, py, binary, unit_enabled)
     # The interpreter of the venv lives outside /usr (pyenv): make it visible at the same path.
     base = Path(subprocess.run([str(py), "-c", "import sys; print(sys.base_prefix)"],
                                capture_output=True, text=True, check=True).stdout.strip())
@@ -261,96 +416,47 @@ def main() -> int:
               f"--bind={work / 'etc-ecs-bootstrap'}:/etc/ecs-bootstrap",
               f"--bind={work / 'out'}:/var/tmp/nspawn-test"]
     c = Container(name, work, py, binds)
-    rc = 1
+    ok = False
     try:
-        # ---------------------------------------------------------------- boot 1
-        c.boot(1)
-        started = time.monotonic()
-        state = c.wait_settled()
-        log(f"boot 1 settled ({state}) after {time.monotonic() - started:.1f}s")
-        if not (work / "out" / "identity.json").exists():
-            raise Failed("the fixture did not create the stack:\n"
-                         + c.journal("nspawn-fixture.service") + c.journal("nspawn-moto.service"))
-        ident = json.loads((work / "out" / "identity.json").read_text())
-        log(f"stack {ident['stack']}, instance {ident['instance_id']}, cluster {ident['cluster']}")
-
-        unit = c.show("ecs-bootstrap.service")
-        journal = c.journal("ecs-bootstrap.service")
-        print("---- journal: ecs-bootstrap.service (boot 1) ----\n" + journal.rstrip(), flush=True)
-        cloud_final = c.journal("cloud-final.service")
-        userdata = c.journal("ecs-bootstrap-boot.service")
-        print("---- journal: cloud-final.service (UserData, boot 1) ----\n"
-              + cloud_final.rstrip(), flush=True)
-        print("---- journal: ecs-bootstrap-boot.service (UserData's hand-off, boot 1) ----\n"
-              + userdata.rstrip(), flush=True)
-        report = c.report()
-        finals = [ln for ln in journal.splitlines() if ln.startswith("ecs-bootstrap: ")]
-        check(unit.get("Result") == "success" and unit.get("ExecMainStatus") == "0"
-              and unit.get("ActiveState") == "active",
-              "boot 1: ecs-bootstrap.service succeeded", json.dumps(unit))
-        check(len(finals) == 1 and finals[0].startswith("ecs-bootstrap: SUCCESS")
-              and ident["cluster"] in finals[0], "boot 1: the unit ran once and said SUCCESS",
-              journal)
-        check("discovered" in journal and "instance metadata tags" in journal,
-              "boot 1: zero-config discovery from IMDS tags", journal)
-        for u in ("docker.service", "ecs.service"):
-            s = c.show(u)
-            check(s.get("ActiveState") == "active", f"boot 1: {u} was started and is active", json.dumps(s))
-        sigs = [(s["Status"], s["LogicalResourceId"], s["UniqueId"]) for s in report["signals"]]
-        check(sigs == [("SUCCESS", ident["signal_resource"], ident["instance_id"])],
-              "boot 1: exactly one SignalResource SUCCESS for the group from this instance",
-              json.dumps(report["signals"]))
-        check("handed off" in cloud_final,
-              "boot 1: the UserData call handed itself off to a transient unit", cloud_final)
-        check("ecs-bootstrap: SKIPPED" in userdata,
-              "boot 1: the handed-off UserData run exited 0 without doing the work", userdata)
-        cf = c.show("cloud-final.service")
-        check(cf.get("Result") == "success", "boot 1: cloud-final (UserData) finished", json.dumps(cf))
-        c.stop()
-        console = (work / "console-1.log").read_text(errors="replace")
-        check("ecs-bootstrap: SUCCESS" in console, "boot 1: the result reached the console")
-        st = json.loads((work / "state" / "state.json").read_text())
-        check(st["status"] == "SUCCESS" and st["signal_delivered"] and st["instance_id"] == ident["instance_id"],
-              "boot 1: state.json records the delivered SUCCESS", json.dumps(st))
-        check(((work / "state").stat().st_mode & 0o777) == 0o700, "state dir is 0700")
-
-        # ---------------------------------------------------------------- boot 2
-        c.boot(2)
-        started = time.monotonic()
-        state = c.wait_settled()
-        log(f"boot 2 settled ({state}) after {time.monotonic() - started:.1f}s")
-        unit = c.show("ecs-bootstrap.service")
-        journal = c.journal("ecs-bootstrap.service")
-        print("---- journal: ecs-bootstrap.service (boot 2) ----\n" + journal.rstrip(), flush=True)
-        report = c.report()
-        finals = [ln for ln in journal.splitlines() if ln.startswith("ecs-bootstrap: ")]
-        check(unit.get("Result") == "success" and unit.get("ExecMainStatus") == "0",
-              "boot 2: ecs-bootstrap.service exited 0", json.dumps(unit))
-        check(len(finals) == 1 and finals[0].startswith("ecs-bootstrap: SKIPPED"),
-              "boot 2: the unit did not run again (SKIPPED)", journal)
-        aws_calls = [r for r in report["requests"]
-                     if r["action"] in ("DescribeStackResource", "DescribeStackResources",
-                                        "SignalResource", "DescribeAutoScalingInstances",
-                                        "DescribeContainerInstances")]
-        check(aws_calls == [] and report["signals"] == [],
-              "boot 2: no stack read, no signal", json.dumps(report))
-        c.stop()
-        log("PASSED")
-        rc = 0
+        body(c, work)
+        log(f"scenario {label}: PASSED")
+        ok = True
     except Failed as e:
-        log(f"FAILED: {e}")
+        log(f"scenario {label}: FAILED: {e}")
         if c.pid1 is not None:
-            for u in ("ecs-bootstrap.service", "ecs.service", "cloud-final.service",
-                      "nspawn-fixture.service", "nspawn-imds.service", "nspawn-moto.service"):
+            for u in ("ecs-bootstrap.service", "ecs-bootstrap-boot.service", "ecs.service",
+                      "cloud-final.service", "nspawn-fixture.service", "nspawn-imds.service",
+                      "nspawn-moto.service"):
                 print(f"---- {u} ----\n{json.dumps(c.show(u))}\n{c.journal(u)[-3000:]}", flush=True)
     finally:
         c.stop()
         cleanup_host(name, cgroups_before)
-        if a.keep or rc != 0:
+        if keep or not ok:
             log(f"work dir kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    return rc
+    return ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", default=os.environ.get("ECS_BOOTSTRAP_BIN", str(REPO / "target/debug/ecs-bootstrap")))
+    ap.add_argument("--keep", action="store_true", help="keep the work directories")
+    a = ap.parse_args()
+    binary = Path(a.bin)
+    if not binary.is_absolute():
+        binary = REPO / binary
+    try:
+        py = preflight(binary)
+    except Skip as e:
+        print(f"nspawn test: SKIPPED: {e}", flush=True)
+        return SKIP
+    results = [run_scenario("unit", py, binary, True, scenario_unit, a.keep),
+               run_scenario("userdata", py, binary, False, scenario_userdata, a.keep)]
+    if all(results):
+        log("PASSED")
+        return 0
+    return 1
 
 
 if __name__ == "__main__":
