@@ -23,18 +23,24 @@ use crate::{discover, ecs_config, events, handoff, init, join, once, redact, sta
 /// systemd with an empty /etc/hosts: every poll failed until the join timeout).
 pub const DEFAULT_INTROSPECTION_URL: &str = "http://127.0.0.1:51678";
 
-/// `stack`, `resource`, `signal_resource`: empty = not given, discovered (src/discover.rs).
+/// What the run and the dry run share: how the plan is made.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub stack: String,
-    pub resource: String,
-    pub signal_resource: String,
+pub struct PlanOptions {
     pub region: Option<String>,
     pub configsets: Vec<String>,
     pub root: PathBuf,
     pub introspection_url: String,
     pub timeout: Option<u64>,
     pub signal: bool,
+}
+
+/// `stack`, `resource`, `signal_resource`: empty = not given, discovered (src/discover.rs).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub stack: String,
+    pub resource: String,
+    pub signal_resource: String,
+    pub plan: PlanOptions,
     /// Run even when the state file says this instance is done (src/once.rs).
     pub force: bool,
     /// This is the unit a UserData run handed off to: resume from the hand-off file.
@@ -67,12 +73,7 @@ pub struct DryRunOptions {
     pub stack: Option<String>,
     pub resource: Option<String>,
     pub signal_resource: Option<String>,
-    pub region: Option<String>,
-    pub configsets: Vec<String>,
-    pub root: PathBuf,
-    pub introspection_url: String,
-    pub timeout: Option<u64>,
-    pub signal: bool,
+    pub plan: PlanOptions,
 }
 
 /// What a finished run reports.
@@ -111,7 +112,7 @@ pub async fn run(o: &RunOptions, then: Then) -> Result<Success, Failure> {
 
 /// The unit a UserData run handed off to: services, join and signal, from the hand-off file.
 pub async fn resume(o: &RunOptions) -> Result<Success, Failure> {
-    let root = Root::new(&o.root);
+    let root = Root::new(&o.plan.root);
     let _lock = match once::lock_waiting(&root, HANDOFF_LOCK_WAIT).await {
         Ok(once::Acquired::Held(l)) => l,
         Ok(once::Acquired::Busy(why)) => return Ok(Success::skipped(why)),
@@ -142,7 +143,7 @@ pub async fn resume(o: &RunOptions) -> Result<Success, Failure> {
         .await
         .map(|()| h.join.cluster.clone());
     let result = finish(
-        o.signal,
+        o.plan.signal,
         &root,
         &h.identity,
         &h.signal,
@@ -188,7 +189,7 @@ fn report(result: &Result<Success, Failure>, deadline: &Deadline) {
 
 async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<Success, Failure> {
     let started = Instant::now();
-    let lock = match once::lock(&Root::new(&o.root)) {
+    let lock = match once::lock(&Root::new(&o.plan.root)) {
         Ok(once::Acquired::Held(l)) => l,
         Ok(once::Acquired::Busy(why)) => return Ok(Success::skipped(why)),
         Err(e) => {
@@ -209,11 +210,15 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     })?;
     tracing::info!(instance_id = %identity.instance_id, region = %identity.region, az = %identity.availability_zone, "instance identity");
     if !o.force {
-        if let Some(why) = once::already_done(&Root::new(&o.root), &identity.instance_id) {
+        if let Some(why) = once::already_done(&Root::new(&o.plan.root), &identity.instance_id) {
             return Ok(Success::skipped(why));
         }
     }
-    let region = o.region.clone().unwrap_or_else(|| identity.region.clone());
+    let region = o
+        .plan
+        .region
+        .clone()
+        .unwrap_or_else(|| identity.region.clone());
     let sdk = crate::aws::sdk_config_within(&region, deadline.total()).await;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     let given = |v: &String| Some(v.clone()).filter(|v| !v.is_empty());
@@ -245,7 +250,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         resource: o.signal_resource.clone(),
         unique_id: identity.instance_id.clone(),
     };
-    let root = Root::new(&o.root);
+    let root = Root::new(&o.plan.root);
     // A reboot or a restart of the unit runs everything again (converging to the same files),
     // but CloudFormation is told only once: a second signal would at best be refused.
     let earlier = state::delivered_earlier(&root, &identity, &signal_spec);
@@ -293,7 +298,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         (Err(f), _) => Err(f),
     };
     let result = finish(
-        o.signal,
+        o.plan.signal,
         &root,
         &identity,
         &signal_spec,
@@ -347,32 +352,17 @@ async fn finish(
     };
     let delivered = if let (true, Some(before)) = (signal, &earlier) {
         tracing::info!(earlier = %before, now = status.as_str(), "CloudFormation was already signalled by an earlier run; not signalling again");
-        Some(Delivered::Earlier)
+        Ok(Some(Delivered::Earlier))
     } else if signal {
-        let sent = phase(
+        phase(
             Step::Signal,
             deadline.bound_signal(signal::send(cfn, signal_spec, status)),
         )
-        .await;
-        match sent {
-            Ok(d) => Some(d),
-            Err(lost) => {
-                // The run's own failure, if any, is the more useful reason; a lost signal on
-                // top of it is logged. A lost SUCCESS is a failure of its own.
-                tracing::error!(error = %lost, "could not signal {}", status.as_str());
-                state::record(
-                    root,
-                    identity,
-                    signal_spec,
-                    status,
-                    joined.as_ref().err(),
-                    false,
-                );
-                return Err(joined.err().unwrap_or(lost));
-            }
-        }
+        .await
+        .map(Some)
+        .inspect_err(|lost| tracing::error!(error = %lost, "could not signal {}", status.as_str()))
     } else {
-        None
+        Ok(None)
     };
     state::record(
         root,
@@ -380,8 +370,14 @@ async fn finish(
         signal_spec,
         status,
         joined.as_ref().err(),
-        delivered.is_some(),
+        matches!(delivered, Ok(Some(_))),
     );
+    // The run's own failure, if any, is the more useful reason; a lost signal on top of it is
+    // logged. A lost SUCCESS is a failure of its own.
+    let delivered = match delivered {
+        Ok(d) => d,
+        Err(lost) => return Err(joined.err().unwrap_or(lost)),
+    };
     Ok(Success {
         instance_id: identity.instance_id.clone(),
         cluster: joined?,
@@ -425,46 +421,37 @@ async fn configure(
         identity.clone(),
         &metadata,
         Values::Real,
-        &o.configsets,
-        root,
+        &o.plan,
         &o.stack,
         &o.signal_resource,
-        &o.introspection_url,
-        o.timeout,
-        o.signal,
     )?;
     write_configuration(&plan, root, deadline).await?;
     Ok(plan)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn plan(
     identity: Identity,
     metadata: &ResourceMetadata,
     values: Values,
-    configsets: &[String],
-    root: &Root,
+    p: &PlanOptions,
     stack: &str,
     signal_resource: &str,
-    introspection_url: &str,
-    timeout: Option<u64>,
-    signal: bool,
 ) -> Result<Plan, Failure> {
     // Everything is parsed and validated before anything is applied: a bad key in the
     // ecs-bootstrap block must not leave an instance half-configured by Init.
     let settings = settings::parse(&metadata.metadata, values).at(Step::Settings)?;
-    let init = init::parse(&metadata.metadata, configsets).at(Step::Init)?;
+    let init = init::parse(&metadata.metadata, &p.configsets).at(Step::Init)?;
     Ok(Plan::build(Inputs {
         identity,
         metadata,
         settings: &settings,
         init,
-        root,
+        root: &Root::new(&p.root),
         stack,
         signal_resource,
-        introspection_url,
-        timeout_override: timeout,
-        signal,
+        introspection_url: &p.introspection_url,
+        timeout_override: p.timeout,
+        signal: p.signal,
     }))
 }
 
@@ -619,13 +606,13 @@ where
 /// identity) or from the stack (DescribeStackResource only).
 pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
     let region = o
+        .plan
         .region
         .clone()
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .unwrap_or_else(|| "us-east-1".to_string());
     let identity = Identity::fake(&region);
-    let root = Root::new(&o.root);
     match &o.source {
         DryRunSource::Template { path, params } => {
             let template = Template::from_path(path).at(Step::Metadata)?;
@@ -657,13 +644,9 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
                 identity,
                 &metadata,
                 Values::MayBePlaceholders,
-                &o.configsets,
-                &root,
+                &o.plan,
                 &stack,
                 &signal_resource,
-                &o.introspection_url,
-                o.timeout,
-                o.signal,
             )
         }
         DryRunSource::Stack => {
@@ -690,13 +673,9 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
                 identity,
                 &metadata,
                 Values::Real,
-                &o.configsets,
-                &root,
+                &o.plan,
                 stack,
                 signal_resource,
-                &o.introspection_url,
-                o.timeout,
-                o.signal,
             )
         }
     }
@@ -711,7 +690,11 @@ async fn dry_run_discover(
             "--dry-run needs --template FILE, or --stack and --resource, or an instance to discover them on ({e})"
         ))
     }).at(Step::Discovery)?;
-    let region = o.region.clone().unwrap_or_else(|| identity.region.clone());
+    let region = o
+        .plan
+        .region
+        .clone()
+        .unwrap_or_else(|| identity.region.clone());
     let sdk = crate::aws::sdk_config(&region).await;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     let given = discover::Given {

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::boot::{DryRunOptions, DryRunSource, RunOptions, DEFAULT_INTROSPECTION_URL};
+use crate::boot::{
+    DryRunOptions, DryRunSource, PlanOptions, RunOptions, DEFAULT_INTROSPECTION_URL,
+};
 use crate::error::Error;
 
 #[derive(Debug, Parser)]
@@ -120,6 +122,14 @@ pub enum Mode {
 
 impl RunArgs {
     pub fn into_mode(self) -> Result<Mode, Error> {
+        let plan = PlanOptions {
+            region: self.region,
+            configsets: self.configsets,
+            root: self.root,
+            introspection_url: self.introspection_url,
+            timeout: self.timeout,
+            signal: !self.no_signal,
+        };
         if self.dry_run {
             let source = match self.template {
                 Some(path) => DryRunSource::Template {
@@ -134,12 +144,7 @@ impl RunArgs {
                     stack: self.stack,
                     resource: self.resource,
                     signal_resource: self.signal_resource,
-                    region: self.region,
-                    configsets: self.configsets,
-                    root: self.root,
-                    introspection_url: self.introspection_url,
-                    timeout: self.timeout,
-                    signal: !self.no_signal,
+                    plan,
                 },
                 self.output,
             ));
@@ -156,12 +161,7 @@ impl RunArgs {
             stack: self.stack.unwrap_or_default(),
             signal_resource,
             resource,
-            region: self.region,
-            configsets: self.configsets,
-            root: self.root,
-            introspection_url: self.introspection_url,
-            timeout: self.timeout,
-            signal: !self.no_signal,
+            plan,
             deadline_secs: self.deadline,
             imds: crate::imds::ImdsOptions {
                 v1_fallback: self.imds_v1_fallback,

@@ -178,6 +178,28 @@ async fn getent(ctx: Ctx<'_>, db: &str, name: &str) -> Result<Option<Vec<String>
     }
 }
 
+/// The id of an existing group or user (the third `getent` field); an error naming `key` when
+/// the metadata asks for another id: cfn-init would not renumber it either.
+fn existing_id(
+    fields: &[String],
+    kind: &str,
+    name: &str,
+    want: Option<u32>,
+    key: &str,
+) -> Result<String> {
+    let current = fields.get(2).cloned().unwrap_or_default();
+    match want {
+        Some(want) if current != want.to_string() => Err(Error::invalid(
+            key,
+            format!(
+                "{kind} '{name}' already exists with {} {current}, not {want}",
+                if kind == "group" { "gid" } else { "uid" }
+            ),
+        )),
+        _ => Ok(current),
+    }
+}
+
 pub async fn apply_groups(
     groups: &[GroupSpec],
     config: &str,
@@ -191,18 +213,13 @@ pub async fn apply_groups(
     for g in groups {
         match getent(ctx, "group", &g.name).await? {
             Some(fields) => {
-                let current = fields.get(2).cloned().unwrap_or_default();
-                if let Some(want) = g.gid {
-                    if current != want.to_string() {
-                        return Err(Error::invalid(
-                            format!("{path}.{}.gid", g.name),
-                            format!(
-                                "group '{}' already exists with gid {current}, not {want}",
-                                g.name
-                            ),
-                        ));
-                    }
-                }
+                let current = existing_id(
+                    &fields,
+                    "group",
+                    &g.name,
+                    g.gid,
+                    &format!("{path}.{}.gid", g.name),
+                )?;
                 tracing::info!(config, group = %g.name, gid = %current, "group exists");
             }
             None => {
@@ -244,18 +261,7 @@ pub async fn apply_users(
         let groups = u.groups.join(",");
         match getent(ctx, "passwd", &u.name).await? {
             Some(fields) => {
-                let current = fields.get(2).cloned().unwrap_or_default();
-                if let Some(want) = u.uid {
-                    if current != want.to_string() {
-                        return Err(Error::invalid(
-                            format!("{upath}.uid"),
-                            format!(
-                                "user '{}' already exists with uid {current}, not {want}",
-                                u.name
-                            ),
-                        ));
-                    }
-                }
+                existing_id(&fields, "user", &u.name, u.uid, &format!("{upath}.uid"))?;
                 // As cfn-init: the user's supplementary groups become exactly these. This does
                 // not count as a change for restart triggers (cfn-init does not count it either).
                 if !u.groups.is_empty() || u.home_dir.is_some() {

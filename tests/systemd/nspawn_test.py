@@ -141,6 +141,12 @@ class Container:
                 raise Failed(f"boot did not settle within {BOOT_TIMEOUT}s ({state}); jobs:\n{jobs}")
             time.sleep(1)
 
+    def boot_and_settle(self, n: int) -> None:
+        self.boot(n)
+        started = time.monotonic()
+        state = self.wait_settled()
+        log(f"boot {n} settled ({state}) after {time.monotonic() - started:.1f}s")
+
     def wait_final_line(self, unit: str) -> str:
         """The unit's journal once ecs-bootstrap printed its final line: with Type=notify the
         boot settles at READY=1 (configured), before the join and the signal."""
@@ -287,10 +293,7 @@ def identity(work: Path, c: Container) -> dict:
 
 def scenario_unit(c: Container, work: Path) -> None:
     # ---------------------------------------------------------------- boot 1
-    c.boot(1)
-    started = time.monotonic()
-    state = c.wait_settled()
-    log(f"boot 1 settled ({state}) after {time.monotonic() - started:.1f}s")
+    c.boot_and_settle(1)
     ident = identity(work, c)
     journal = c.wait_final_line("ecs-bootstrap.service")
     unit = c.show("ecs-bootstrap.service")
@@ -337,10 +340,7 @@ def scenario_unit(c: Container, work: Path) -> None:
     check(((work / "state").stat().st_mode & 0o777) == 0o700, "state dir is 0700")
 
     # ---------------------------------------------------------------- boot 2
-    c.boot(2)
-    started = time.monotonic()
-    state = c.wait_settled()
-    log(f"boot 2 settled ({state}) after {time.monotonic() - started:.1f}s")
+    c.boot_and_settle(2)
     journal = c.wait_final_line("ecs-bootstrap.service")
     unit = c.show("ecs-bootstrap.service")
     print("---- journal: ecs-bootstrap.service (boot 2) ----\n" + journal.rstrip(), flush=True)
@@ -362,10 +362,7 @@ def scenario_unit(c: Container, work: Path) -> None:
 
 
 def scenario_userdata(c: Container, work: Path) -> None:
-    c.boot(1)
-    started = time.monotonic()
-    state = c.wait_settled()
-    log(f"userdata boot settled ({state}) after {time.monotonic() - started:.1f}s")
+    c.boot_and_settle(1)
     ident = identity(work, c)
     cloud_final = c.wait_final_line("cloud-final.service")
     check("ecs-bootstrap: CONFIGURED" in cloud_final and "handed off" in cloud_final,
