@@ -11,6 +11,7 @@ mod exec;
 mod fetch;
 mod file_source;
 mod files;
+mod mustache;
 mod packages;
 pub mod record;
 mod resume;
