@@ -120,6 +120,12 @@ impl<'a> Fetcher<'a> {
         }
     }
 
+    /// The name of the Authentication entry a download of `url` would use unasked (by bucket
+    /// or `uris` prefix), if any.
+    pub fn credentials_for(&self, url: &str) -> Option<&str> {
+        self.auth.for_url(url).map(|(name, _)| name)
+    }
+
     /// Fails, naming `key_path`, when `name` is not an Authentication entry.
     pub fn check_auth(&self, name: &str, key_path: &str) -> Result<()> {
         self.auth.choose(Some(name), "", key_path).map(|_| ())
