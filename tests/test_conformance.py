@@ -13,6 +13,12 @@ tests/conformance/cases/<name>/
                   NO_PROXY=127.0.0.1), so `http://github.com/...` URLs are answered by the case's
                   server and nothing leaves the machine (HTTPS_PROXY too: a tunnel it refuses); TMPDIR is `{tmp}/tmpdir`, which must be
                   empty again when the run ends.
+  s3.json         optional: objects in a fresh bucket `{bucket}` of a moto S3 that checks
+                  signatures (see `S3World`): {"objects": {"key": "file in the case directory" |
+                  {"archive": {...as in http.json...}}}}. `{s3_access_key}` / `{s3_secret_key}`
+                  are an IAM user's keys allowed to read it; the engine gets
+                  AWS_ENDPOINT_URL_S3 (so only s3:// URLs, which use it, may appear in a case:
+                  an https://*.amazonaws.com URL would leave the machine).
   world.json      optional: what the fakes report as installed/existing (see
                   conformance/fake_tool.py), `files` already under the root before the run
                   ({"/etc/x": {"content": "...", "mode": "0640"}}), and `missing_tools` (fakes
@@ -162,6 +168,57 @@ class HttpWorld:
         self.server.stop()
 
 
+class S3World:
+    """A moto server of its own that enforces IAM (INITIAL_NO_AUTH_ACTION_COUNT): a request
+    signed with a wrong secret gets 403 SignatureDoesNotMatch, as from S3. Three unauthenticated
+    calls create the IAM user whose keys the cases use; everything after is signed."""
+
+    def __init__(self, log_path: Path):
+        import boto3
+
+        from harness.aws import MotoServer
+
+        self.server = MotoServer(log_path, env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}).start()
+        base = {"region_name": "us-east-1", "endpoint_url": self.server.url}
+        iam = boto3.client("iam", aws_access_key_id="testing", aws_secret_access_key="testing", **base)
+        iam.create_user(UserName="artifacts-reader")
+        key = iam.create_access_key(UserName="artifacts-reader")["AccessKey"]
+        iam.put_user_policy(UserName="artifacts-reader", PolicyName="s3", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+        self.s3 = boto3.client("s3", aws_access_key_id=self.access_key,
+                               aws_secret_access_key=self.secret_key, **base)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def bucket(self, spec: dict, case_dir: Path) -> str:
+        import uuid
+
+        name = f"case-{uuid.uuid4().hex[:12]}"
+        self.s3.create_bucket(Bucket=name)
+        for key, obj in spec.get("objects", {}).items():
+            body = archive(obj["archive"], case_dir) if isinstance(obj, dict) else (case_dir / obj).read_bytes()
+            self.s3.put_object(Bucket=name, Key=key, Body=body)
+        return name
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    artifacts = REPO_ROOT / "tests" / ".artifacts"
+    artifacts.mkdir(exist_ok=True)
+    world = S3World(artifacts / "moto-s3-auth.log")
+    try:
+        yield world
+    finally:
+        world.stop()
+
+
 def argv_matches(want: list[str], got: list[str]) -> bool:
     return len(want) == len(got) and all(
         fnmatch.fnmatchcase(g, w[5:]) if w.startswith("glob:") else w == g
@@ -173,7 +230,7 @@ def case_names() -> list[str]:
 
 
 class Case:
-    def __init__(self, name: str, tmp: Path):
+    def __init__(self, name: str, tmp: Path, s3: "S3World | None" = None):
         self.dir = CASES / name
         self.tmp = tmp
         self.root = tmp / "root"
@@ -190,6 +247,12 @@ class Case:
         self.http = HttpWorld(json.loads(http_file.read_text()), self.dir) if http_file.exists() else None
         if self.http:
             self.subs["{http}"] = self.http.url
+        self.s3 = s3
+        s3_file = self.dir / "s3.json"
+        if s3_file.exists():
+            assert s3 is not None, "a case with s3.json needs the moto_s3 fixture"
+            self.subs.update({"{bucket}": s3.bucket(json.loads(s3_file.read_text()), self.dir),
+                              "{s3_access_key}": s3.access_key, "{s3_secret_key}": s3.secret_key})
         self.expect = substitute(json.loads((self.dir / "expect.json").read_text()), self.subs)
         world_file = self.dir / "world.json"
         world = json.loads(world_file.read_text()) if world_file.exists() else {}
@@ -222,6 +285,10 @@ class Case:
             "ECS_BOOTSTRAP_LOG": "info",
             "TMPDIR": str(self.tmpdir),
         }
+        if self.s3:
+            env.update({"AWS_ENDPOINT_URL_S3": self.s3.url, "AWS_REGION": "us-east-1",
+                        "AWS_CONFIG_FILE": str(self.tmp / "no-aws-config"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(self.tmp / "no-aws-credentials")})
         if self.http:
             # Any http:// host is answered by the case's server: nothing leaves 127.0.0.1.
             # (https:// ones ask it for a tunnel, which it refuses.)
@@ -248,8 +315,9 @@ class Case:
 
 
 @pytest.mark.parametrize("name", case_names())
-def test_case(name, tmp_path):
-    case = Case(name, tmp_path)
+def test_case(name, tmp_path, request):
+    s3 = request.getfixturevalue("moto_s3") if (CASES / name / "s3.json").exists() else None
+    case = Case(name, tmp_path, s3)
     try:
         r = case.run()
     finally:

@@ -313,7 +313,8 @@ impl<'a> Fetcher<'a> {
         region: Option<String>,
     ) -> std::result::Result<reqwest::RequestBuilder, Attempt> {
         use aws_sigv4::http_request::{
-            sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
+            sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
+            SigningSettings, UriPathNormalizationMode,
         };
         let region = match region {
             Some(r) => r,
@@ -323,6 +324,10 @@ impl<'a> Fetcher<'a> {
         let mut settings = SigningSettings::default();
         // S3 wants the payload hash header; a GET has no payload.
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        // S3 signs the path as sent: encoded once, not normalised (the defaults are for the
+        // other services, and break keys with spaces, '+' or '//').
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region(&region)
