@@ -81,11 +81,16 @@ Resources:
     Metadata:
       ecs-bootstrap:
         Cluster: c1
+      AWS::CloudFormation::Authentication:
+        Repo: {type: basic, username: u, password: repo-pa55word, uris: ["https://repo.example.com/private/"]}
       AWS::CloudFormation::Init:
         config:
           packages:
             yum: {jq: [], httpd: "2.4"}
-            rpm: {epel: "http://example.com/epel.rpm"}
+            rpm:
+              epel: "http://example.com/epel.rpm"
+              internal: "https://repo.example.com/private/internal-1.0.rpm"
+              tools: "s3://artifacts/tools.rpm"
           groups: {web: {gid: "45"}}
           users: {www: {groups: [web], uid: 50, homeDir: /srv/www}}
           files:
@@ -99,8 +104,12 @@ Resources:
                                "--signal-resource", "ASG", defaults=False)
     assert r.returncode == 0, r.stderr
     out = r.stdout
+    assert "repo-pa55word" not in out + r.stderr
     for line in [
-        "- packages (rpm): epel from http://example.com/epel.rpm",
+        "- packages (rpm): epel from http://example.com/epel.rpm, internal from "
+        "https://repo.example.com/private/internal-1.0.rpm (downloaded with authentication Repo "
+        "first), tools from s3://artifacts/tools.rpm (downloaded with the instance's credentials "
+        "first)",
         "- packages (yum): jq, httpd-2.4 (those not installed, with `yum -y install`)",
         "- group web gid 45",
         "- user www uid 50 groups web home /srv/www",

@@ -173,10 +173,7 @@ async fn download_rpm(
     fetcher: &Fetcher<'_>,
 ) -> Result<Option<LocalRpm>> {
     let with = fetcher.credentials_for(source);
-    let is_url = ["http://", "https://"]
-        .iter()
-        .any(|s| source.starts_with(s));
-    if !(source.starts_with("s3://") || (is_url && with.is_some())) {
+    if !downloads_first(source, with) {
         return Ok(None);
     }
     let key_path = format!("{}{config}.packages.rpm.{}", super::BLOCK_PREFIX, p.name);
@@ -210,6 +207,15 @@ async fn download_rpm(
         .await?;
     tracing::info!(config, package = %p.name, url = source, authentication = with.unwrap_or("-"), bytes, "downloaded the rpm for rpm -U");
     Ok(Some(LocalRpm { _dir: dir, path }))
+}
+
+/// Whether the engine downloads the rpm at `source` itself (see [`download_rpm`]), given the
+/// Authentication entry that covers it, if any.
+pub fn downloads_first(source: &str, auth: Option<&str>) -> bool {
+    let is_url = ["http://", "https://"]
+        .iter()
+        .any(|s| source.starts_with(s));
+    source.starts_with("s3://") || (is_url && auth.is_some())
 }
 
 /// The URL's last path segment when it is a plain file name (rpm does not need it, but it
@@ -389,6 +395,14 @@ mod tests {
             sets[0].packages[0].source.as_deref(),
             Some("http://example.com/epel.rpm")
         );
+    }
+
+    #[test]
+    fn rpm_download_decision() {
+        assert!(downloads_first("s3://b/x.rpm", None));
+        assert!(downloads_first("https://h/x.rpm", Some("Web")));
+        assert!(!downloads_first("https://h/x.rpm", None));
+        assert!(!downloads_first("/tmp/x.rpm", Some("Web")));
     }
 
     #[test]
