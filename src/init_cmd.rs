@@ -170,45 +170,12 @@ async fn client(a: &InitArgs) -> Result<aws_sdk_cloudformation::Client, Error> {
     if let Some(url) = &a.url {
         b = b.endpoint_url(url);
     }
-    let https = a.url.as_deref().is_none_or(|u| !u.starts_with("http://"));
-    let proxy = if https {
-        a.https_proxy.as_deref()
-    } else {
-        a.http_proxy.as_deref()
+    let proxies = crate::dropin::proxy::Proxies {
+        http: a.http_proxy.as_deref(),
+        https: a.https_proxy.as_deref(),
     };
-    if let Some(p) = proxy {
-        b = b.http_client(proxied_client(p, https)?);
+    if let Some(client) = proxies.sdk_client(a.url.as_deref())? {
+        b = b.http_client(client);
     }
     Ok(aws_sdk_cloudformation::Client::from_conf(b.build()))
-}
-
-/// The SDK's default HTTPS client (rustls with aws-lc), through an explicit proxy. Only the
-/// CloudFormation client gets it: IMDS must never go through a proxy.
-fn proxied_client(
-    proxy: &str,
-    https: bool,
-) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, Error> {
-    use aws_smithy_http_client::proxy::ProxyConfig;
-    use aws_smithy_http_client::{tls, ConnectorBuilder};
-    use aws_smithy_runtime_api::client::http::{http_client_fn, SharedHttpConnector};
-    let flag = if https {
-        "--https-proxy"
-    } else {
-        "--http-proxy"
-    };
-    let config = if https {
-        ProxyConfig::https(proxy)
-    } else {
-        ProxyConfig::http(proxy)
-    }
-    .map_err(|e| Error::Usage(format!("{flag} {proxy}: {e}")))?;
-    Ok(http_client_fn(move |settings, components| {
-        let mut b = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ));
-        b.set_connector_settings(Some(settings.clone()));
-        b.set_sleep_impl(components.sleep_impl());
-        b.set_proxy_config(Some(config.clone()));
-        SharedHttpConnector::new(b.build())
-    }))
 }

@@ -172,7 +172,7 @@ impl Plan {
         }
         for c in &p.init.configs {
             let _ = writeln!(w, "   config '{}':", c.name);
-            for line in crate::init::describe::before_files(c) {
+            for line in crate::init::describe::before_files(c, &p.init.authentication) {
                 let _ = writeln!(w, "   {line}");
             }
             for src in &c.sources {

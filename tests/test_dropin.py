@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from harness.aws import wait_signals
+from harness.forward_proxy import RecordingProxy
 from harness.http_files import FileServer
 from harness.instance import bootstrap_bin
 
@@ -108,6 +109,77 @@ def test_wait_condition_handle_put(instance):
         assert "2" in second["Reason"], second
     finally:
         web.stop()
+
+
+def test_signal_resource_through_http_proxy_with_credentials(moto, instance, make_stack):
+    """cfn-signal's --http-proxy: moto's http:// endpoint (AWS_ENDPOINT_URL) is reached through
+    the proxy, which sees the absolute-URI SignalResource request and the proxy credentials;
+    --https-proxy (a closed port) is for https:// endpoints only and is not used."""
+    from harness.aws import example_template
+
+    stack = make_stack(example_template("stack.yml"))
+    proxy = RecordingProxy()
+    host = proxy.url.removeprefix("http://")
+    try:
+        res = run(instance, [BIN, "signal", "-e", "0", "--stack", stack.name,
+                             "--resource", stack.signal_resource, "--region", stack.region,
+                             "--http-proxy", f"http://puser:Proxy-Pa55-word@{host}",
+                             "--https-proxy", "http://127.0.0.1:9", "-v"])
+    finally:
+        proxy.shutdown()
+    assert res.returncode == 0, str(res)
+    assert [s["Status"] for s in wait_signals(moto, stack.name, 1)] == ["SUCCESS"]
+    signals = [s for s in proxy.seen if b"Action=SignalResource" in s["body"]]
+    assert len(signals) == 1, proxy.seen
+    assert signals[0]["method"] == "POST" and signals[0]["target"].startswith(moto.url + "/"), signals
+    assert signals[0]["headers"].get("proxy-authorization") == \
+        "Basic " + base64.b64encode(b"puser:Proxy-Pa55-word").decode(), signals[0]["headers"]
+    assert "Proxy-Pa55-word" not in res.stdout + res.stderr
+
+
+def test_signal_https_proxy_is_asked_for_a_tunnel(instance):
+    proxy = RecordingProxy()
+    try:
+        res = run(instance, [BIN, "signal", "-e", "0", "-i", "i-1", "--stack", "s",
+                             "--resource", "r", "--region", "us-east-1",
+                             "-u", "https://cloudformation.invalid.example:8443",
+                             "--https-proxy", proxy.url, "--http-proxy", "http://127.0.0.1:9"],
+                  timeout=180)
+    finally:
+        proxy.shutdown()
+    # The tunnel was refused, so the signal fails; what matters is that the proxy was asked.
+    assert res.returncode == 8, str(res)
+    assert proxy.seen and {s["method"] for s in proxy.seen} == {"CONNECT"}, proxy.seen
+    assert proxy.seen[0]["target"] == "cloudformation.invalid.example:8443", proxy.seen
+
+
+def test_wait_condition_put_through_http_proxy(instance):
+    web = FileServer().start()
+    proxy = RecordingProxy()
+    try:
+        url = f"{web.url}/waitcondition/arn%3Aaws%3Acloudformation?X-Amz-Signature=abc"
+        res = run(instance, [BIN, "signal", "-e", "0", "-i", "web-1", "--http-proxy", proxy.url, url])
+        assert res.returncode == 0, str(res)
+        # Without a proxy for its scheme, the PUT goes direct (the https one is a closed port).
+        res2 = run(instance, [BIN, "signal", "-e", "0", "-i", "web-2",
+                              "--https-proxy", "http://127.0.0.1:9", url])
+        assert res2.returncode == 0, str(res2)
+    finally:
+        proxy.shutdown()
+        web.stop()
+    assert [(s["method"], s["target"]) for s in proxy.seen] == [("PUT", url)], proxy.seen
+    assert json.loads(proxy.seen[0]["body"])["UniqueId"] == "web-1"
+    puts = [json.loads(s.body)["UniqueId"] for s in web.log if s.method == "PUT"]
+    assert puts == ["web-1", "web-2"], web.log
+
+
+def test_bad_proxy_flag_is_a_usage_error_without_its_password(instance):
+    for flag in ("--http-proxy", "--https-proxy"):
+        res = run(instance, [BIN, "signal", "-e", "0", "-i", "x", "--stack", "s", "--resource",
+                             "r", "--region", "us-east-1", flag, "ftp://u:Hidden-Pa55@proxy:21"])
+        assert res.returncode == 2, str(res)
+        assert flag in res.stderr and "Hidden-Pa55" not in res.stdout + res.stderr, res.stderr
+    assert instance.imds.log == [], "a usage error must stop before IMDS"
 
 
 def test_help_answers_without_imds_or_network(instance, aws_bin):

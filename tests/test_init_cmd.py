@@ -3,17 +3,14 @@ sections it adds (packages, groups, users, services)."""
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import json
 import os
 import subprocess
-import threading
 import time
-import urllib.parse
 
 import pytest
 
+from harness.forward_proxy import RecordingProxy
 from harness.instance import bootstrap_bin
 
 
@@ -57,52 +54,6 @@ def test_init_needs_a_stack_or_a_file(instance):
     assert r.returncode == 2 and "cannot be used with" in r.stderr, r.stderr
 
 
-class RecordingProxy(http.server.ThreadingHTTPServer):
-    """A plain HTTP forward proxy on 127.0.0.1 that records each request's line and headers."""
-
-    def __init__(self):
-        self.seen: list[dict] = []
-        super().__init__(("127.0.0.1", 0), ProxyHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class ProxyHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *a):
-        pass
-
-    def _forward(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.seen.append({"method": self.command, "target": self.path,
-                                 "headers": {k.lower(): v for k, v in self.headers.items()}})
-        u = urllib.parse.urlsplit(self.path)
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"}
-        conn.request(self.command, u.path + (f"?{u.query}" if u.query else "") or "/", body, headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        self.send_response(resp.status)
-        for k, v in resp.getheaders():
-            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = _forward
-
-    def do_CONNECT(self):  # noqa: N802
-        # An https endpoint: record the tunnel request, refuse it (no TLS server here).
-        self.server.seen.append({"method": "CONNECT", "target": self.path,
-                                 "headers": {k.lower(): v for k, v in self.headers.items()}})
-        self.send_response(502)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
 def test_init_credentials_and_proxy_flags(moto, example_stack, instance):
     s = example_stack
     proxy = RecordingProxy()
@@ -130,11 +81,16 @@ Resources:
     Metadata:
       ecs-bootstrap:
         Cluster: c1
+      AWS::CloudFormation::Authentication:
+        Repo: {type: basic, username: u, password: repo-pa55word, uris: ["https://repo.example.com/private/"]}
       AWS::CloudFormation::Init:
         config:
           packages:
             yum: {jq: [], httpd: "2.4"}
-            rpm: {epel: "http://example.com/epel.rpm"}
+            rpm:
+              epel: "http://example.com/epel.rpm"
+              internal: "https://repo.example.com/private/internal-1.0.rpm"
+              tools: "s3://artifacts/tools.rpm"
           groups: {web: {gid: "45"}}
           users: {www: {groups: [web], uid: 50, homeDir: /srv/www}}
           files:
@@ -148,8 +104,12 @@ Resources:
                                "--signal-resource", "ASG", defaults=False)
     assert r.returncode == 0, r.stderr
     out = r.stdout
+    assert "repo-pa55word" not in out + r.stderr
     for line in [
-        "- packages (rpm): epel from http://example.com/epel.rpm",
+        "- packages (rpm): epel from http://example.com/epel.rpm, internal from "
+        "https://repo.example.com/private/internal-1.0.rpm (downloaded with authentication Repo "
+        "first), tools from s3://artifacts/tools.rpm (downloaded with the instance's credentials "
+        "first)",
         "- packages (yum): jq, httpd-2.4 (those not installed, with `yum -y install`)",
         "- group web gid 45",
         "- user www uid 50 groups web home /srv/www",

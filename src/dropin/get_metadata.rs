@@ -40,8 +40,9 @@ pub async fn run(args: &GetMetadataArgs) -> Result<String> {
         &region,
         args.url.as_deref(),
         args.credentials.credentials()?,
+        super::proxy::Proxies::default(),
     )
-    .await;
+    .await?;
     let m = crate::metadata::from_stack(&cfn, &args.stack, &args.resource).await?;
     let value = redact(m.metadata);
     let value = match &args.key {

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 
 pub mod argv0;
 pub mod get_metadata;
+pub mod proxy;
 pub mod signal_cmd;
 
 /// Region for a helper command: `--region`, else this instance's (IMDS), else
@@ -106,12 +107,15 @@ fn parse_credential_file(text: &str) -> Option<(String, String)> {
     Some((get("AWSAccessKeyId")?, get("AWSSecretKey")?))
 }
 
-/// A CloudFormation client for `region`, at `--url` when given (cfn-signal's `-u/--url`).
+/// A CloudFormation client for `region`, at `--url` when given (cfn-signal's `-u/--url`),
+/// through the proxy for that endpoint's scheme when one is given.
 pub async fn cfn_client(
     region: &str,
     url: Option<&str>,
     credentials: Option<Credentials>,
-) -> aws_sdk_cloudformation::Client {
+    proxies: proxy::Proxies<'_>,
+) -> Result<aws_sdk_cloudformation::Client> {
+    let http_client = proxies.sdk_client(url)?;
     let sdk = crate::aws::sdk_config(region).await;
     let mut conf = aws_sdk_cloudformation::config::Builder::from(&sdk);
     if let Some(u) = url {
@@ -120,7 +124,10 @@ pub async fn cfn_client(
     if let Some(c) = credentials {
         conf = conf.credentials_provider(c);
     }
-    aws_sdk_cloudformation::Client::from_conf(conf.build())
+    if let Some(client) = http_client {
+        conf = conf.http_client(client);
+    }
+    Ok(aws_sdk_cloudformation::Client::from_conf(conf.build()))
 }
 
 #[cfg(test)]

@@ -47,6 +47,13 @@ pub struct SignalArgs {
     /// CloudFormation endpoint URL.
     #[arg(short = 'u', long = "url", value_name = "URL")]
     pub url: Option<String>,
+    /// Proxy for an http:// endpoint (-u) or WaitConditionHandle URL:
+    /// http://[user:password@]host:port.
+    #[arg(long, value_name = "URL")]
+    pub http_proxy: Option<String>,
+    /// Proxy for an https:// endpoint (the default one) or WaitConditionHandle URL.
+    #[arg(long, value_name = "URL")]
+    pub https_proxy: Option<String>,
     /// Accepted for cfn-signal compatibility; credentials come from the instance role.
     #[arg(long, value_name = "ROLE", hide = true)]
     pub role: Option<String>,
@@ -155,8 +162,18 @@ pub fn wait_condition_body(status: Status, reason: &str, unique_id: &str, data: 
     .to_string()
 }
 
+impl SignalArgs {
+    pub fn proxies(&self) -> super::proxy::Proxies<'_> {
+        super::proxy::Proxies {
+            http: self.http_proxy.as_deref(),
+            https: self.https_proxy.as_deref(),
+        }
+    }
+}
+
 pub async fn run(args: &SignalArgs) -> Result<Delivered> {
     let signal = args.decide()?;
+    args.proxies().check()?;
     let unique_id = match &args.id {
         Some(id) => id.clone(),
         None => super::imds_get("/latest/meta-data/instance-id")
@@ -170,7 +187,15 @@ pub async fn run(args: &SignalArgs) -> Result<Delivered> {
     match &signal.target {
         Target::WaitCondition(url) => {
             let data = args.data.clone().unwrap_or_else(|| signal.reason.clone());
-            put_wait_condition(url, signal.status, &signal.reason, &unique_id, &data).await?;
+            put_wait_condition(
+                url,
+                args.proxies(),
+                signal.status,
+                &signal.reason,
+                &unique_id,
+                &data,
+            )
+            .await?;
             tracing::info!(status = signal.status.as_str(), unique_id = %unique_id, reason = %signal.reason, "signalled the wait condition");
             Ok(Delivered::Yes)
         }
@@ -180,8 +205,9 @@ pub async fn run(args: &SignalArgs) -> Result<Delivered> {
                 &region,
                 args.url.as_deref(),
                 args.credentials.credentials()?,
+                args.proxies(),
             )
-            .await;
+            .await?;
             tracing::info!(status = signal.status.as_str(), reason = %signal.reason, "signalling {stack}/{resource}");
             signal::send(
                 &cfn,
@@ -199,14 +225,17 @@ pub async fn run(args: &SignalArgs) -> Result<Delivered> {
 
 async fn put_wait_condition(
     url: &str,
+    proxies: super::proxy::Proxies<'_>,
     status: Status,
     reason: &str,
     unique_id: &str,
     data: &str,
 ) -> Result<()> {
-    let http = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(30));
+    let http = proxies
+        .reqwest(builder)?
         .build()
         .map_err(|e| Error::Usage(e.to_string()))?;
     let body = wait_condition_body(status, reason, unique_id, data);

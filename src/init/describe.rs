@@ -4,7 +4,7 @@
 use super::Config;
 
 /// packages, groups, users: applied before files.
-pub fn before_files(c: &Config) -> Vec<String> {
+pub fn before_files(c: &Config, auth: &super::auth::AuthConfig) -> Vec<String> {
     let mut out = Vec::new();
     for set in &c.packages {
         let m = set.manager.as_str();
@@ -12,7 +12,17 @@ pub fn before_files(c: &Config) -> Vec<String> {
             .packages
             .iter()
             .map(|p| match &p.source {
-                Some(src) => format!("{} from {src}", p.name),
+                Some(src) => {
+                    let with = auth.for_url(src).map(|(name, _)| name);
+                    if super::packages::downloads_first(src, with) {
+                        let how = with
+                            .map(|n| format!("with authentication {n}"))
+                            .unwrap_or_else(|| "with the instance's credentials".into());
+                        format!("{} from {src} (downloaded {how} first)", p.name)
+                    } else {
+                        format!("{} from {src}", p.name)
+                    }
+                }
                 None => p.spec(m),
             })
             .collect();

@@ -120,6 +120,12 @@ impl<'a> Fetcher<'a> {
         }
     }
 
+    /// The name of the Authentication entry a download of `url` would use unasked (by bucket
+    /// or `uris` prefix), if any.
+    pub fn credentials_for(&self, url: &str) -> Option<&str> {
+        self.auth.for_url(url).map(|(name, _)| name)
+    }
+
     /// Fails, naming `key_path`, when `name` is not an Authentication entry.
     pub fn check_auth(&self, name: &str, key_path: &str) -> Result<()> {
         self.auth.choose(Some(name), "", key_path).map(|_| ())
@@ -307,7 +313,8 @@ impl<'a> Fetcher<'a> {
         region: Option<String>,
     ) -> std::result::Result<reqwest::RequestBuilder, Attempt> {
         use aws_sigv4::http_request::{
-            sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
+            sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
+            SigningSettings, UriPathNormalizationMode,
         };
         let region = match region {
             Some(r) => r,
@@ -317,6 +324,10 @@ impl<'a> Fetcher<'a> {
         let mut settings = SigningSettings::default();
         // S3 wants the payload hash header; a GET has no payload.
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        // S3 signs the path as sent: encoded once, not normalised (the defaults are for the
+        // other services, and break keys with spaces, '+' or '//').
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region(&region)

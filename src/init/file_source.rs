@@ -1,7 +1,7 @@
 //! Init `files` with `source` (downloaded, with `authentication`) and `context` (mustache).
 //!
-//! cfn-init renders `context` with pystache: standard mustache, `{{x}}` HTML-escaped,
-//! `{{{x}}}` and `{{&x}}` raw, sections and inverted sections over the context's values.
+//! cfn-init renders `context` with pystache: see [`super::mustache`] for how closely that is
+//! followed.
 
 use serde_json::Value;
 
@@ -33,27 +33,9 @@ pub fn render(template: &[u8], ctx: &Value, path: &str) -> Result<Vec<u8>> {
             "is not UTF-8 text, so it cannot be a mustache template (drop 'context')",
         )
     })?;
-    let compiled = mustache::compile_str(text)
-        .map_err(|e| Error::invalid(path, format!("is not a valid mustache template: {e}")))?;
-    compiled
-        .render_to_string(&stringify_numbers(ctx))
+    super::mustache::render(text, ctx)
         .map(String::into_bytes)
-        .map_err(|e| Error::invalid(path, format!("mustache rendering failed: {e}")))
-}
-
-/// The mustache crate has no number type: numbers become their JSON text, as pystache prints
-/// them (`8080`, `1.5`).
-fn stringify_numbers(v: &Value) -> Value {
-    match v {
-        Value::Number(n) => Value::String(n.to_string()),
-        Value::Array(a) => Value::Array(a.iter().map(stringify_numbers).collect()),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), stringify_numbers(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
+        .map_err(|e| Error::invalid(path, format!("is not a valid mustache template: {e}")))
 }
 
 /// Writes a file: its `content`, or its `source` downloaded (and rendered with `context`).

@@ -11,6 +11,7 @@ mod exec;
 mod fetch;
 mod file_source;
 mod files;
+mod mustache;
 mod packages;
 pub mod record;
 mod resume;
@@ -402,7 +403,7 @@ async fn apply_config(
     resume_after: Option<&str>,
 ) -> Result<Option<String>> {
     let name = config.name.as_str();
-    packages::apply(&config.packages, name, &mut changes.packages).await?;
+    packages::apply(&config.packages, name, fetcher, &mut changes.packages).await?;
     accounts::apply_groups(
         &config.groups,
         name,

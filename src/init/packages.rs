@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::exec::{self, argv, Ctx};
+use super::fetch::{Fetcher, Request};
 use crate::error::{Error, Result};
 use crate::settings::{kind, short};
 
@@ -152,10 +153,93 @@ fn strings(v: &Value, path: &str) -> Result<Vec<String>> {
     }
 }
 
+/// An rpm file is spooled to disk before `rpm -U`; this bounds it.
+const MAX_RPM_BYTES: u64 = 2 << 30;
+
+/// An rpm downloaded by the engine: removed (with its private directory) when dropped.
+struct LocalRpm {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+/// cfn-init hands an rpm's URL to `rpm -U`, which can send no credentials and knows no s3://.
+/// An `s3://` location, or a URL an Authentication entry covers (by bucket or `uris` prefix),
+/// is therefore downloaded here, with those credentials, into a private (0700) temporary
+/// directory, and `rpm -U` gets the file. Any other location is passed on as it is.
+async fn download_rpm(
+    p: &Package,
+    source: &str,
+    config: &str,
+    fetcher: &Fetcher<'_>,
+) -> Result<Option<LocalRpm>> {
+    let with = fetcher.credentials_for(source);
+    if !downloads_first(source, with) {
+        return Ok(None);
+    }
+    let key_path = format!("{}{config}.packages.rpm.{}", super::BLOCK_PREFIX, p.name);
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("ecs-bootstrap-rpm-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| Error::io("create", "temporary directory", e))?;
+    let path = dir.path().join(rpm_file_name(source, &p.name));
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io("create", &path, e))?
+    };
+    let bytes = fetcher
+        .fetch_into(
+            &Request {
+                url: source,
+                auth_name: None,
+                key_path: &key_path,
+                max_bytes: MAX_RPM_BYTES,
+            },
+            &mut file,
+        )
+        .await?;
+    tracing::info!(config, package = %p.name, url = source, authentication = with.unwrap_or("-"), bytes, "downloaded the rpm for rpm -U");
+    Ok(Some(LocalRpm { _dir: dir, path }))
+}
+
+/// Whether the engine downloads the rpm at `source` itself (see [`download_rpm`]), given the
+/// Authentication entry that covers it, if any.
+pub fn downloads_first(source: &str, auth: Option<&str>) -> bool {
+    let is_url = ["http://", "https://"]
+        .iter()
+        .any(|s| source.starts_with(s));
+    source.starts_with("s3://") || (is_url && auth.is_some())
+}
+
+/// The URL's last path segment when it is a plain file name (rpm does not need it, but it
+/// shows in logs and `ps`), else `<package>.rpm`.
+fn rpm_file_name(url: &str, package: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let last = path.rsplit('/').next().unwrap_or_default();
+    let plain = !last.is_empty()
+        && !last.starts_with('.')
+        && last
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-~".contains(c));
+    if plain {
+        last.to_string()
+    } else {
+        format!("{package}.rpm")
+    }
+}
+
 /// Installs what is missing. Returns, per manager, the names it installed (for restart triggers).
 pub async fn apply(
     sets: &[PackageSet],
     config: &str,
+    fetcher: &Fetcher<'_>,
     changed: &mut BTreeMap<String, BTreeSet<String>>,
 ) -> Result<()> {
     let ctx = Ctx {
@@ -201,9 +285,14 @@ pub async fn apply(
             "rpm" => {
                 for p in &missing {
                     let source = p.source.as_deref().unwrap_or_default();
+                    let local = download_rpm(p, source, config, fetcher).await?;
+                    let file = match &local {
+                        Some(l) => l.path.to_string_lossy().into_owned(),
+                        None => source.to_string(),
+                    };
                     exec::must(
                         ctx,
-                        &argv(["rpm", "-U", "--quiet", source]),
+                        &argv(["rpm", "-U", "--quiet", &file]),
                         &[],
                         exec::INSTALL,
                     )
@@ -306,6 +395,26 @@ mod tests {
             sets[0].packages[0].source.as_deref(),
             Some("http://example.com/epel.rpm")
         );
+    }
+
+    #[test]
+    fn rpm_download_decision() {
+        assert!(downloads_first("s3://b/x.rpm", None));
+        assert!(downloads_first("https://h/x.rpm", Some("Web")));
+        assert!(!downloads_first("https://h/x.rpm", None));
+        assert!(!downloads_first("/tmp/x.rpm", Some("Web")));
+    }
+
+    #[test]
+    fn rpm_file_names() {
+        assert_eq!(
+            rpm_file_name("https://h/p/epel-release-7.noarch.rpm?sig=1", "epel"),
+            "epel-release-7.noarch.rpm"
+        );
+        assert_eq!(rpm_file_name("https://h/download?id=3", "epel"), "download");
+        assert_eq!(rpm_file_name("https://h/", "epel"), "epel.rpm");
+        assert_eq!(rpm_file_name("s3://b/..", "epel"), "epel.rpm");
+        assert_eq!(rpm_file_name("https://h/a%2Fb.rpm", "epel"), "epel.rpm");
     }
 
     #[test]

@@ -7,6 +7,7 @@ chkconfig service, plus `record` (for Init commands: records argv, cwd and envir
 Every call is appended to $FAKE_LOG (default: ../calls.jsonl from the fakes' directory) (JSONL: {"argv": [name, ...], "cwd": ..., "env": {...}}).
 Answers come from the world state in $FAKE_WORLD (default ../world.json; JSON, rewritten after each changing call):
   rpm: [installed rpm names, "name" or "name-version"]   apt: [names]
+  rpm_files: {basename: {"content", "mode", "dir_mode"}}  (written by `rpm -U <local file>`)
   pip: {name: version}                                   gem: {name: [versions]}
   groups: {name: {"gid": n, "members": [users]}}         users: {name: {"uid": n, "home": p}}
   units: {name: {"enabled": bool, "active": bool}}       (systemd units)
@@ -100,6 +101,14 @@ if NAME == "rpm":
         out(1, f"package {q} is not installed")
     if ARGS[:1] == ["-U"]:
         src = positional(ARGS)[0]
+        if os.path.isfile(src):
+            # A downloaded file: what it held and how private it was, for the expectations.
+            with open(src, "rb") as f:
+                data = f.read()
+            W.setdefault("rpm_files", {})[os.path.basename(src)] = {
+                "content": data.decode(errors="replace"),
+                "mode": "%04o" % (os.stat(src).st_mode & 0o7777),
+                "dir_mode": "%04o" % (os.stat(os.path.dirname(src)).st_mode & 0o7777)}
         name = os.path.basename(src)
         name = name[:-4] if name.endswith(".rpm") else name
         install_rpms([name])

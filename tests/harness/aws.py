@@ -27,7 +27,8 @@ CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 class MotoServer:
     """moto (with the harness patches, see moto_server.py) in its own session on a free port."""
 
-    def __init__(self, log_path: Path):
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None):
+        self.extra_env = env or {}
         self.port = procs.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -37,6 +38,7 @@ class MotoServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["PYTHONPATH"] = str(TESTS_DIR)
         env["MOTO_PORT"] = str(self.port)
+        env.update(self.extra_env)
         self.proc = procs.spawn(
             [sys.executable, "-m", "harness.moto_server", "--port", str(self.port)],
             env=env,

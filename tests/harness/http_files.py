@@ -1,5 +1,8 @@
 """A small HTTP server on 127.0.0.1 for the e2e tests: serves fixed bodies by path, can require
-basic auth per path prefix, accepts PUTs (a WaitConditionHandle stand-in), and logs requests."""
+basic auth per path prefix, accepts PUTs (a WaitConditionHandle stand-in), and logs requests
+with the status answered. A client using it as its HTTP proxy sends absolute URIs
+(`GET http://github.com/o/r/tarball/main`): those are looked up by the whole URL, so a test can
+stand in for any http:// host without traffic leaving 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 0
 
 
 class FileServer:
@@ -49,10 +53,16 @@ class FileServer:
                 s = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
                          self.rfile.read(n) if n else b"")
                 server.log.append(s)
+                self.entry = s
                 return s
 
             def _send(self, status: int, body: bytes = b"") -> None:
+                entry = getattr(self, "entry", None)
+                if entry is not None:
+                    entry.status = status
                 self.send_response(status)
+                if status == 401:
+                    self.send_header("WWW-Authenticate", 'Basic realm="test"')
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
