@@ -274,6 +274,20 @@ def test_fault_injection_and_request_log(moto, example_stack):
     assert log[-1]["service"] == "cloudformation"
 
 
+def test_rate_rule_is_a_token_bucket():
+    from harness.moto_server import HarnessState
+
+    st = HarnessState()
+    st.faults[:] = [{"action": "*", "service": "cloudformation", "rate": 5, "burst": 2,
+                     "status": 400, "code": "Throttling"}]
+    # The burst passes, the next is throttled; other services are not limited.
+    assert [st.take_fault("cloudformation", "X") is None for _ in range(3)] == [True, True, False]
+    assert st.take_fault("ecs", "X") is None
+    time.sleep(0.25)  # 5/s refills one token in 0.2 s
+    assert st.take_fault("cloudformation", "X") is None
+    assert st.take_fault("cloudformation", "X") is not None
+
+
 # ------------------------------------------------------------------------------------------
 # fake systemctl + fake ECS agent
 # ------------------------------------------------------------------------------------------

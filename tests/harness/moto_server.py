@@ -40,8 +40,10 @@ The first rule whose action (and service, if given) matches and whose ``times`` 
 (``times`` absent/null = unlimited) applies: it sleeps ``delay`` seconds, then answers the error
 in the service's protocol (query XML or JSON) if ``status`` is given, else passes the request on
 (latency only). ``"reset": true`` instead closes the connection without an answer (TCP RST,
-a "connection reset by peer" for the client). Every request that a fault answered is logged
-with ``"fault": true``.
+a "connection reset by peer" for the client). ``"rate": R`` (``"burst": B``, default R) makes
+the rule a token bucket: requests within R per second pass, the others get the rule's answer,
+like an account's API rate limit (``tests/bench/bench_fleet.py``). Every request that a fault
+answered is logged with ``"fault": true``.
 """
 
 from __future__ import annotations
@@ -87,6 +89,20 @@ class HarnessState:
                     continue
                 if rule.get("service") and rule["service"] != service:
                     continue
+                rate = rule.get("rate")
+                if rate is not None:
+                    # A token bucket, like an account's API rate limit: within the rate the
+                    # request passes (this rule does not apply); beyond it, the rule answers.
+                    now = time.monotonic()
+                    burst = float(rule.get("burst", rate))
+                    tokens = min(burst, rule.get("_tokens", burst)
+                                 + (now - rule.get("_t", now)) * float(rate))
+                    rule["_t"] = now
+                    if tokens >= 1:
+                        rule["_tokens"] = tokens - 1
+                        continue
+                    rule["_tokens"] = tokens
+                    return dict(rule)
                 times = rule.get("times")
                 if times is not None:
                     if times <= 0:
