@@ -292,6 +292,13 @@ impl Plan {
             }
         }
 
+        let _ = writeln!(
+            w,
+            "\n   -- configured: as ecs-bootstrap.service, READY=1 to systemd here (ecs.service is ordered\n      \
+             after it and may start from now on); run from UserData, steps 4-6 are handed to the\n      \
+             transient unit {}.service and UserData returns",
+            crate::handoff::UNIT
+        );
         let _ = writeln!(w, "\n4. services");
         for s in &p.services {
             let _ = writeln!(
