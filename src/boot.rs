@@ -143,7 +143,9 @@ async fn run_within(o: &RunOptions, deadline: &Deadline) -> Result<Success, Fail
         }
     }
     let region = o.region.clone().unwrap_or_else(|| identity.region.clone());
-    let sdk = crate::aws::sdk_config_within(&region, deadline.total()).await;
+    let sdk = crate::aws::sdk_config_within(&region, deadline.total())
+        .await
+        .at(Step::Discovery)?;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     let given = |v: &String| Some(v.clone()).filter(|v| !v.is_empty());
     let target = bounded(

@@ -159,6 +159,7 @@ fn missing(given: &Given, why: &str) -> Error {
 /// The stack name and the group's logical id from IMDS tags, or why not.
 async fn imds_tags() -> std::result::Result<(String, String), String> {
     let client = imds::Client::builder()
+        .configure(&crate::tls::imds_provider_config())
         .max_attempts(2)
         .connect_timeout(Duration::from_secs(1))
         .read_timeout(Duration::from_secs(2))

@@ -33,3 +33,4 @@ pub mod settings;
 pub mod signal;
 pub mod state;
 pub mod template;
+pub mod tls;

@@ -561,3 +561,35 @@ def test_bad_input(moto, instance, make_stack, fault, old, new, patterns):
     assert instance.calls() == []
     record(f"bad input: {fault}", "FAILURE naming key and value, nothing applied",
            observed(moto, stack, res), res, line.split(" at ", 1)[1][:90])
+
+
+# ------------------------------------------------------------------------------------------
+# the machine itself
+# ------------------------------------------------------------------------------------------
+
+
+def test_no_ca_certificates(moto, instance, example_stack, tmp_path):
+    # rustls-native-certs (the SDK's loader) reads SSL_CERT_FILE / SSL_CERT_DIR instead of the
+    # system bundles when they are set: pointing both at empty places is a machine without
+    # ca-certificates. (The SDK itself would panic here in a debug build, exit 101.)
+    empty_file = tmp_path / "no-certs.pem"
+    empty_file.write_text("")
+    empty_dir = tmp_path / "no-certs.d"
+    empty_dir.mkdir()
+    res = instance.run_bootstrap(
+        *example_stack.run_args("--deadline", "40"), timeout=100,
+        extra_env={"SSL_CERT_FILE": str(empty_file), "SSL_CERT_DIR": str(empty_dir)})
+    assert not res.timed_out and res.returncode == 7, str(res)
+    assert "panicked" not in res.stderr, res.stderr
+    line = failure_line(res)
+    assert "no usable root CA certificates" in line, line
+    assert f"SSL_CERT_FILE={empty_file}" in line and f"SSL_CERT_DIR={empty_dir}" in line, line
+    # IMDS is plain HTTP: the identity was read; only the HTTPS APIs are impossible, and it
+    # says so at once instead of retrying until the deadline.
+    assert [r for r in instance.imds.client_requests() if r.status == 200]
+    assert not api_calls(moto, "DescribeStackResource", example_stack)
+    assert moto.signals(example_stack.name) == []
+    assert res.duration < 10, f"took {res.duration:.1f}s"
+    record("no root CA certificates (SSL_CERT_FILE/SSL_CERT_DIR empty)",
+           "no signal possible (no TLS): exit 7 + message naming the CA paths",
+           observed(moto, example_stack, res), res, line.split(" at ", 1)[1][:90])
