@@ -122,6 +122,19 @@ where
     error_chain(err)
 }
 
+/// For `map_err` on an SDK call: the [`crate::error::Error::Aws`] naming `api` (as IAM names it)
+/// and what [`describe_sdk_error`] makes of the failure.
+pub fn api_error<E, R>(api: &'static str) -> impl FnOnce(SdkError<E, R>) -> crate::error::Error
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    move |e| crate::error::Error::Aws {
+        api,
+        message: describe_sdk_error(&e),
+    }
+}
+
 pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
     let mut out = err.to_string();
     let mut cur = err.source();
