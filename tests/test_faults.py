@@ -177,6 +177,39 @@ def test_no_imdsv1_unless_asked(moto, instance, example_stack):
            observed(moto, example_stack, res), res, "read with IMDSv1")
 
 
+# The IMDS client gives an attempt 2 s to answer (src/imds.rs read timeout).
+IMDS_ATTEMPT_TIMEOUT = 2.0
+
+
+def test_imds_slower_than_the_attempt_timeout_then_recovers(moto, instance, example_stack):
+    # Every answer 3 s late (beyond the 2 s per attempt) for the first 5 s: attempts are
+    # abandoned and retried with fresh tokens until IMDS answers in time.
+    instance.imds.slow_for(5.0, IMDS_ATTEMPT_TIMEOUT + 1.0)
+    res = run(instance, example_stack, 40)
+    assert_success(moto, example_stack, res, 40)
+    assert res.duration >= IMDS_ATTEMPT_TIMEOUT, "no attempt can have timed out"
+    puts = [r for r in instance.imds.client_requests() if r.method == "PUT"]
+    assert len(puts) >= 2, f"no retry after the slow answer: {puts}"
+    record("IMDS answers 3 s late (attempt timeout 2 s) for the first 5 s", "SUCCESS",
+           observed(moto, example_stack, res), res, f"{len(puts)} token PUTs: attempts retried")
+
+
+def test_imds_always_slower_than_the_attempt_timeout(moto, instance, example_stack):
+    instance.imds.delay = IMDS_ATTEMPT_TIMEOUT + 1.0
+    res = run(instance, example_stack, 8)
+    assert not res.timed_out, f"hung\n{res}"
+    assert res.returncode == 9, str(res)
+    line = failure_line(res)
+    assert "IMDS" in line and "deadline" in line, line
+    assert len([r for r in instance.imds.client_requests() if r.method == "PUT"]) >= 2, \
+        "gave up without retrying"
+    assert moto.signals(example_stack.name) == []
+    assert res.duration < 8 + SLACK
+    record("IMDS always answers 3 s late (attempt timeout 2 s)",
+           "no signal possible (instance id unknown): exit 9 + message naming IMDS",
+           observed(moto, example_stack, res), res, line.split(": ", 1)[1][:90])
+
+
 # ------------------------------------------------------------------------------------------
 # CloudFormation / ECS APIs
 # ------------------------------------------------------------------------------------------
@@ -228,6 +261,29 @@ def test_access_denied_is_not_retried(moto, instance, example_stack):
     assert res.duration < 15, f"AccessDenied took {res.duration:.1f}s"
     record("DescribeStackResource AccessDenied", "FAILURE (fast, names the IAM action)",
            observed(moto, example_stack, res), res, "1 call, not retried")
+
+
+@pytest.mark.parametrize("fault,metadata,patterns", [
+    ("Metadata is not JSON (truncated)", '{"AWS::CloudFormation::Init": {"config": [',
+     [r"\.Metadata", "not valid JSON", r"line 1 column \d+"]),
+    ("Metadata JSON with a lone surrogate escape (not UTF-8 text)",
+     '{"ecs-bootstrap": {"Cluster": "a\\udc80b"}}',
+     [r"\.Metadata", "not valid JSON", "surrogate", r"line 1 column \d+"]),
+    ("Metadata with a raw invalid UTF-8 byte (0xFF) in the answer",
+     '{"ecs-bootstrap": {"Cluster": "a\udcffb"}}',
+     ["DescribeStackResource", "invalid utf-8", r"index \d+", "ApplicationAutoscalingLaunchConfiguration's Metadata"]),
+], ids=["truncated", "surrogate", "raw-0xff"])
+def test_malformed_metadata(moto, instance, example_stack, fault, metadata, patterns):
+    moto.set_faults([{"action": "DescribeStackResource", "metadata": metadata}])
+    res = run(instance, example_stack, 40)
+    line = assert_failure(moto, example_stack, res, 40, "stack metadata", *patterns)
+    assert res.returncode in (3, 7), str(res)
+    assert res.duration < 15, f"bad metadata took {res.duration:.1f}s: retried?"
+    # Nothing applied.
+    assert not instance.path(ECS_CONFIG).exists()
+    assert instance.calls() == []
+    record(fault, "FAILURE naming Metadata and the position, nothing applied",
+           observed(moto, example_stack, res), res, line.split(" at ", 1)[1][:100])
 
 
 def test_stack_not_found(moto, instance, example_stack):
