@@ -483,6 +483,63 @@ def test_kill_9_never_leaves_a_torn_file(moto, instance, make_stack):
                  "removed by the next run"))
 
 
+# Runs its arguments in a private mount namespace, with a tiny tmpfs over directory $1 that
+# holds only the old file $2 (copied in as $1/$3) and is otherwise full; afterwards $1's listing
+# and the file are copied to $4 (the namespace, and the tmpfs, end with the run).
+DISK_FULL = r"""
+set -eu
+dir=$1 old=$2 name=$3 report=$4
+shift 4
+mount -t tmpfs -o size=64k,mode=0755 ecs-bootstrap-disk-full "$dir"
+cp -p "$old" "$dir/$name"
+head -c 1048576 /dev/zero > "$dir/.filler" 2>/dev/null || true
+if head -c 1 /dev/zero >> "$dir/.filler" 2>/dev/null; then
+    echo "the tmpfs is not full" >&2; exit 97
+fi
+set +e
+"$@"
+rc=$?
+ls -A "$dir" > "$report/listing"
+cp -p "$dir/$name" "$report/$name"
+exit $rc
+"""
+
+
+@pytest.mark.parametrize("fault,target,step", [
+    ("disk full (ENOSPC) writing ecs.config", ECS_CONFIG, "ECS agent config"),
+    ("disk full (ENOSPC) writing an Init file", MOTD, "AWS::CloudFormation::Init"),
+], ids=["ecs-config", "init-file"])
+def test_disk_full(moto, instance, example_stack, tmp_path, fault, target, step):
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            f"mount -t tmpfs -o size=64k t {tmp_path}"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace with a tmpfs here (needs root): {probe.stderr!r}")
+    path = instance.path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = tmp_path / "old"
+    old.write_bytes(b"ECS_CLUSTER=the-old-one\nECS_LOGLEVEL=info\n")
+    os.chmod(old, 0o600)
+    report = tmp_path / "report"
+    report.mkdir()
+    res = instance.run_bootstrap(
+        *example_stack.run_args("--deadline", "40"), timeout=100,
+        wrapper=["unshare", "-m", "--propagation", "private", "sh", "-c", DISK_FULL, "sh",
+                 str(path.parent), str(old), path.name, str(report)])
+    assert res.returncode != 97, f"could not fill the tmpfs\n{res}"
+    line = assert_failure(moto, example_stack, res, 40, re.escape(step),
+                          re.escape(target), "No space left on device")
+    assert ".ecs-bootstrap." not in line, f"names the temporary file, not the target: {line}"
+    assert res.returncode == 4, str(res)
+    # The old file is intact (same bytes, same mode) and no temporary file was left behind.
+    kept = report / path.name
+    assert kept.read_bytes() == old.read_bytes(), kept.read_bytes()
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert sorted((report / "listing").read_text().split()) == sorted([".filler", path.name])
+    record(fault, "FAILURE naming the path; old file intact, no temp file",
+           observed(moto, example_stack, res), res,
+           line.split(" at ", 1)[1].replace(str(instance.root), "<root>")[:120])
+
+
 def test_second_run_after_a_completed_run(moto, instance, example_stack):
     res = run(instance, example_stack, 60)
     assert_success(moto, example_stack, res, 60)
