@@ -1,7 +1,8 @@
 //! Entry points for the fuzz targets (`fuzz/`, cargo-fuzz) and for the corpus property test
 //! below that runs in every `cargo test`: each takes arbitrary bytes and must never panic, only
 //! return errors. The inputs are what an instance reads from outside: the Metadata document
-//! (Init + `ecs-bootstrap:` block) and, in a dry run, a local template.
+//! (Init + `ecs-bootstrap:` block), an Init file's `content` rendered with its `context`
+//! (mustache) and, in a dry run, a local template.
 
 use serde_json::Value;
 
@@ -32,6 +33,44 @@ pub fn settings(data: &[u8]) {
         let _ = settings::parse(&wrapped, values);
         let _ = settings::parse(&v, values);
     }
+}
+
+/// An Init file's `content` (or downloaded `source`) rendered with its `context`, as
+/// `files.<path>.context` asks: the input is the mustache template, then optionally a NUL byte
+/// and the context as JSON. Every template is also rendered with a fixed context that has
+/// every kind of value (nested mappings, lists, numbers, HTML-special strings, empty and false
+/// values), so sections, inverted sections and dotted names reach real data.
+pub fn mustache_context(data: &[u8]) {
+    let (template, own) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (
+            &data[..i],
+            crate::init::file_source::context(
+                serde_json::from_slice::<Value>(&data[i + 1..])
+                    .ok()
+                    .as_ref(),
+                "fuzz",
+            )
+            .ok()
+            .flatten(),
+        ),
+        None => (data, None),
+    };
+    let fixed = serde_json::json!({
+        "name": "<a href=\"x\">&'</a>",
+        "port": 8080,
+        "ratio": -1.5e300,
+        "on": true,
+        "off": false,
+        "none": null,
+        "empty": "",
+        "list": ["x", 1, {"k": "v"}, [], null],
+        "nested": {"a": {"b": {"c": "deep"}}, "list": [{"name": "inner"}]},
+    });
+    let path = "fuzz/Init.config.files./x.content";
+    if let Some(ctx) = &own {
+        let _ = crate::init::file_source::render(template, ctx, path);
+    }
+    let _ = crate::init::file_source::render(template, &fixed, path);
 }
 
 /// A local template: parse, then resolve every resource's Metadata.
@@ -127,6 +166,20 @@ mod tests {
         b"Logs",
         b"Resources",
         b"Metadata",
+        b"{{",
+        b"}}",
+        b"{{{",
+        b"}}}",
+        b"{{#",
+        b"{{^",
+        b"{{/",
+        b"{{&",
+        b"{{!",
+        b"{{>",
+        b"{{=<% %>=}}",
+        b"nested.a.b",
+        b"list",
+        b"\0",
     ];
 
     fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
@@ -189,6 +242,44 @@ mod tests {
     #[test]
     fn settings_never_panics() {
         check("settings", super::settings);
+    }
+
+    /// What the fuzzer found first: the mustache crate panics when `{{x}}` names a boolean,
+    /// list or mapping. Now a typed error naming the file, and never the value.
+    #[test]
+    fn a_variable_naming_a_bool_list_or_mapping_is_an_error() {
+        let ctx = serde_json::json!({
+            "on": true,
+            "list": ["s3cr3t-in-a-list"],
+            "map": {"password": "s3cr3t-in-a-map"},
+            "name": "ok",
+        });
+        let path = "I.config.files./etc/app.conf.content";
+        for (tag, kind) in [
+            ("{{on}}", "a boolean"),
+            ("{{{list}}}", "a list"),
+            ("{{& map}}", "a mapping"),
+        ] {
+            let e = crate::init::file_source::render(tag.as_bytes(), &ctx, path)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(path), "{e}");
+            assert!(e.contains(&format!("names {kind}")), "{e}");
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
+        // Sections over the same values still work.
+        let out = crate::init::file_source::render(
+            b"{{#on}}y{{/on}}{{#list}}{{.}}{{/list}}{{#map}}{{password}}{{/map}} {{name}}",
+            &ctx,
+            path,
+        )
+        .unwrap();
+        assert_eq!(out, b"ys3cr3t-in-a-lists3cr3t-in-a-map ok");
+    }
+
+    #[test]
+    fn mustache_context_never_panics() {
+        check("mustache_context", super::mustache_context);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod agent_keys;
 pub mod aws;
 pub mod boot;
 pub mod cli;
+pub mod contain;
 pub mod deadline;
 pub mod discover;
 pub mod dropin;

@@ -35,8 +35,23 @@ pub fn render(template: &[u8], ctx: &Value, path: &str) -> Result<Vec<u8>> {
     })?;
     let compiled = mustache::compile_str(text)
         .map_err(|e| Error::invalid(path, format!("is not a valid mustache template: {e}")))?;
-    compiled
-        .render_to_string(&stringify_numbers(ctx))
+    let data = stringify_numbers(ctx);
+    // The mustache crate panics when a variable tag names a boolean, list or mapping: contained
+    // (src/contain.rs), and reported without the value, which may be a secret.
+    crate::contain::contain(|| compiled.render_to_string(&data))
+        .map_err(|bug| {
+            let kind = ["Bool", "Vec", "Map"]
+                .into_iter()
+                .zip(["a boolean", "a list", "a mapping"])
+                .find(|(k, _)| bug.contains(&format!("unexpected value {k}")))
+                .map_or("a value it cannot print", |(_, name)| name);
+            Error::invalid(
+                path,
+                format!(
+                    "mustache rendering failed: a {{{{name}}}} tag names {kind} in the context (only strings and numbers can be printed; quote the value)"
+                ),
+            )
+        })?
         .map(String::into_bytes)
         .map_err(|e| Error::invalid(path, format!("mustache rendering failed: {e}")))
 }
