@@ -171,6 +171,10 @@ async fn client(a: &InitArgs) -> Result<aws_sdk_cloudformation::Client, Error> {
         b = b.endpoint_url(url);
     }
     let https = a.url.as_deref().is_none_or(|u| !u.starts_with("http://"));
+    if https {
+        // Every HTTPS call would fail: say why now rather than after the retries.
+        crate::tls::native_roots()?;
+    }
     let proxy = if https {
         a.https_proxy.as_deref()
     } else {
