@@ -12,9 +12,22 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// For callers without a run deadline (`init`, `--dry-run --stack`): a few retries, bounded
-/// at 90 s, as before the deadline existed.
+/// at 90 s, as before the deadline existed. Without root CA certificates the clients get an
+/// empty trust store (see [`crate::tls`]): the problem is logged once, and each HTTPS call then
+/// fails with a certificate error instead of panicking in the SDK.
 pub async fn sdk_config(region: &str) -> SdkConfig {
-    build(region, 6, Duration::from_secs(10), Duration::from_secs(90)).await
+    let roots = crate::tls::native_roots();
+    if let Err(e) = &roots {
+        tracing::error!(error = %e, "HTTPS to AWS will fail");
+    }
+    build(
+        region,
+        6,
+        Duration::from_secs(10),
+        Duration::from_secs(90),
+        roots.is_ok(),
+    )
+    .await
 }
 
 /// Enough attempts that throttling is retried until the run's deadline stops it (the caller
@@ -26,12 +39,37 @@ const MAX_ATTEMPTS: u32 = 30;
 /// HTTP 429/500/502/503/504, timeouts and connection errors retried; exponential backoff with
 /// full jitter, capped at 20 s), which is what 500 instances booting at once need. Errors such
 /// as AccessDenied or ValidationError are not retried: waiting cannot fix them.
-pub async fn sdk_config_within(region: &str, deadline: Duration) -> SdkConfig {
-    build(region, MAX_ATTEMPTS, attempt_timeout(deadline), deadline).await
+///
+/// Fails at once, naming where it looked, when the system has no usable root CA certificate:
+/// every call would fail (or, in a debug build, panic inside the SDK), and retrying until the
+/// deadline cannot install one.
+pub async fn sdk_config_within(
+    region: &str,
+    deadline: Duration,
+) -> Result<SdkConfig, crate::error::Error> {
+    crate::tls::native_roots()?;
+    Ok(build(
+        region,
+        MAX_ATTEMPTS,
+        attempt_timeout(deadline),
+        deadline,
+        true,
+    )
+    .await)
 }
 
-async fn build(region: &str, attempts: u32, attempt: Duration, operation: Duration) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+async fn build(
+    region: &str,
+    attempts: u32,
+    attempt: Duration,
+    operation: Duration,
+    have_roots: bool,
+) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if !have_roots {
+        loader = loader.http_client(crate::tls::imds_http_client());
+    }
+    loader
         .region(Region::new(region.to_string()))
         .retry_config(RetryConfig::standard().with_max_attempts(attempts))
         .timeout_config(
@@ -82,6 +120,19 @@ where
         }
     }
     error_chain(err)
+}
+
+/// For `map_err` on an SDK call: the [`crate::error::Error::Aws`] naming `api` (as IAM names it)
+/// and what [`describe_sdk_error`] makes of the failure.
+pub fn api_error<E, R>(api: &'static str) -> impl FnOnce(SdkError<E, R>) -> crate::error::Error
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    move |e| crate::error::Error::Aws {
+        api,
+        message: describe_sdk_error(&e),
+    }
 }
 
 pub fn error_chain(err: &(dyn StdError + 'static)) -> String {

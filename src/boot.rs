@@ -137,7 +137,9 @@ pub async fn resume(o: &RunOptions) -> Result<Success, Failure> {
             return Ok(Success::skipped(why));
         }
     }
-    let sdk = crate::aws::sdk_config_within(&h.region, deadline.total()).await;
+    let sdk = crate::aws::sdk_config_within(&h.region, deadline.total())
+        .await
+        .at(Step::Services)?;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     let joined = start_and_join(&h.services, &h.join, &sdk, &deadline)
         .await
@@ -219,7 +221,9 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         .region
         .clone()
         .unwrap_or_else(|| identity.region.clone());
-    let sdk = crate::aws::sdk_config_within(&region, deadline.total()).await;
+    let sdk = crate::aws::sdk_config_within(&region, deadline.total())
+        .await
+        .at(Step::Discovery)?;
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     let given = |v: &String| Some(v.clone()).filter(|v| !v.is_empty());
     let target = bounded(

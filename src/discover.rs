@@ -33,6 +33,7 @@ const LAUNCH_TYPES: &[&str] = &[
     "AWS::EC2::LaunchTemplate",
 ];
 const GROUP_TYPE: &str = "AWS::AutoScaling::AutoScalingGroup";
+const DESCRIBE_RESOURCES: &str = "cloudformation:DescribeStackResources";
 
 /// What the command line gave; `None` = discover it.
 #[derive(Debug, Clone, Default)]
@@ -77,38 +78,31 @@ pub async fn complete(
     let (stack, signal_resource) = match (&given.stack, &given.signal_resource) {
         (Some(s), Some(g)) => (s.clone(), g.clone()),
         _ => {
-            let tags = imds_tags().await;
-            match tags {
+            let (found_stack, found_id) = match imds_tags().await {
                 Ok((tag_stack, tag_id)) => {
                     how.push(format!(
                         "stack and Auto Scaling group from the instance metadata tags {TAG_STACK}={tag_stack}, {TAG_LOGICAL_ID}={tag_id}"
                     ));
-                    (
-                        given.stack.clone().unwrap_or(tag_stack),
-                        given.signal_resource.clone().unwrap_or(tag_id),
-                    )
+                    (tag_stack, tag_id)
                 }
                 Err(imds_reason) => {
                     tracing::info!(reason = %imds_reason, "no instance metadata tags; asking Auto Scaling and CloudFormation");
-                    let g = describe_instance(&asg, &identity.instance_id)
+                    let (g, s, id) = from_auto_scaling(given, identity, &asg, cfn)
                         .await
                         .map_err(|e| missing(given, &format!("{imds_reason}; and {e}")))?;
-                    let (s, id) = match &given.stack {
-                        Some(s) => (s.clone(), group_in_stack(cfn, s, &g.name).await),
-                        None => stack_of_group(cfn, &g.name)
-                            .await
-                            .map(|(s, id)| (s, Ok(id)))
-                            .map_err(|e| missing(given, &format!("{imds_reason}; and {e}")))?,
-                    };
-                    let id = id.map_err(|e| missing(given, &e.to_string()))?;
                     how.push(format!(
                         "stack {s} and group {id} from autoscaling:DescribeAutoScalingInstances (group {}) and cloudformation:DescribeStackResources",
                         g.name
                     ));
                     group = Some(g);
-                    (s, given.signal_resource.clone().unwrap_or(id))
+                    (s, id)
                 }
-            }
+            };
+            // What the command line gave wins over what was found.
+            (
+                given.stack.clone().unwrap_or(found_stack),
+                given.signal_resource.clone().unwrap_or(found_id),
+            )
         }
     };
 
@@ -137,6 +131,22 @@ pub async fn complete(
     Ok(target)
 }
 
+/// Without metadata tags: this instance's group, then the stack (the given one, or the one the
+/// group belongs to) and the group's logical id in it.
+async fn from_auto_scaling(
+    given: &Given,
+    identity: &Identity,
+    asg: &aws_sdk_autoscaling::Client,
+    cfn: &aws_sdk_cloudformation::Client,
+) -> Result<(Group, String, String)> {
+    let g = describe_instance(asg, &identity.instance_id).await?;
+    let (s, id) = match &given.stack {
+        Some(s) => (s.clone(), group_in_stack(cfn, s, &g.name).await?),
+        None => stack_of_group(cfn, &g.name).await?,
+    };
+    Ok((g, s, id))
+}
+
 /// The error for a discovery that could not finish: what failed, and the flags that replace it.
 fn missing(given: &Given, why: &str) -> Error {
     let flags: Vec<&str> = [
@@ -159,6 +169,7 @@ fn missing(given: &Given, why: &str) -> Error {
 /// The stack name and the group's logical id from IMDS tags, or why not.
 async fn imds_tags() -> std::result::Result<(String, String), String> {
     let client = imds::Client::builder()
+        .configure(&crate::tls::imds_provider_config())
         .max_attempts(2)
         .connect_timeout(Duration::from_secs(1))
         .read_timeout(Duration::from_secs(2))
@@ -192,10 +203,7 @@ async fn describe_instance(asg: &aws_sdk_autoscaling::Client, instance_id: &str)
         .instance_ids(instance_id)
         .send()
         .await
-        .map_err(|e| Error::Aws {
-            api: API,
-            message: crate::aws::describe_sdk_error(&e),
-        })?;
+        .map_err(crate::aws::api_error(API))?;
     let i = out
         .auto_scaling_instances()
         .iter()
@@ -219,16 +227,12 @@ async fn stack_of_group(
     cfn: &aws_sdk_cloudformation::Client,
     group: &str,
 ) -> Result<(String, String)> {
-    const API: &str = "cloudformation:DescribeStackResources";
     let out = cfn
         .describe_stack_resources()
         .physical_resource_id(group)
         .send()
         .await
-        .map_err(|e| Error::Aws {
-            api: API,
-            message: crate::aws::describe_sdk_error(&e),
-        })?;
+        .map_err(crate::aws::api_error(DESCRIBE_RESOURCES))?;
     out.stack_resources()
         .iter()
         .find(|r| r.physical_resource_id() == Some(group) && r.resource_type() == Some(GROUP_TYPE))
@@ -239,7 +243,7 @@ async fn stack_of_group(
             ))
         })
         .ok_or_else(|| Error::Aws {
-            api: API,
+            api: DESCRIBE_RESOURCES,
             message: format!("Auto Scaling group {group} is not a resource of any stack"),
         })
 }
@@ -256,7 +260,7 @@ async fn group_in_stack(
         .find(|r| r.physical == group && r.kind == GROUP_TYPE)
         .map(|r| r.logical.clone())
         .ok_or_else(|| Error::Aws {
-            api: "cloudformation:DescribeStackResources",
+            api: DESCRIBE_RESOURCES,
             message: format!("stack {stack} has no Auto Scaling group named {group}"),
         })
 }
@@ -276,10 +280,7 @@ async fn stack_resources(
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| Error::Aws {
-            api: "cloudformation:DescribeStackResources",
-            message: crate::aws::describe_sdk_error(&e),
-        })?;
+        .map_err(crate::aws::api_error(DESCRIBE_RESOURCES))?;
     Ok(out
         .stack_resources()
         .iter()
@@ -307,7 +308,7 @@ async fn launch_resource(
     match candidates.as_slice() {
         [] => {
             return Err(Error::Aws {
-                api: "cloudformation:DescribeStackResources",
+                api: DESCRIBE_RESOURCES,
                 message: format!("stack {stack} has no launch configuration or launch template"),
             })
         }
@@ -345,7 +346,7 @@ async fn launch_resource(
             )
         })
         .ok_or_else(|| Error::Aws {
-            api: "cloudformation:DescribeStackResources",
+            api: DESCRIBE_RESOURCES,
             message: format!(
                 "stack {stack} has several launch configurations/templates ({}) and group {} uses none of them",
                 candidates

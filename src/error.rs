@@ -59,6 +59,10 @@ pub enum Error {
     #[error("IMDS {path}: {message}")]
     Imds { path: String, message: String },
 
+    /// The system has no usable root CA certificate, so no HTTPS call to AWS can succeed.
+    #[error("no usable root CA certificates ({detail}); CloudFormation and ECS are HTTPS-only: install the ca-certificates package or point SSL_CERT_FILE at a PEM bundle")]
+    NoCaCertificates { detail: String },
+
     #[error("{api} failed: {message}{}", crate::aws::iam_hint(api, message))]
     Aws { api: &'static str, message: String },
 
@@ -174,7 +178,7 @@ impl Error {
             Error::Io { .. } | Error::Command { .. } | Error::Tool { .. } => 4,
             Error::Systemctl { .. } | Error::UnitFailed { .. } => 5,
             Error::JoinTimeout { .. } | Error::WrongCluster { .. } | Error::NotHealthy { .. } => 6,
-            Error::Imds { .. } | Error::Aws { .. } => 7,
+            Error::Imds { .. } | Error::Aws { .. } | Error::NoCaCertificates { .. } => 7,
             Error::DeadlineExceeded { .. } => 9,
         }
     }

@@ -1,7 +1,8 @@
 //! Entry points for the fuzz targets (`fuzz/`, cargo-fuzz) and for the corpus property test
 //! below that runs in every `cargo test`: each takes arbitrary bytes and must never panic, only
 //! return errors. The inputs are what an instance reads from outside: the Metadata document
-//! (Init + `ecs-bootstrap:` block) and, in a dry run, a local template.
+//! (Init + `ecs-bootstrap:` block), an Init file's `content` rendered with its `context`
+//! (mustache) and, in a dry run, a local template.
 
 use serde_json::Value;
 
@@ -32,6 +33,44 @@ pub fn settings(data: &[u8]) {
         let _ = settings::parse(&wrapped, values);
         let _ = settings::parse(&v, values);
     }
+}
+
+/// An Init file's `content` (or downloaded `source`) rendered with its `context`, as
+/// `files.<path>.context` asks: the input is the mustache template, then optionally a NUL byte
+/// and the context as JSON. Every template is also rendered with a fixed context that has
+/// every kind of value (nested mappings, lists, numbers, HTML-special strings, empty and false
+/// values), so sections, inverted sections and dotted names reach real data.
+pub fn mustache_context(data: &[u8]) {
+    let (template, own) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (
+            &data[..i],
+            crate::init::file_source::context(
+                serde_json::from_slice::<Value>(&data[i + 1..])
+                    .ok()
+                    .as_ref(),
+                "fuzz",
+            )
+            .ok()
+            .flatten(),
+        ),
+        None => (data, None),
+    };
+    let fixed = serde_json::json!({
+        "name": "<a href=\"x\">&'</a>",
+        "port": 8080,
+        "ratio": -1.5e300,
+        "on": true,
+        "off": false,
+        "none": null,
+        "empty": "",
+        "list": ["x", 1, {"k": "v"}, [], null],
+        "nested": {"a": {"b": {"c": "deep"}}, "list": [{"name": "inner"}]},
+    });
+    let path = "fuzz/Init.config.files./x.content";
+    if let Some(ctx) = &own {
+        let _ = crate::init::file_source::render(template, ctx, path);
+    }
+    let _ = crate::init::file_source::render(template, &fixed, path);
 }
 
 /// A local template: parse, then resolve every resource's Metadata.
@@ -127,6 +166,20 @@ mod tests {
         b"Logs",
         b"Resources",
         b"Metadata",
+        b"{{",
+        b"}}",
+        b"{{{",
+        b"}}}",
+        b"{{#",
+        b"{{^",
+        b"{{/",
+        b"{{&",
+        b"{{!",
+        b"{{>",
+        b"{{=<% %>=}}",
+        b"nested.a.b",
+        b"list",
+        b"\0",
     ];
 
     fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
@@ -189,6 +242,40 @@ mod tests {
     #[test]
     fn settings_never_panics() {
         check("settings", super::settings);
+    }
+
+    /// What the fuzzer found first in the `mustache` crate (since replaced by
+    /// src/init/mustache.rs): it panicked when `{{x}}` named a boolean, list or mapping. Now
+    /// they print as pystache (cfn-init's renderer) prints them.
+    #[test]
+    fn a_variable_naming_a_bool_list_or_mapping_renders_like_pystache() {
+        let ctx = serde_json::json!({
+            "on": true,
+            "list": ["a", 1],
+            "map": {"k": "v"},
+            "name": "ok",
+        });
+        let path = "I.config.files./etc/app.conf.content";
+        for (tag, want) in [
+            ("{{on}}", "True"),
+            ("{{{list}}}", "['a', 1]"),
+            ("{{& map}}", "{'k': 'v'}"),
+        ] {
+            let out = crate::init::file_source::render(tag.as_bytes(), &ctx, path).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{tag}");
+        }
+        let out = crate::init::file_source::render(
+            b"{{#on}}y{{/on}}{{#list}}{{.}}{{/list}}{{#map}}{{k}}{{/map}} {{name}}",
+            &ctx,
+            path,
+        )
+        .unwrap();
+        assert_eq!(out, b"ya1v ok");
+    }
+
+    #[test]
+    fn mustache_context_never_panics() {
+        check("mustache_context", super::mustache_context);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub struct ImdsOptions {
 
 fn client() -> imds::Client {
     imds::Client::builder()
+        .configure(&crate::tls::imds_provider_config())
         .max_attempts(3)
         .connect_timeout(Duration::from_secs(1))
         .read_timeout(Duration::from_secs(2))

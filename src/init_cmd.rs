@@ -163,12 +163,17 @@ async fn client(a: &InitArgs) -> Result<aws_sdk_cloudformation::Client, Error> {
     } else if let Some(role) = &a.role {
         b = b.credentials_provider(SharedCredentialsProvider::new(
             aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+                .configure(&crate::tls::imds_provider_config())
                 .profile(role)
                 .build(),
         ));
     }
     if let Some(url) = &a.url {
         b = b.endpoint_url(url);
+    }
+    if !crate::dropin::proxy::cloudformation_endpoint(a.url.as_deref()).starts_with("http://") {
+        // Every HTTPS call would fail: say why now rather than after the retries.
+        crate::tls::native_roots()?;
     }
     let proxies = crate::dropin::proxy::Proxies {
         http: a.http_proxy.as_deref(),

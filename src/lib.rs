@@ -34,3 +34,4 @@ pub mod settings;
 pub mod signal;
 pub mod state;
 pub mod template;
+pub mod tls;

@@ -34,7 +34,7 @@ pub async fn from_stack(
         .await
         .map_err(|e| Error::Aws {
             api: "cloudformation:DescribeStackResource",
-            message: crate::aws::describe_sdk_error(&e),
+            message: utf8_hint(crate::aws::describe_sdk_error(&e), resource),
         })?;
     let detail = out.stack_resource_detail().ok_or_else(|| Error::Aws {
         api: "cloudformation:DescribeStackResource",
@@ -48,6 +48,16 @@ pub async fn from_stack(
         metadata,
         origin: format!("stack {stack}, resource {resource} (DescribeStackResource)"),
     })
+}
+
+/// The SDK refuses an answer that is not UTF-8 as a whole ("error parsing XML: invalid utf-8
+/// sequence ... from index N"); the resource's Metadata is the free text that can make it so.
+fn utf8_hint(message: String, resource: &str) -> String {
+    if message.to_ascii_lowercase().contains("invalid utf-8") {
+        format!("{message} (the answer is not valid UTF-8: check {resource}'s Metadata)")
+    } else {
+        message
+    }
 }
 
 /// Far above what CloudFormation accepts in a template (1 MB), so only garbage is refused; the
@@ -134,5 +144,21 @@ mod tests {
         let huge = format!("{{\"c\": \"{}\"}}", "x".repeat(100 * 1024 * 1024));
         let e = decode(Some(&huge), p).unwrap_err().to_string();
         assert!(e.contains("s/Lc.Metadata") && e.contains("bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_non_utf8_answer_points_at_the_metadata() {
+        let m = utf8_hint(
+            "error parsing XML: invalid utf-8 sequence of 1 bytes from index 664".into(),
+            "Lc",
+        );
+        assert!(
+            m.ends_with("(the answer is not valid UTF-8: check Lc's Metadata)"),
+            "{m}"
+        );
+        assert_eq!(
+            utf8_hint("Throttling: Rate exceeded".into(), "Lc"),
+            "Throttling: Rate exceeded"
+        );
     }
 }

@@ -177,6 +177,39 @@ def test_no_imdsv1_unless_asked(moto, instance, example_stack):
            observed(moto, example_stack, res), res, "read with IMDSv1")
 
 
+# The IMDS client gives an attempt 2 s to answer (src/imds.rs read timeout).
+IMDS_ATTEMPT_TIMEOUT = 2.0
+
+
+def test_imds_slower_than_the_attempt_timeout_then_recovers(moto, instance, example_stack):
+    # Every answer 3 s late (beyond the 2 s per attempt) for the first 5 s: attempts are
+    # abandoned and retried with fresh tokens until IMDS answers in time.
+    instance.imds.slow_for(5.0, IMDS_ATTEMPT_TIMEOUT + 1.0)
+    res = run(instance, example_stack, 40)
+    assert_success(moto, example_stack, res, 40)
+    assert res.duration >= IMDS_ATTEMPT_TIMEOUT, "no attempt can have timed out"
+    puts = [r for r in instance.imds.client_requests() if r.method == "PUT"]
+    assert len(puts) >= 2, f"no retry after the slow answer: {puts}"
+    record("IMDS answers 3 s late (attempt timeout 2 s) for the first 5 s", "SUCCESS",
+           observed(moto, example_stack, res), res, f"{len(puts)} token PUTs: attempts retried")
+
+
+def test_imds_always_slower_than_the_attempt_timeout(moto, instance, example_stack):
+    instance.imds.delay = IMDS_ATTEMPT_TIMEOUT + 1.0
+    res = run(instance, example_stack, 8)
+    assert not res.timed_out, f"hung\n{res}"
+    assert res.returncode == 9, str(res)
+    line = failure_line(res)
+    assert "IMDS" in line and "deadline" in line, line
+    assert len([r for r in instance.imds.client_requests() if r.method == "PUT"]) >= 2, \
+        "gave up without retrying"
+    assert moto.signals(example_stack.name) == []
+    assert res.duration < 8 + SLACK
+    record("IMDS always answers 3 s late (attempt timeout 2 s)",
+           "no signal possible (instance id unknown): exit 9 + message naming IMDS",
+           observed(moto, example_stack, res), res, line.split(": ", 1)[1][:90])
+
+
 # ------------------------------------------------------------------------------------------
 # CloudFormation / ECS APIs
 # ------------------------------------------------------------------------------------------
@@ -228,6 +261,29 @@ def test_access_denied_is_not_retried(moto, instance, example_stack):
     assert res.duration < 15, f"AccessDenied took {res.duration:.1f}s"
     record("DescribeStackResource AccessDenied", "FAILURE (fast, names the IAM action)",
            observed(moto, example_stack, res), res, "1 call, not retried")
+
+
+@pytest.mark.parametrize("fault,metadata,patterns", [
+    ("Metadata is not JSON (truncated)", '{"AWS::CloudFormation::Init": {"config": [',
+     [r"\.Metadata", "not valid JSON", r"line 1 column \d+"]),
+    ("Metadata JSON with a lone surrogate escape (not UTF-8 text)",
+     '{"ecs-bootstrap": {"Cluster": "a\\udc80b"}}',
+     [r"\.Metadata", "not valid JSON", "surrogate", r"line 1 column \d+"]),
+    ("Metadata with a raw invalid UTF-8 byte (0xFF) in the answer",
+     '{"ecs-bootstrap": {"Cluster": "a\udcffb"}}',
+     ["DescribeStackResource", "invalid utf-8", r"index \d+", "ApplicationAutoscalingLaunchConfiguration's Metadata"]),
+], ids=["truncated", "surrogate", "raw-0xff"])
+def test_malformed_metadata(moto, instance, example_stack, fault, metadata, patterns):
+    moto.set_faults([{"action": "DescribeStackResource", "metadata": metadata}])
+    res = run(instance, example_stack, 40)
+    line = assert_failure(moto, example_stack, res, 40, "stack metadata", *patterns)
+    assert res.returncode in (3, 7), str(res)
+    assert res.duration < 15, f"bad metadata took {res.duration:.1f}s: retried?"
+    # Nothing applied.
+    assert not instance.path(ECS_CONFIG).exists()
+    assert instance.calls() == []
+    record(fault, "FAILURE naming Metadata and the position, nothing applied",
+           observed(moto, example_stack, res), res, line.split(" at ", 1)[1][:100])
 
 
 def test_stack_not_found(moto, instance, example_stack):
@@ -416,7 +472,8 @@ def test_kill_9_never_leaves_a_torn_file(moto, instance, make_stack):
             assert mode & 0o077 == 0, f"temporary file {tmp} is {oct(mode)}"
     assert outcomes["old"] and outcomes["new"], f"kills never hit both sides: {outcomes}"
     assert temps_seen, "no kill landed during a write: the test proved nothing"
-    # The next run removes what the killed ones left behind.
+    # The next run removes what the killed ones left behind: temporary files named after a
+    # process that is gone (src/fs/stale.rs), however recent.
     res = run(instance, stack, 60, "--no-signal")
     assert res.returncode == 0, str(res)
     assert big.read_bytes() == new
@@ -425,6 +482,63 @@ def test_kill_9_never_leaves_a_torn_file(moto, instance, make_stack):
                  f"{kills} kills: {outcomes['old']} old, {outcomes['new']} new, 0 torn", "-",
                  f"{temps_seen} kills landed mid-write; temp files never group/world-readable, "
                  "removed by the next run"))
+
+
+# Runs its arguments in a private mount namespace, with a tiny tmpfs over directory $1 that
+# holds only the old file $2 (copied in as $1/$3) and is otherwise full; afterwards $1's listing
+# and the file are copied to $4 (the namespace, and the tmpfs, end with the run).
+DISK_FULL = r"""
+set -eu
+dir=$1 old=$2 name=$3 report=$4
+shift 4
+mount -t tmpfs -o size=64k,mode=0755 ecs-bootstrap-disk-full "$dir"
+cp -p "$old" "$dir/$name"
+head -c 1048576 /dev/zero > "$dir/.filler" 2>/dev/null || true
+if head -c 1 /dev/zero >> "$dir/.filler" 2>/dev/null; then
+    echo "the tmpfs is not full" >&2; exit 97
+fi
+set +e
+"$@"
+rc=$?
+ls -A "$dir" > "$report/listing"
+cp -p "$dir/$name" "$report/$name"
+exit $rc
+"""
+
+
+@pytest.mark.parametrize("fault,target,step", [
+    ("disk full (ENOSPC) writing ecs.config", ECS_CONFIG, "ECS agent config"),
+    ("disk full (ENOSPC) writing an Init file", MOTD, "AWS::CloudFormation::Init"),
+], ids=["ecs-config", "init-file"])
+def test_disk_full(moto, instance, example_stack, tmp_path, fault, target, step):
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            f"mount -t tmpfs -o size=64k t {tmp_path}"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace with a tmpfs here (needs root): {probe.stderr!r}")
+    path = instance.path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = tmp_path / "old"
+    old.write_bytes(b"ECS_CLUSTER=the-old-one\nECS_LOGLEVEL=info\n")
+    os.chmod(old, 0o600)
+    report = tmp_path / "report"
+    report.mkdir()
+    res = instance.run_bootstrap(
+        *example_stack.run_args("--deadline", "40"), timeout=100,
+        wrapper=["unshare", "-m", "--propagation", "private", "sh", "-c", DISK_FULL, "sh",
+                 str(path.parent), str(old), path.name, str(report)])
+    assert res.returncode != 97, f"could not fill the tmpfs\n{res}"
+    line = assert_failure(moto, example_stack, res, 40, re.escape(step),
+                          re.escape(target), "No space left on device")
+    assert ".ecs-bootstrap." not in line, f"names the temporary file, not the target: {line}"
+    assert res.returncode == 4, str(res)
+    # The old file is intact (same bytes, same mode) and no temporary file was left behind.
+    kept = report / path.name
+    assert kept.read_bytes() == old.read_bytes(), kept.read_bytes()
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert sorted((report / "listing").read_text().split()) == sorted([".filler", path.name])
+    record(fault, "FAILURE naming the path; old file intact, no temp file",
+           observed(moto, example_stack, res), res,
+           line.split(" at ", 1)[1].replace(str(instance.root), "<root>")[:120])
 
 
 def test_second_run_after_a_completed_run(moto, instance, example_stack):
@@ -561,3 +675,35 @@ def test_bad_input(moto, instance, make_stack, fault, old, new, patterns):
     assert instance.calls() == []
     record(f"bad input: {fault}", "FAILURE naming key and value, nothing applied",
            observed(moto, stack, res), res, line.split(" at ", 1)[1][:90])
+
+
+# ------------------------------------------------------------------------------------------
+# the machine itself
+# ------------------------------------------------------------------------------------------
+
+
+def test_no_ca_certificates(moto, instance, example_stack, tmp_path):
+    # rustls-native-certs (the SDK's loader) reads SSL_CERT_FILE / SSL_CERT_DIR instead of the
+    # system bundles when they are set: pointing both at empty places is a machine without
+    # ca-certificates. (The SDK itself would panic here in a debug build, exit 101.)
+    empty_file = tmp_path / "no-certs.pem"
+    empty_file.write_text("")
+    empty_dir = tmp_path / "no-certs.d"
+    empty_dir.mkdir()
+    res = instance.run_bootstrap(
+        *example_stack.run_args("--deadline", "40"), timeout=100,
+        extra_env={"SSL_CERT_FILE": str(empty_file), "SSL_CERT_DIR": str(empty_dir)})
+    assert not res.timed_out and res.returncode == 7, str(res)
+    assert "panicked" not in res.stderr, res.stderr
+    line = failure_line(res)
+    assert "no usable root CA certificates" in line, line
+    assert f"SSL_CERT_FILE={empty_file}" in line and f"SSL_CERT_DIR={empty_dir}" in line, line
+    # IMDS is plain HTTP: the identity was read; only the HTTPS APIs are impossible, and it
+    # says so at once instead of retrying until the deadline.
+    assert [r for r in instance.imds.client_requests() if r.status == 200]
+    assert not api_calls(moto, "DescribeStackResource", example_stack)
+    assert moto.signals(example_stack.name) == []
+    assert res.duration < 10, f"took {res.duration:.1f}s"
+    record("no root CA certificates (SSL_CERT_FILE/SSL_CERT_DIR empty)",
+           "no signal possible (no TLS): exit 7 + message naming the CA paths",
+           observed(moto, example_stack, res), res, line.split(" at ", 1)[1][:90])

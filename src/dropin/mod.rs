@@ -45,6 +45,7 @@ pub async fn imds_get(path: &str) -> Option<String> {
 /// IMDS with short timeouts: off EC2 the helpers must answer in seconds, not minutes.
 pub fn quick_imds() -> aws_config::imds::Client {
     aws_config::imds::Client::builder()
+        .configure(&crate::tls::imds_provider_config())
         .max_attempts(2)
         .connect_timeout(std::time::Duration::from_secs(1))
         .read_timeout(std::time::Duration::from_secs(2))

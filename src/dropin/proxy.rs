@@ -19,6 +19,19 @@ pub struct Proxies<'a> {
     pub https: Option<&'a str>,
 }
 
+/// The CloudFormation endpoint the SDK will use: `given` (`-u`), else
+/// `AWS_ENDPOINT_URL_CLOUDFORMATION`, `AWS_ENDPOINT_URL`, else `https://` (the regional one).
+pub fn cloudformation_endpoint(given: Option<&str>) -> String {
+    given
+        .map(str::to_string)
+        .or_else(|| {
+            ["AWS_ENDPOINT_URL_CLOUDFORMATION", "AWS_ENDPOINT_URL"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        })
+        .unwrap_or_else(|| "https://".to_string())
+}
+
 impl<'a> Proxies<'a> {
     /// Both flags checked, before anything is sent: a bad one is a usage error.
     pub fn check(&self) -> Result<()> {
@@ -44,12 +57,8 @@ impl<'a> Proxies<'a> {
     /// would use, i.e. `AWS_ENDPOINT_URL_CLOUDFORMATION`, `AWS_ENDPOINT_URL`, else https), or
     /// None when no proxy applies and the SDK's default client is right.
     pub fn sdk_client(&self, endpoint: Option<&str>) -> Result<Option<SharedHttpClient>> {
-        let endpoint = endpoint.map(str::to_string).or_else(|| {
-            ["AWS_ENDPOINT_URL_CLOUDFORMATION", "AWS_ENDPOINT_URL"]
-                .iter()
-                .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        });
-        let endpoint = endpoint.as_deref().unwrap_or("https://");
+        let endpoint = cloudformation_endpoint(endpoint);
+        let endpoint = endpoint.as_str();
         let Some((flag, proxy)) = self.for_url(endpoint) else {
             return Ok(None);
         };

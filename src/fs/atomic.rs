@@ -58,10 +58,12 @@ pub fn write_atomic(path: &Path, contents: &[u8], meta: FileMeta) -> Result<Writ
         std::os::unix::fs::fchown(&*file, meta.uid, meta.gid)
             .map_err(|e| Error::io("chown", &tmp_path, e))?;
     }
+    // A failed write (ENOSPC, EIO) names the file being replaced, which is left as it was; the
+    // temporary file is removed when `tmp` is dropped.
     file.write_all(contents)
-        .map_err(|e| Error::io("write", &tmp_path, e))?;
+        .map_err(|e| Error::io("write (through a temporary file)", path, e))?;
     file.sync_all()
-        .map_err(|e| Error::io("fsync", &tmp_path, e))?;
+        .map_err(|e| Error::io("fsync (through a temporary file)", path, e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("rename into place", path, e.error))?;
     // The rename is only durable once the directory entry is.

@@ -448,6 +448,7 @@ async fn role_credentials(
     }
     let path = format!("/latest/meta-data/iam/security-credentials/{role}");
     let client = aws_config::imds::Client::builder()
+        .configure(&crate::tls::imds_provider_config())
         .max_attempts(4)
         .connect_timeout(Duration::from_secs(1))
         .read_timeout(Duration::from_secs(2))

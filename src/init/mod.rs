@@ -9,7 +9,7 @@ mod commands;
 pub mod describe;
 mod exec;
 mod fetch;
-mod file_source;
+pub(crate) mod file_source;
 mod files;
 mod mustache;
 mod packages;

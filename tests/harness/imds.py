@@ -15,7 +15,8 @@ Fault knobs (for the fault matrix; all off by default):
   ``seconds`` -- an IMDS that is not up yet at boot.
 * ``unauthorized_gets = N``: the next N GETs that carry a valid token answer 401 and revoke
   every token issued so far -- a token the service stopped accepting mid-run.
-* ``delay = S``: every answer is sent after S seconds.
+* ``delay = S``: every answer is sent after S seconds; ``slow_for(seconds, delay)`` sets it now
+  and clears it after ``seconds`` (an IMDS that is slow at boot, then recovers).
 * ``token_status = code``: every token PUT answers ``code`` (e.g. 403: IMDSv2 unusable);
   ``allow_v1 = True`` serves GETs without a token (IMDSv1). The fake agent's requests are
   exempt from ``token_status`` (it stands for the software under test's view only).
@@ -161,6 +162,18 @@ class ImdsServer:
         self._timers.append(t)
         t.start()
 
+    def slow_for(self, seconds: float, delay: float) -> None:
+        """Answer everything `delay` seconds late for the next `seconds`, then at once again."""
+        self.delay = delay
+
+        def fast() -> None:
+            self.delay = 0.0
+
+        t = threading.Timer(seconds, fast)
+        t.daemon = True
+        self._timers.append(t)
+        t.start()
+
     def __enter__(self) -> "ImdsServer":
         return self.start()
 
@@ -272,14 +285,17 @@ class ImdsServer:
 
             def _send(self, status: int, body: str = "", headers: dict[str, str] | None = None) -> None:
                 data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up on a slow answer (the delay knob)
 
             def _record(self, status: int) -> None:
                 with server._lock:

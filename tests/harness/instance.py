@@ -148,10 +148,12 @@ class Instance:
                       duration=time.monotonic() - started)
 
     def run_bootstrap(self, *args: str, timeout: float = 60.0, defaults: bool = True,
-                      extra_env: dict[str, str] | None = None) -> Result:
+                      extra_env: dict[str, str] | None = None,
+                      wrapper: list[str] | None = None) -> Result:
         """Run the binary with `args` (+ `--root ROOT --introspection-url URL` unless
-        defaults=False, e.g. for --dry-run)."""
-        argv = [str(bootstrap_bin()), *args]
+        defaults=False, e.g. for --dry-run); `wrapper` is put before the binary's path (e.g. an
+        `unshare` command line that ends by running its arguments)."""
+        argv = [*(wrapper or []), str(bootstrap_bin()), *args]
         if defaults:
             argv += ["--root", str(self.root), "--introspection-url", self.introspection_url]
         return self._run(argv, timeout, extra_env)

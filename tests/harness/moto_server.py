@@ -43,7 +43,11 @@ in the service's protocol (query XML or JSON) if ``status`` is given, else passe
 a "connection reset by peer" for the client). ``"rate": R`` (``"burst": B``, default R) makes
 the rule a token bucket: requests within R per second pass, the others get the rule's answer,
 like an account's API rate limit (``tests/bench/bench_fleet.py``). Every request that a fault
-answered is logged with ``"fault": true``.
+answered is logged with ``"fault": true``. ``"metadata": "..."`` (DescribeStackResource only)
+lets moto answer and then replaces the ``Metadata`` element's text with the given string,
+XML-escaped and encoded as UTF-8 with ``surrogateescape``: ``"\udcff"`` puts the raw byte 0xFF
+(invalid UTF-8) in the body, ``"{\"a\": ["`` a Metadata that is not JSON (answers rewritten
+this way are logged with ``"fault": true`` too).
 """
 
 from __future__ import annotations
@@ -410,6 +414,9 @@ class HarnessMiddleware:
                 entry["fault"] = True
                 entry["status"] = int(rule["status"])
                 return self._fault_response(start_response, protocol, rule)
+            if rule.get("metadata") is not None:
+                entry["fault"] = True
+                return self._rewrite_metadata(environ, start_response, entry, rule["metadata"])
 
         def recording_start_response(status: str, headers: list, exc_info: Any = None):
             try:
@@ -421,6 +428,31 @@ class HarnessMiddleware:
             return start_response(status, headers)
 
         return self.app(environ, recording_start_response)
+
+    def _rewrite_metadata(self, environ: dict[str, Any], start_response: Callable,
+                          entry: dict[str, Any], metadata: str) -> Iterable[bytes]:
+        import re
+        from xml.sax.saxutils import escape
+
+        got: dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None):
+            got["status"], got["headers"] = status, headers
+            return lambda _data: None
+
+        body = b"".join(self.app(environ, capture))
+        text = escape(metadata).encode("utf-8", "surrogateescape")
+        body, n = re.subn(rb"<Metadata>.*?</Metadata>", lambda _m: b"<Metadata>" + text
+                          + b"</Metadata>", body, count=1, flags=re.S)
+        if n == 0:
+            # The resource has no Metadata member: add one to the detail.
+            body = body.replace(b"</StackResourceDetail>",
+                                b"<Metadata>" + text + b"</Metadata></StackResourceDetail>", 1)
+        entry["status"] = int(got["status"].split(" ", 1)[0])
+        headers = [(k, v) for k, v in got["headers"] if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+        start_response(got["status"], headers)
+        return [body]
 
     @staticmethod
     def _reset(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
