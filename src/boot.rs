@@ -98,6 +98,16 @@ pub enum Then {
     HandOff { args: Vec<std::ffi::OsString> },
 }
 
+/// Who tells CloudFormation what: fixed once the instance and its stack are known, and carried
+/// across the UserData hand-off (src/handoff.rs) unchanged.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Target {
+    pub identity: Identity,
+    pub signal: signal::SignalSpec,
+    /// Set when an earlier run already told CloudFormation (see `state::delivered_earlier`).
+    pub earlier: Option<String>,
+}
+
 /// How long the handed-off unit waits for the configuring process to release the run lock.
 const HANDOFF_LOCK_WAIT: Duration = Duration::from_secs(30);
 
@@ -112,51 +122,55 @@ pub async fn run(o: &RunOptions, then: Then) -> Result<Success, Failure> {
 
 /// The unit a UserData run handed off to: services, join and signal, from the hand-off file.
 pub async fn resume(o: &RunOptions) -> Result<Success, Failure> {
+    // Until the file is read, the original deadline is unknown: the report's clock starts here.
+    let started = Deadline::new(Duration::from_secs(o.deadline_secs));
+    let (result, deadline) = resume_within(o).await;
+    report(&result, &deadline.unwrap_or(started));
+    result
+}
+
+async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Deadline>) {
     let root = Root::new(&o.plan.root);
     let _lock = match once::lock_waiting(&root, HANDOFF_LOCK_WAIT).await {
         Ok(once::Acquired::Held(l)) => l,
-        Ok(once::Acquired::Busy(why)) => return Ok(Success::skipped(why)),
+        Ok(once::Acquired::Busy(why)) => return (Ok(Success::skipped(why)), None),
         Err(e) => {
             tracing::warn!(error = %e, "cannot take the run lock; running unguarded");
             once::RunLock::none()
         }
     };
-    let h = handoff::Handoff::take(&root).at(Step::HandOff)?;
+    let h = match handoff::Handoff::take(&root).at(Step::HandOff) {
+        Ok(h) => h,
+        Err(f) => return (Err(f), None),
+    };
     // The configuring process's deadline, not a fresh one: CloudFormation's clock started
     // with the instance, not with this unit.
     let deadline = Deadline::new(h.remaining());
     tracing::info!(
-        instance_id = %h.identity.instance_id,
+        instance_id = %h.target.identity.instance_id,
         cluster = %h.join.cluster,
         from_pid = h.pid,
         deadline_left_secs = deadline.total().as_secs(),
         "resuming the boot sequence handed off by the UserData run"
     );
     if !o.force {
-        if let Some(why) = once::already_done(&root, &h.identity.instance_id) {
-            return Ok(Success::skipped(why));
+        if let Some(why) = once::already_done(&root, &h.target.identity.instance_id) {
+            return (Ok(Success::skipped(why)), Some(deadline));
         }
     }
-    let sdk = crate::aws::sdk_config_within(&h.region, deadline.total())
+    let sdk = match crate::aws::sdk_config_within(&h.region, deadline.total())
         .await
-        .at(Step::Services)?;
+        .at(Step::Services)
+    {
+        Ok(sdk) => sdk,
+        Err(f) => return (Err(f), Some(deadline)),
+    };
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     let joined = start_and_join(&h.services, &h.join, &sdk, &deadline)
         .await
         .map(|()| h.join.cluster.clone());
-    let result = finish(
-        o.plan.signal,
-        &root,
-        &h.identity,
-        &h.signal,
-        h.earlier,
-        joined,
-        &cfn,
-        &deadline,
-    )
-    .await;
-    report(&result, &deadline);
-    result
+    let result = finish(o.plan.signal, &root, &h.target, joined, &cfn, &deadline).await;
+    (result, Some(deadline))
 }
 
 /// The one structured event per run (src/events.rs).
@@ -191,7 +205,8 @@ fn report(result: &Result<Success, Failure>, deadline: &Deadline) {
 
 async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<Success, Failure> {
     let started = Instant::now();
-    let lock = match once::lock(&Root::new(&o.plan.root)) {
+    let root = Root::new(&o.plan.root);
+    let lock = match once::lock(&root) {
         Ok(once::Acquired::Held(l)) => l,
         Ok(once::Acquired::Busy(why)) => return Ok(Success::skipped(why)),
         Err(e) => {
@@ -212,7 +227,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     })?;
     tracing::info!(instance_id = %identity.instance_id, region = %identity.region, az = %identity.availability_zone, "instance identity");
     if !o.force {
-        if let Some(why) = once::already_done(&Root::new(&o.plan.root), &identity.instance_id) {
+        if let Some(why) = once::already_done(&root, &identity.instance_id) {
             return Ok(Success::skipped(why));
         }
     }
@@ -254,12 +269,17 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         resource: o.signal_resource.clone(),
         unique_id: identity.instance_id.clone(),
     };
-    let root = Root::new(&o.plan.root);
     // A reboot or a restart of the unit runs everything again (converging to the same files),
     // but CloudFormation is told only once: a second signal would at best be refused.
     let earlier = state::delivered_earlier(&root, &identity, &signal_spec);
+    let target = Target {
+        identity,
+        signal: signal_spec,
+        earlier,
+    };
+    let identity = &target.identity;
 
-    let configured = configure(o, &identity, &cfn, &root, deadline).await;
+    let configured = configure(o, identity, &cfn, &root, deadline).await;
     // The shipped ecs.service drop-in orders the agent after this unit: from here on it may
     // start, with ecs.config in place (or, on a failure, with whatever was there: the FAILURE
     // signal below is what matters then).
@@ -273,10 +293,8 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
             .map(|()| plan.join.cluster),
         (Ok(plan), Then::HandOff { args }) => {
             let h = handoff::Handoff {
-                identity: identity.clone(),
+                target: target.clone(),
                 region: region.clone(),
-                signal: signal_spec.clone(),
-                earlier: earlier.clone(),
                 services: plan.services.clone(),
                 join: plan.join.clone(),
                 deadline_unix_ms: handoff::Handoff::deadline_after(
@@ -289,7 +307,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
             match phase(Step::HandOff, hand_off(&h, &root, lock, args)).await {
                 Ok(()) => {
                     return Ok(Success {
-                        instance_id: identity.instance_id,
+                        instance_id: identity.instance_id.clone(),
                         cluster: plan.join.cluster,
                         delivered: None,
                         skipped: None,
@@ -301,17 +319,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         }
         (Err(f), _) => Err(f),
     };
-    let result = finish(
-        o.plan.signal,
-        &root,
-        &identity,
-        &signal_spec,
-        earlier,
-        joined,
-        &cfn,
-        deadline,
-    )
-    .await?;
+    let result = finish(o.plan.signal, &root, &target, joined, &cfn, deadline).await?;
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "boot sequence complete"
@@ -338,13 +346,10 @@ async fn hand_off(
 
 /// Step 6: one signal for the run's outcome (unless an earlier run already sent it), and the
 /// state file that says so.
-#[allow(clippy::too_many_arguments)]
 async fn finish(
     signal: bool,
     root: &Root,
-    identity: &Identity,
-    signal_spec: &signal::SignalSpec,
-    earlier: Option<String>,
+    target: &Target,
     joined: Result<String, Failure>,
     cfn: &aws_sdk_cloudformation::Client,
     deadline: &Deadline,
@@ -354,13 +359,13 @@ async fn finish(
     } else {
         Status::Failure
     };
-    let delivered = if let (true, Some(before)) = (signal, &earlier) {
+    let delivered = if let (true, Some(before)) = (signal, &target.earlier) {
         tracing::info!(earlier = %before, now = status.as_str(), "CloudFormation was already signalled by an earlier run; not signalling again");
         Ok(Some(Delivered::Earlier))
     } else if signal {
         phase(
             Step::Signal,
-            deadline.bound_signal(signal::send(cfn, signal_spec, status)),
+            deadline.bound_signal(signal::send(cfn, &target.signal, status)),
         )
         .await
         .map(Some)
@@ -370,8 +375,8 @@ async fn finish(
     };
     state::record(
         root,
-        identity,
-        signal_spec,
+        &target.identity,
+        &target.signal,
         status,
         joined.as_ref().err(),
         matches!(delivered, Ok(Some(_))),
@@ -383,7 +388,7 @@ async fn finish(
         Err(lost) => return Err(joined.err().unwrap_or(lost)),
     };
     Ok(Success {
-        instance_id: identity.instance_id.clone(),
+        instance_id: target.identity.instance_id.clone(),
         cluster: joined?,
         delivered,
         skipped: None,

@@ -20,10 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fs::Root;
-use crate::identity::Identity;
 use crate::join::JoinSpec;
 use crate::services::ServiceAction;
-use crate::signal::SignalSpec;
 
 /// Read instead of `/proc/self/cgroup` when set: lets the tests put a process "in cloud-final".
 pub const CGROUP_FILE_ENV: &str = "ECS_BOOTSTRAP_CGROUP_FILE";
@@ -36,11 +34,10 @@ pub const RESUME_FLAG: &str = "--after-handoff";
 /// Everything the second half of the run needs, decided by the first half.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Handoff {
-    pub identity: Identity,
+    /// Who signals what; flattened, so the file reads as before.
+    #[serde(flatten)]
+    pub target: crate::boot::Target,
     pub region: String,
-    pub signal: SignalSpec,
-    /// Set when an earlier run already told CloudFormation (see `state::delivered_earlier`).
-    pub earlier: Option<String>,
     pub services: Vec<ServiceAction>,
     pub join: JoinSpec,
     /// The run's deadline as wall-clock time: the unit gets what the first half left of it.

@@ -137,4 +137,8 @@ def test_resume_without_a_hand_off_is_a_clear_error(moto, instance, example_stac
                                  timeout=30)
     assert res.returncode == 2, str(res)
     assert "nothing was handed off" in res.stderr and "handoff.json" in res.stderr, res.stderr
+    # Every way out of a run, this one too, ends with its one structured run event.
+    runs = [json.loads(line) for line in res.stderr.splitlines()
+            if line.startswith('{"event":"ecs-bootstrap.run"')]
+    assert [(r["status"], r["failed_phase"]) for r in runs] == [("FAILURE", "hand-off")], runs
     assert wait_signals(moto, example_stack.name, 1, timeout=0.5) == []
