@@ -48,6 +48,10 @@ pub struct RunOptions {
     /// The whole run, signal included, ends within this many seconds.
     pub deadline_secs: u64,
     pub imds: crate::imds::ImdsOptions,
+    /// `--role NAME`: sign CloudFormation calls SigV4 with that instance-profile role's
+    /// credentials. Without it they are signed with the instance identity, as the cfn helpers
+    /// do, and the role needs no `cloudformation:*` permission.
+    pub role: Option<String>,
 }
 
 /// Per-phase budgets, inside the run's deadline. Init has none of its own (its commands may
@@ -103,6 +107,10 @@ pub enum Then {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Target {
     pub identity: Identity,
+    /// The identity document and signature CloudFormation calls are signed with (absent in a
+    /// hand-off file written by an older version: then read again from IMDS).
+    #[serde(default)]
+    pub proof: Option<identity::Proof>,
     pub signal: signal::SignalSpec,
     /// Set when an earlier run already told CloudFormation (see `state::delivered_earlier`).
     pub earlier: Option<String>,
@@ -165,7 +173,7 @@ async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Dead
         Ok(sdk) => sdk,
         Err(f) => return (Err(f), Some(deadline)),
     };
-    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let cfn = crate::aws::cloudformation(&sdk, cfn_auth(o, h.target.proof.clone()), None, None);
     let joined = start_and_join(&h.services, &h.join, &sdk, &deadline)
         .await
         .map(|()| h.join.cluster.clone());
@@ -214,12 +222,12 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
             once::RunLock::none()
         }
     };
-    let identity = bounded(
+    let (identity, proof) = bounded(
         Step::Identity,
         deadline,
         Some(IDENTITY_BUDGET),
-        "IMDS (the instance identity document)",
-        identity::from_imds_with(o.imds),
+        "IMDS (the instance identity document and its signature)",
+        identity::with_proof(o.imds),
     )
     .await
     .inspect_err(|_| {
@@ -239,7 +247,9 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     let sdk = crate::aws::sdk_config_within(&region, deadline.total())
         .await
         .at(Step::Discovery)?;
-    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let auth = cfn_auth(o, Some(proof.clone()));
+    tracing::info!(signing = auth.describe(), "CloudFormation calls");
+    let cfn = crate::aws::cloudformation(&sdk, auth, None, None);
     let given = |v: &String| Some(v.clone()).filter(|v| !v.is_empty());
     let target = bounded(
         Step::Discovery,
@@ -274,6 +284,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     let earlier = state::delivered_earlier(&root, &identity, &signal_spec);
     let target = Target {
         identity,
+        proof: Some(proof),
         signal: signal_spec,
         earlier,
     };
@@ -325,6 +336,20 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         "boot sequence complete"
     );
     Ok(result)
+}
+
+/// How a run signs its CloudFormation calls: with `--role`, that role's credentials (SigV4);
+/// otherwise the instance identity, read once at the start (`proof`), so that a FAILURE signal
+/// needs nothing that could have broken since.
+fn cfn_auth(o: &RunOptions, proof: Option<identity::Proof>) -> crate::aws::CfnAuth {
+    use crate::aws::identity_auth::ProofSource;
+    match &o.role {
+        Some(role) => crate::aws::CfnAuth::from_flags(None, Some(role)),
+        None => crate::aws::CfnAuth::Identity(match proof {
+            Some(p) => ProofSource::Known(p),
+            None => ProofSource::Imds,
+        }),
+    }
 }
 
 /// Saves the hand-off, lets go of the run lock (the unit takes it) and starts the unit.
@@ -659,6 +684,7 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
             )
         }
         DryRunSource::Stack => {
+            let discovered = o.stack.is_none() || o.resource.is_none();
             let (identity, region, stack, resource, signal_resource) = match (&o.stack, &o.resource)
             {
                 (Some(stack), Some(resource)) => (
@@ -675,7 +701,14 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
             };
             let (stack, signal_resource) = (&stack, &signal_resource);
             let sdk = crate::aws::sdk_config(&region).await;
-            let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+            // Given --stack and --resource, this is usually a workstation: its own credentials.
+            // Discovered on an instance: the instance identity, as the run signs.
+            let auth = if discovered {
+                crate::aws::CfnAuth::Identity(crate::aws::identity_auth::ProofSource::Imds)
+            } else {
+                crate::aws::CfnAuth::SigV4(None)
+            };
+            let cfn = crate::aws::cloudformation(&sdk, auth, None, None);
             let metadata =
                 phase(Step::Metadata, metadata::from_stack(&cfn, stack, &resource)).await?;
             plan(
@@ -705,7 +738,12 @@ async fn dry_run_discover(
         .clone()
         .unwrap_or_else(|| identity.region.clone());
     let sdk = crate::aws::sdk_config(&region).await;
-    let cfn = aws_sdk_cloudformation::Client::new(&sdk);
+    let cfn = crate::aws::cloudformation(
+        &sdk,
+        crate::aws::CfnAuth::Identity(crate::aws::identity_auth::ProofSource::Imds),
+        None,
+        None,
+    );
     let given = discover::Given {
         stack: o.stack.clone(),
         resource: o.resource.clone(),

@@ -77,6 +77,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = crate::deadline::DEFAULT_DEADLINE_SECS,
           value_parser = clap::value_parser!(u64).range(4..=86400))]
     pub deadline: u64,
+    /// Sign CloudFormation calls with this instance-profile role's credentials (SigV4) instead
+    /// of the instance identity (as cfn-init's --role). Without it the role needs no
+    /// cloudformation:* permission.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
     /// Read IMDS without a token (IMDSv1) when no IMDSv2 token can be had. Off by default.
     #[arg(long)]
     pub imds_v1_fallback: bool,
@@ -168,6 +173,7 @@ impl RunArgs {
             },
             force: self.force,
             after_handoff: self.after_handoff,
+            role: self.role,
         }))
     }
 }

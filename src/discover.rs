@@ -19,8 +19,6 @@
 
 use std::time::Duration;
 
-use aws_config::imds;
-
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 
@@ -34,6 +32,8 @@ const LAUNCH_TYPES: &[&str] = &[
 ];
 const GROUP_TYPE: &str = "AWS::AutoScaling::AutoScalingGroup";
 const DESCRIBE_RESOURCES: &str = "cloudformation:DescribeStackResources";
+/// IMDS answered the identity moments ago: a tag that does not come within this is not coming.
+const TAGS_LIMIT: Duration = Duration::from_secs(8);
 
 /// What the command line gave; `None` = discover it.
 #[derive(Debug, Clone, Default)]
@@ -168,26 +168,21 @@ fn missing(given: &Given, why: &str) -> Error {
 
 /// The stack name and the group's logical id from IMDS tags, or why not.
 async fn imds_tags() -> std::result::Result<(String, String), String> {
-    let client = imds::Client::builder()
-        .configure(&crate::tls::imds_provider_config())
-        .max_attempts(2)
-        .connect_timeout(Duration::from_secs(1))
-        .read_timeout(Duration::from_secs(2))
-        .build();
+    let imds = crate::imds::shared();
     let mut values = Vec::new();
     for key in [TAG_STACK, TAG_LOGICAL_ID] {
         let path = format!("/latest/meta-data/tags/instance/{key}");
-        match client.get(&path).await {
-            Ok(v) if !v.as_ref().trim().is_empty() => values.push(v.as_ref().trim().to_string()),
+        match imds.get_within(&path, TAGS_LIMIT).await {
+            Ok(v) if !v.trim().is_empty() => values.push(v.trim().to_string()),
             Ok(_) => return Err(format!("IMDS {path} is empty")),
             Err(e) => {
-                let chain = crate::aws::error_chain(&e);
+                let chain = e.to_string();
                 let why = if chain.contains("404") {
-                    "not found (instance metadata tags are not enabled: launch configurations cannot enable them; launch templates need MetadataOptions.InstanceMetadataTags: enabled)".to_string()
+                    format!("IMDS {path}: not found (instance metadata tags are not enabled: launch configurations cannot enable them; launch templates need MetadataOptions.InstanceMetadataTags: enabled)")
                 } else {
                     chain
                 };
-                return Err(format!("IMDS {path}: {why}"));
+                return Err(why);
             }
         }
     }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 const IDENTITY_DOCUMENT: &str = "/latest/dynamic/instance-identity/document";
+const IDENTITY_SIGNATURE: &str = "/latest/dynamic/instance-identity/signature";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -36,24 +37,13 @@ impl Identity {
 
 /// For callers without a run deadline (dry run, `signal`, `get-metadata`): off EC2 they must
 /// answer in seconds, not wait for an IMDS that will never come.
-const UNBOUNDED_CALLER_LIMIT: std::time::Duration = std::time::Duration::from_secs(8);
+pub const UNBOUNDED_CALLER_LIMIT: std::time::Duration = std::time::Duration::from_secs(8);
 
 pub async fn from_imds() -> Result<Identity> {
-    match tokio::time::timeout(
-        UNBOUNDED_CALLER_LIMIT,
-        from_imds_with(crate::imds::ImdsOptions::default()),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(Error::Imds {
-            path: IDENTITY_DOCUMENT.into(),
-            message: format!(
-                "no answer within {}s (not on EC2, or IMDS unreachable)",
-                UNBOUNDED_CALLER_LIMIT.as_secs()
-            ),
-        }),
-    }
+    let doc = crate::imds::shared()
+        .get_within(IDENTITY_DOCUMENT, UNBOUNDED_CALLER_LIMIT)
+        .await?;
+    parse_document(&doc)
 }
 
 /// Waits for IMDS as long as the caller's bound allows (see [`crate::imds::get`]): an IMDS that
@@ -61,6 +51,80 @@ pub async fn from_imds() -> Result<Identity> {
 pub async fn from_imds_with(opts: crate::imds::ImdsOptions) -> Result<Identity> {
     let doc = crate::imds::get(IDENTITY_DOCUMENT, opts).await?;
     parse_document(&doc)
+}
+
+/// What a run needs to know and to prove who it is: the identity, and the document with its
+/// signature for CloudFormation's identity signing ([`crate::aws::identity_auth`]). Read once, at
+/// the start: from then on a FAILURE signal needs nothing else from IMDS.
+pub async fn with_proof(opts: crate::imds::ImdsOptions) -> Result<(Identity, Proof)> {
+    let proof = Proof::from_imds(opts).await?;
+    Ok((parse_document(&proof.document)?, proof))
+}
+
+/// The instance identity document and its signature, exactly as IMDS serves them (trailing
+/// blanks removed, as cfn-bootstrap does: `cfnbootstrap/util.py:305-320@25fabe91`).
+///
+/// Whoever holds the pair can read and signal this instance's stack, so it is treated as a
+/// credential: `Debug` prints neither part, and it is only ever written to the 0600 hand-off
+/// file.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Proof {
+    pub document: String,
+    pub signature: String,
+}
+
+impl std::fmt::Debug for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Proof(<instance identity document and signature>)")
+    }
+}
+
+impl Proof {
+    pub async fn from_imds(opts: crate::imds::ImdsOptions) -> Result<Proof> {
+        let document = crate::imds::get(IDENTITY_DOCUMENT, opts).await?;
+        let signature = crate::imds::get(IDENTITY_SIGNATURE, opts).await?;
+        Proof::new(document, signature)
+    }
+
+    /// For callers without a deadline: within [`UNBOUNDED_CALLER_LIMIT`].
+    pub async fn from_imds_quick() -> Result<Proof> {
+        let imds = crate::imds::shared();
+        let document = imds
+            .get_within(IDENTITY_DOCUMENT, UNBOUNDED_CALLER_LIMIT)
+            .await?;
+        let signature = imds
+            .get_within(IDENTITY_SIGNATURE, UNBOUNDED_CALLER_LIMIT)
+            .await?;
+        Proof::new(document, signature)
+    }
+
+    fn new(document: String, signature: String) -> Result<Proof> {
+        let signature = signature.trim_end().to_string();
+        if signature.is_empty() {
+            return Err(Error::Imds {
+                path: IDENTITY_SIGNATURE.into(),
+                message: "empty signature".into(),
+            });
+        }
+        Ok(Proof {
+            document: document.trim_end().to_string(),
+            signature,
+        })
+    }
+
+    /// The `Authorization` header value of CloudFormation's identity signing:
+    /// `CFN_V1 <base64(document)>:<signature without newlines>`
+    /// (`cfnbootstrap/aws_client.py:50-65@25fabe91`, `CFNSigner`).
+    pub fn authorization(&self) -> String {
+        use base64::Engine;
+        let doc = base64::engine::general_purpose::STANDARD.encode(self.document.as_bytes());
+        let sig: String = self
+            .signature
+            .chars()
+            .filter(|c| *c != '\n' && *c != '\r')
+            .collect();
+        format!("CFN_V1 {doc}:{sig}")
+    }
 }
 
 fn parse_document(doc: &str) -> Result<Identity> {
@@ -98,6 +162,15 @@ mod tests {
         assert_eq!(id.availability_zone, "eu-west-1b");
         assert_eq!(id.instance_type, "m5.large");
         assert_eq!(id.account_id, "111122223333");
+    }
+
+    #[test]
+    fn identity_authorization_is_cfn_v1() {
+        let p = Proof::new("{\"a\":1}\n".into(), "QUJD\nREVG\n".into()).unwrap();
+        // base64('{"a":1}') = eyJhIjoxfQ==; the signature's line breaks removed.
+        assert_eq!(p.authorization(), "CFN_V1 eyJhIjoxfQ==:QUJDREVG");
+        assert!(!format!("{p:?}").contains("QUJD"));
+        assert!(Proof::new("{}".into(), "\n".into()).is_err());
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! IMDS reads that survive boot: an IMDS that is not up yet, a token the service no longer
 //! accepts (401), a slow answer. IMDSv2 only, unless `--imds-v1-fallback` asks otherwise.
 //!
-//! aws-config's client already retries server errors and 401s, but it keeps its cached token
-//! while that token has not expired on the client's clock, so a token revoked early would be
-//! retried in vain: every round here starts with a fresh client and therefore a fresh token.
-//! Rounds go on, with backoff, until the caller's bound (the identity phase's budget) stops them.
+//! One client per process ([`shared`]): every IMDS read of a run — the identity document and
+//! its signature, the instance role's credentials, the metadata tags, S3 `roleName`
+//! credentials — goes through it, with these retry and timeout rules and one IMDSv2 token
+//! (aws-config's client caches its token until the TTL). A 401 means the service stopped
+//! accepting that token before its TTL: the client (and so its token) is replaced, and the next
+//! round asks for a fresh one. Rounds go on, with backoff, until the caller's bound (a phase's
+//! budget, the run's deadline, or the SDK's operation timeout) stops them.
 
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_config::imds;
@@ -19,12 +23,32 @@ const DEFAULT_ENDPOINT: &str = "http://169.254.169.254";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ImdsOptions {
-    /// Read without a token when the IMDSv2 token cannot be had (hop limit 1 in a container,
-    /// an old proxy). Off by default: IMDSv1 is what `HttpTokens: required` exists to stop.
+    /// Read without a token (IMDSv1) when the IMDSv2 token cannot be had (hop limit 1 in a
+    /// container, an old proxy). Off by default: IMDSv1 is what `HttpTokens: required` exists
+    /// to stop.
     pub v1_fallback: bool,
 }
 
-fn client() -> imds::Client {
+/// The process's IMDS client. Set the options once, early (`main` does, from the command line);
+/// readers that never set them get IMDSv2 only.
+pub struct Imds {
+    client: Mutex<imds::Client>,
+    opts: OnceLock<ImdsOptions>,
+}
+
+static SHARED: OnceLock<Imds> = OnceLock::new();
+
+/// The one IMDS client of this process.
+pub fn shared() -> &'static Imds {
+    SHARED.get_or_init(|| Imds {
+        client: Mutex::new(new_client()),
+        opts: OnceLock::new(),
+    })
+}
+
+/// Each attempt is short (a link-local service answers in milliseconds when it answers at
+/// all); patience comes from the rounds in [`Imds::get`], bounded by the caller.
+fn new_client() -> imds::Client {
     imds::Client::builder()
         .configure(&crate::tls::imds_provider_config())
         .max_attempts(3)
@@ -33,48 +57,106 @@ fn client() -> imds::Client {
         .build()
 }
 
-/// `path` from IMDS; retried until the caller's time bound cancels it, except for answers that
-/// waiting cannot change (404, 403 on a GET).
-pub async fn get(path: &str, opts: ImdsOptions) -> Result<String> {
-    let mut backoff = FIRST_BACKOFF;
-    let mut round = 0u32;
-    loop {
-        round += 1;
-        let err = match client().get(path).await {
-            Ok(v) => return Ok(v.as_ref().to_string()),
-            Err(e) => e,
-        };
-        let message = crate::aws::error_chain(&err);
-        if let ImdsError::ErrorResponse(r) = &err {
-            let status = r.response().status().as_u16();
-            if status != 401 && status < 500 {
-                return Err(Error::Imds {
-                    path: path.into(),
-                    message,
-                });
-            }
-        }
-        if opts.v1_fallback && matches!(err, ImdsError::FailedToLoadToken(_)) {
-            match get_v1(path).await {
-                Ok(v) => {
-                    tracing::warn!(
-                        path,
-                        "no IMDSv2 token ({message}); read with IMDSv1 (--imds-v1-fallback)"
-                    );
-                    return Ok(v);
-                }
-                Err(e) => tracing::debug!(path, error = %e, "IMDSv1 fallback failed too"),
-            }
-        }
-        // The first failures are normal at boot (the link-local route comes up late): quiet.
-        if round <= 2 {
-            tracing::debug!(path, round, error = %message, "IMDS not answering yet; retrying");
-        } else {
-            tracing::warn!(path, round, error = %message, "IMDS not answering yet; retrying");
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+impl Imds {
+    /// Sets the options of this process's reads; the first call wins.
+    pub fn set_options(&self, opts: ImdsOptions) {
+        let _ = self.opts.set(opts);
     }
+
+    fn options(&self) -> ImdsOptions {
+        self.opts.get().copied().unwrap_or_default()
+    }
+
+    /// The client itself, for the SDK's own providers (its token is this process's token).
+    pub fn sdk_client(&self) -> imds::Client {
+        self.client()
+    }
+
+    fn client(&self) -> imds::Client {
+        self.client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A 401: the token was revoked early. A new client fetches a new one.
+    fn renew_token(&self) {
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = new_client();
+    }
+
+    /// `path` from IMDS; retried until the caller's time bound cancels it, except for answers
+    /// that waiting cannot change (404, 403 on a GET).
+    pub async fn get(&self, path: &str) -> Result<String> {
+        let opts = self.options();
+        let mut backoff = FIRST_BACKOFF;
+        let mut round = 0u32;
+        loop {
+            round += 1;
+            let err = match self.client().get(path).await {
+                Ok(v) => return Ok(v.as_ref().to_string()),
+                Err(e) => e,
+            };
+            let message = crate::aws::error_chain(&err);
+            if let ImdsError::ErrorResponse(r) = &err {
+                let status = r.response().status().as_u16();
+                if status == 401 {
+                    self.renew_token();
+                } else if status < 500 {
+                    return Err(Error::Imds {
+                        path: path.into(),
+                        message,
+                    });
+                }
+            }
+            if matches!(err, ImdsError::FailedToLoadToken(_)) {
+                self.renew_token();
+                if opts.v1_fallback {
+                    match get_v1(path).await {
+                        Ok(v) => {
+                            tracing::warn!(
+                                path,
+                                "no IMDSv2 token ({message}); read with IMDSv1 (--imds-v1-fallback)"
+                            );
+                            return Ok(v);
+                        }
+                        Err(e) => {
+                            tracing::debug!(path, error = %e, "IMDSv1 fallback failed too")
+                        }
+                    }
+                }
+            }
+            // The first failures are normal at boot (the link-local route comes up late): quiet.
+            if round <= 2 {
+                tracing::debug!(path, round, error = %message, "IMDS not answering yet; retrying");
+            } else {
+                tracing::warn!(path, round, error = %message, "IMDS not answering yet; retrying");
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// [`Imds::get`] for callers without a run deadline (the drop-ins, a dry run): off EC2
+    /// they must answer in seconds, not wait for an IMDS that will never come.
+    pub async fn get_within(&self, path: &str, limit: Duration) -> Result<String> {
+        match tokio::time::timeout(limit, self.get(path)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Imds {
+                path: path.into(),
+                message: format!(
+                    "no answer within {}s (not on EC2, or IMDS unreachable)",
+                    limit.as_secs()
+                ),
+            }),
+        }
+    }
+}
+
+/// `path` from the process's client (see [`Imds::get`]), with these options.
+pub async fn get(path: &str, opts: ImdsOptions) -> Result<String> {
+    let imds = shared();
+    imds.set_options(opts);
+    imds.get(path).await
 }
 
 async fn get_v1(path: &str) -> Result<String> {

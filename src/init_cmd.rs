@@ -144,33 +144,24 @@ fn from_file(file: &str) -> Result<ResourceMetadata, Error> {
 }
 
 async fn client(a: &InitArgs) -> Result<aws_sdk_cloudformation::Client, Error> {
-    use aws_sdk_cloudformation::config::{Credentials, SharedCredentialsProvider};
     let region = a
         .region
         .clone()
         .or_else(|| std::env::var("AWS_REGION").ok())
         .unwrap_or_else(|| DEFAULT_REGION.to_string());
     let sdk = crate::aws::sdk_config(&region).await;
-    let mut b = aws_sdk_cloudformation::config::Builder::from(&sdk);
-    if let (Some(id), Some(secret)) = (&a.access_key, &a.secret_key) {
-        b = b.credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+    let keys = match (&a.access_key, &a.secret_key) {
+        (Some(id), Some(secret)) => Some(aws_credential_types::Credentials::new(
             id,
             &secret.0,
             None,
             None,
             "ecs-bootstrap init --access-key",
-        )));
-    } else if let Some(role) = &a.role {
-        b = b.credentials_provider(SharedCredentialsProvider::new(
-            aws_config::imds::credentials::ImdsCredentialsProvider::builder()
-                .configure(&crate::tls::imds_provider_config())
-                .profile(role)
-                .build(),
-        ));
-    }
-    if let Some(url) = &a.url {
-        b = b.endpoint_url(url);
-    }
+        )),
+        _ => None,
+    };
+    let auth = crate::aws::CfnAuth::from_flags(keys, a.role.as_deref());
+    tracing::debug!(signing = auth.describe(), "CloudFormation calls");
     if !crate::dropin::proxy::cloudformation_endpoint(a.url.as_deref()).starts_with("http://") {
         // Every HTTPS call would fail: say why now rather than after the retries.
         crate::tls::native_roots()?;
@@ -179,8 +170,11 @@ async fn client(a: &InitArgs) -> Result<aws_sdk_cloudformation::Client, Error> {
         http: a.http_proxy.as_deref(),
         https: a.https_proxy.as_deref(),
     };
-    if let Some(client) = proxies.sdk_client(a.url.as_deref())? {
-        b = b.http_client(client);
-    }
-    Ok(aws_sdk_cloudformation::Client::from_conf(b.build()))
+    let http = proxies.sdk_client(a.url.as_deref())?;
+    Ok(crate::aws::cloudformation(
+        &sdk,
+        auth,
+        a.url.as_deref(),
+        http,
+    ))
 }

@@ -144,16 +144,34 @@ pub async fn confirm_with_ecs(
     deadline: Instant,
 ) -> Result<()> {
     loop {
-        let out = ecs
+        let out = match ecs
             .describe_container_instances()
             .cluster(cluster)
             .container_instances(arn)
             .send()
             .await
-            .map_err(|e| Error::Aws {
-                api: "ecs:DescribeContainerInstances",
-                message: crate::aws::describe_sdk_error(&e),
-            })?;
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let message = crate::aws::describe_sdk_error(&e);
+                // The managed policy AmazonEC2ContainerServiceforEC2Role does not grant this
+                // action, so a classic instance role is refused: the agent's own answer (it
+                // registered, in this cluster) is then the whole evidence, as in the classic
+                // first-run script. A confirmation we may not ask for is no reason to fail.
+                if crate::aws::is_denied(&message) {
+                    tracing::warn!(
+                        arn,
+                        error = %message,
+                        "the instance role may not call ecs:DescribeContainerInstances: not confirming with the ECS control plane that the instance is ACTIVE with its agent connected; the agent's registration in cluster '{cluster}' stands (grant that action to have it checked)"
+                    );
+                    return Ok(());
+                }
+                return Err(Error::Aws {
+                    api: "ecs:DescribeContainerInstances",
+                    message,
+                });
+            }
+        };
         let detail = match out.container_instances().first() {
             Some(ci) => {
                 let status = ci.status().unwrap_or("UNKNOWN");

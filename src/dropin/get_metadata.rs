@@ -39,7 +39,7 @@ pub async fn run(args: &GetMetadataArgs) -> Result<String> {
     let cfn = super::cfn_client(
         &region,
         args.url.as_deref(),
-        args.credentials.credentials()?,
+        args.credentials.auth()?,
         super::proxy::Proxies::default(),
     )
     .await?;

@@ -31,28 +31,23 @@ pub async fn region(flag: Option<&str>) -> String {
     "us-east-1".to_string()
 }
 
-/// One IMDS value, or None (logged) when IMDS cannot answer.
+/// One IMDS value, or None (logged) when IMDS cannot answer within a few seconds: off EC2 the
+/// helpers must answer in seconds, not minutes.
 pub async fn imds_get(path: &str) -> Option<String> {
-    match quick_imds().get(path).await {
-        Ok(v) => Some(String::from(v)).filter(|v| !v.trim().is_empty()),
+    match crate::imds::shared()
+        .get_within(path, crate::identity::UNBOUNDED_CALLER_LIMIT)
+        .await
+    {
+        Ok(v) => Some(v).filter(|v| !v.trim().is_empty()),
         Err(e) => {
-            tracing::debug!(path, error = %crate::aws::error_chain(&e), "IMDS did not answer");
+            tracing::debug!(path, error = %e, "IMDS did not answer");
             None
         }
     }
 }
 
-/// IMDS with short timeouts: off EC2 the helpers must answer in seconds, not minutes.
-pub fn quick_imds() -> aws_config::imds::Client {
-    aws_config::imds::Client::builder()
-        .configure(&crate::tls::imds_provider_config())
-        .max_attempts(2)
-        .connect_timeout(std::time::Duration::from_secs(1))
-        .read_timeout(std::time::Duration::from_secs(2))
-        .build()
-}
-
-/// The cfn helpers' credential flags. Without them, the SDK's chain (the instance role).
+/// The cfn helpers' credential flags (`cfnbootstrap/util.py:433-464@25fabe91`). Without them,
+/// CloudFormation calls are signed with the instance identity, as the helpers do.
 #[derive(Debug, Args, Clone, Default)]
 pub struct CredentialArgs {
     /// Access key id (with --secret-key), instead of the instance role.
@@ -69,9 +64,22 @@ pub struct CredentialArgs {
         conflicts_with = "access_key"
     )]
     pub credential_file: Option<PathBuf>,
+    /// Sign with this instance-profile role's credentials (from IMDS) instead of the instance
+    /// identity.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
 }
 
 impl CredentialArgs {
+    /// How CloudFormation calls are signed, by cfn-init's rule: named keys (flags, then the
+    /// file), else the named role, else the instance identity.
+    pub fn auth(&self) -> Result<crate::aws::CfnAuth> {
+        Ok(crate::aws::CfnAuth::from_flags(
+            self.credentials()?,
+            self.role.as_deref(),
+        ))
+    }
+
     pub fn credentials(&self) -> Result<Option<Credentials>> {
         if let (Some(ak), Some(sk)) = (&self.access_key, &self.secret_key) {
             return Ok(Some(Credentials::new(ak, sk, None, None, "command line")));
@@ -113,22 +121,13 @@ fn parse_credential_file(text: &str) -> Option<(String, String)> {
 pub async fn cfn_client(
     region: &str,
     url: Option<&str>,
-    credentials: Option<Credentials>,
+    auth: crate::aws::CfnAuth,
     proxies: proxy::Proxies<'_>,
 ) -> Result<aws_sdk_cloudformation::Client> {
     let http_client = proxies.sdk_client(url)?;
     let sdk = crate::aws::sdk_config(region).await;
-    let mut conf = aws_sdk_cloudformation::config::Builder::from(&sdk);
-    if let Some(u) = url {
-        conf = conf.endpoint_url(u);
-    }
-    if let Some(c) = credentials {
-        conf = conf.credentials_provider(c);
-    }
-    if let Some(client) = http_client {
-        conf = conf.http_client(client);
-    }
-    Ok(aws_sdk_cloudformation::Client::from_conf(conf.build()))
+    tracing::debug!(signing = auth.describe(), "CloudFormation calls");
+    Ok(crate::aws::cloudformation(&sdk, auth, url, http_client))
 }
 
 #[cfg(test)]

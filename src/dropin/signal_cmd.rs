@@ -54,9 +54,6 @@ pub struct SignalArgs {
     /// Proxy for an https:// endpoint (the default one) or WaitConditionHandle URL.
     #[arg(long, value_name = "URL")]
     pub https_proxy: Option<String>,
-    /// Accepted for cfn-signal compatibility; credentials come from the instance role.
-    #[arg(long, value_name = "ROLE", hide = true)]
-    pub role: Option<String>,
     #[command(flatten)]
     pub credentials: super::CredentialArgs,
     /// More log detail.
@@ -204,7 +201,7 @@ pub async fn run(args: &SignalArgs) -> Result<Delivered> {
             let cfn = super::cfn_client(
                 &region,
                 args.url.as_deref(),
-                args.credentials.credentials()?,
+                args.credentials.auth()?,
                 args.proxies(),
             )
             .await?;

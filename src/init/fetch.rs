@@ -435,39 +435,15 @@ async fn resolve(
     }
 }
 
-/// The instance role's temporary credentials, as cfn-init's `roleName` reads them.
+/// The instance role's temporary credentials, as cfn-init's `roleName` reads them
+/// (`cfnbootstrap/util.py:357-365@25fabe91`), through the process's IMDS client.
 async fn role_credentials(
     role: &str,
 ) -> std::result::Result<aws_credential_types::Credentials, Attempt> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct RoleCreds {
-        access_key_id: String,
-        secret_access_key: Secret,
-        token: Option<Secret>,
-    }
-    let path = format!("/latest/meta-data/iam/security-credentials/{role}");
-    let client = aws_config::imds::Client::builder()
-        .configure(&crate::tls::imds_provider_config())
-        .max_attempts(4)
-        .connect_timeout(Duration::from_secs(1))
-        .read_timeout(Duration::from_secs(2))
-        .build();
-    let doc = client
-        .get(&path)
+    crate::aws::credentials::InstanceRole::named(role)
+        .load()
         .await
-        .map_err(|e| Attempt::Fatal(format!("IMDS {path}: {}", crate::aws::error_chain(&e))))?;
-    let c: RoleCreds = serde_json::from_str(doc.as_ref()).map_err(|_| {
-        // The document holds secrets: its text never goes into a message.
-        Attempt::Fatal(format!("IMDS {path}: not a credentials document"))
-    })?;
-    Ok(aws_credential_types::Credentials::new(
-        c.access_key_id,
-        c.secret_access_key.expose(),
-        c.token.map(|t| t.expose().to_string()),
-        None,
-        "roleName",
-    ))
+        .map_err(|e| Attempt::Fatal(e.to_string()))
 }
 
 impl<'de> serde::Deserialize<'de> for Secret {
@@ -480,13 +456,12 @@ async fn default_chain(
     region: String,
 ) -> std::result::Result<aws_credential_types::Credentials, Attempt> {
     use aws_credential_types::provider::ProvideCredentials;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    // The SDK's chain, its IMDS part through the process's IMDS client.
+    let provider = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+        .imds_client(crate::imds::shared().sdk_client())
         .region(aws_config::Region::new(region))
-        .load()
+        .build()
         .await;
-    let provider = sdk
-        .credentials_provider()
-        .ok_or_else(|| Attempt::Fatal("no AWS credentials available".into()))?;
     provider.provide_credentials().await.map_err(|e| {
         Attempt::Fatal(format!(
             "no AWS credentials: {}",

@@ -1,13 +1,21 @@
 //! Shared SDK configuration: region, credentials chain, retries and timeouts for the
-//! CloudFormation and ECS clients. Endpoints come from the SDK's own `AWS_ENDPOINT_URL*`
+//! CloudFormation, ECS and Auto Scaling clients, and the one way a CloudFormation client is
+//! made ([`cloudformation`]): identity-signed as the cfn helpers do ([`identity_auth`]), or
+//! SigV4 when credentials are named. Endpoints come from the SDK's own `AWS_ENDPOINT_URL*`
 //! variables, so tests and VPC endpoints need nothing special here.
+
+pub mod credentials;
+pub mod identity_auth;
 
 use std::error::Error as StdError;
 use std::time::Duration;
 
+use aws_config::identity::IdentityCache;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -20,12 +28,20 @@ pub async fn sdk_config(region: &str) -> SdkConfig {
     if let Err(e) = &roots {
         tracing::error!(error = %e, "HTTPS to AWS will fail");
     }
+    // The SDK's whole chain (a laptop's profile for `--dry-run --stack`), but its IMDS part
+    // through this process's IMDS client and token.
+    let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+        .imds_client(crate::imds::shared().sdk_client())
+        .region(Region::new(region.to_string()))
+        .build()
+        .await;
     build(
         region,
         6,
         Duration::from_secs(10),
         Duration::from_secs(90),
         roots.is_ok(),
+        SharedCredentialsProvider::new(chain),
     )
     .await
 }
@@ -54,6 +70,7 @@ pub async fn sdk_config_within(
         attempt_timeout(deadline),
         deadline,
         true,
+        credentials::run_chain(),
     )
     .await)
 }
@@ -64,6 +81,7 @@ async fn build(
     attempt: Duration,
     operation: Duration,
     have_roots: bool,
+    credentials: SharedCredentialsProvider,
 ) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if !have_roots {
@@ -71,6 +89,10 @@ async fn build(
     }
     loader
         .region(Region::new(region.to_string()))
+        .credentials_provider(credentials)
+        // The cache's default load timeout (5 s) would cut off an IMDS that is slow at boot;
+        // the operation timeout (the run's deadline) is the bound that matters.
+        .identity_cache(IdentityCache::lazy().load_timeout(operation).build())
         .retry_config(RetryConfig::standard().with_max_attempts(attempts))
         .timeout_config(
             TimeoutConfig::builder()
@@ -83,6 +105,78 @@ async fn build(
         .await
 }
 
+/// How CloudFormation calls are authenticated.
+#[derive(Debug, Clone)]
+pub enum CfnAuth {
+    /// The instance identity (`CFN_V1`): what the cfn helpers use when no credentials are
+    /// named, and so what a classic stack's instance role (no `cloudformation:*`) allows.
+    Identity(identity_auth::ProofSource),
+    /// SigV4 with these credentials (`--role`, keys, a credential file), or with the config's
+    /// own chain when `None` (`--dry-run --stack` from a workstation).
+    SigV4(Option<SharedCredentialsProvider>),
+}
+
+impl CfnAuth {
+    /// cfn-init's rule (`cfnbootstrap/cfn_client.py:65-66@25fabe91`): named credentials sign
+    /// SigV4, none means the instance identity. `--role NAME` names that role's credentials
+    /// (`cfnbootstrap/util.py:453-464`, `get_creds_or_die`).
+    pub fn from_flags(
+        keys: Option<aws_credential_types::Credentials>,
+        role: Option<&str>,
+    ) -> CfnAuth {
+        match (keys, role) {
+            (Some(k), _) => CfnAuth::SigV4(Some(SharedCredentialsProvider::new(k))),
+            (None, Some(r)) => CfnAuth::SigV4(Some(SharedCredentialsProvider::new(
+                credentials::InstanceRole::named(r),
+            ))),
+            (None, None) => CfnAuth::Identity(identity_auth::ProofSource::Imds),
+        }
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self {
+            CfnAuth::Identity(_) => "instance identity (CFN_V1)",
+            CfnAuth::SigV4(_) => "SigV4",
+        }
+    }
+}
+
+/// The one way a CloudFormation client is made: `sdk`'s region, retries and timeouts, the
+/// given authentication, and optionally an endpoint (`-u`) and an HTTP client (a proxy).
+pub fn cloudformation(
+    sdk: &SdkConfig,
+    auth: CfnAuth,
+    endpoint: Option<&str>,
+    http: Option<SharedHttpClient>,
+) -> aws_sdk_cloudformation::Client {
+    let mut conf = aws_sdk_cloudformation::config::Builder::from(sdk);
+    conf = match auth {
+        CfnAuth::Identity(source) => {
+            identity_auth::mark_in_use();
+            identity_auth::apply(conf, source)
+        }
+        CfnAuth::SigV4(Some(c)) => conf.credentials_provider(c),
+        CfnAuth::SigV4(None) => conf,
+    };
+    if let Some(u) = endpoint {
+        conf = conf.endpoint_url(u);
+    }
+    if let Some(h) = http {
+        conf = conf.http_client(h);
+    }
+    aws_sdk_cloudformation::Client::from_conf(conf.build())
+}
+
+/// Whether an API error is an authorisation refusal (the role lacks the action).
+pub fn is_denied(message: &str) -> bool {
+    const DENIED: &[&str] = &[
+        "AccessDenied",
+        "UnauthorizedOperation",
+        "not authorized to perform",
+    ];
+    DENIED.iter().any(|d| message.contains(d))
+}
+
 /// One attempt may take a twentieth of the run, between 2 and 10 seconds: a stalled connection
 /// is abandoned and retried while there is still time for several more attempts.
 pub fn attempt_timeout(deadline: Duration) -> Duration {
@@ -92,12 +186,15 @@ pub fn attempt_timeout(deadline: Duration) -> Duration {
 /// For an authorisation error, the IAM action the instance role is missing: `api` is named as
 /// IAM names it (`cloudformation:DescribeStackResource`).
 pub fn iam_hint(api: &str, message: &str) -> String {
-    const DENIED: &[&str] = &[
-        "AccessDenied",
-        "UnauthorizedOperation",
-        "not authorized to perform",
-    ];
-    if api.contains(':') && DENIED.iter().any(|d| message.contains(d)) {
+    if api.starts_with("cloudformation:") && identity_auth::in_use() {
+        // No role was asked: CloudFormation judged the instance identity (a bad signature,
+        // or an instance that is not a member of the stack).
+        if is_denied(message) || message.contains("Signature") || message.contains("CFN_V1") {
+            return " (CloudFormation refused the instance identity signature: the instance must be a member of the stack; or sign with a role's credentials: --role NAME)".into();
+        }
+        return String::new();
+    }
+    if api.contains(':') && is_denied(message) {
         format!(" (the instance role lacks {api}: add it to the role's policy)")
     } else {
         String::new()

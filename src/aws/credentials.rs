@@ -1,0 +1,143 @@
+//! Credentials for the SigV4 calls (ECS, Auto Scaling; CloudFormation only when a role or keys
+//! are named): the environment's keys, else the instance profile role's, read through the
+//! process's one IMDS client (src/imds.rs) with its retry and timeout rules.
+//!
+//! aws-config's own IMDS credentials provider has a client of its own, with 1 s connect and
+//! read timeouts (`aws/rust-runtime/aws-config/src/imds/client.rs:53-55@56ee88c5`) and a second
+//! IMDSv2 token: measured, credentials served 1.2 s late failed the call
+//! (`../shared/reference.md` §7). This one waits as long as the caller's bound allows.
+
+use std::time::SystemTime;
+
+use aws_credential_types::provider::{self, error::CredentialsError, ProvideCredentials};
+use aws_credential_types::Credentials;
+
+use crate::error::Error;
+
+const CREDENTIALS_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+
+/// The instance profile's role (`None`: whichever role the profile has, as the SDK does), or a
+/// named one (cfn-init's `--role`, an Authentication `roleName`).
+#[derive(Debug, Clone, Default)]
+pub struct InstanceRole {
+    pub role: Option<String>,
+}
+
+impl InstanceRole {
+    pub fn named(role: &str) -> Self {
+        InstanceRole {
+            role: Some(role.to_string()),
+        }
+    }
+
+    pub async fn load(&self) -> Result<Credentials, Error> {
+        let imds = crate::imds::shared();
+        let role = match &self.role {
+            Some(r) => r.clone(),
+            None => {
+                let list = imds.get(CREDENTIALS_PATH).await?;
+                list.lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::Imds {
+                        path: CREDENTIALS_PATH.into(),
+                        message: "the instance profile has no role".into(),
+                    })?
+            }
+        };
+        let path = format!("{CREDENTIALS_PATH}{role}");
+        let doc = imds.get(&path).await?;
+        parse(&doc, &role).map_err(|message| Error::Imds { path, message })
+    }
+}
+
+/// The credentials document (`{"Code":"Success","AccessKeyId":...,"Expiration":...}`). Its
+/// text holds secrets: it never goes into a message.
+fn parse(doc: &str, role: &str) -> Result<Credentials, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Doc {
+        code: Option<String>,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        token: Option<String>,
+        expiration: Option<String>,
+    }
+    let d: Doc = serde_json::from_str(doc).map_err(|_| "not a credentials document".to_string())?;
+    if let Some(code) = d.code.as_deref().filter(|c| *c != "Success") {
+        return Err(format!(
+            "the credentials of role {role} are not available (Code {code})"
+        ));
+    }
+    let (Some(id), Some(secret)) = (d.access_key_id, d.secret_access_key) else {
+        return Err("the credentials document has no AccessKeyId/SecretAccessKey".into());
+    };
+    let expiry = d.expiration.as_deref().and_then(|e| {
+        aws_smithy_types::DateTime::from_str(e, aws_smithy_types::date_time::Format::DateTime)
+            .ok()
+            .and_then(|t| SystemTime::try_from(t).ok())
+    });
+    Ok(Credentials::new(
+        id,
+        secret,
+        d.token,
+        expiry,
+        "ecs-bootstrap instance role",
+    ))
+}
+
+impl ProvideCredentials for InstanceRole {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        provider::future::ProvideCredentials::new(async move {
+            self.load().await.map_err(|e| match e {
+                // No instance profile at all: the chain may try something else.
+                Error::Imds { ref message, .. } if message.contains("404") => {
+                    CredentialsError::not_loaded(e.to_string())
+                }
+                _ => CredentialsError::provider_error(e.to_string()),
+            })
+        })
+    }
+}
+
+/// What a run signs its SigV4 calls with: the environment's keys (tests, or a user's choice),
+/// else the instance role. No profile files, SSO or web identity: at boot there are none.
+pub fn run_chain() -> aws_credential_types::provider::SharedCredentialsProvider {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_config::meta::credentials::CredentialsProviderChain;
+    aws_credential_types::provider::SharedCredentialsProvider::new(
+        CredentialsProviderChain::first_try(
+            "Environment",
+            EnvironmentVariableCredentialsProvider::new(),
+        )
+        .or_else("InstanceRole", InstanceRole::default()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_imds_credentials_document() {
+        let c = parse(
+            r#"{"Code":"Success","LastUpdated":"2026-12-07T10:00:00Z","Type":"AWS-HMAC",
+               "AccessKeyId":"ASIA1","SecretAccessKey":"s3cr3t","Token":"tok",
+               "Expiration":"2026-12-07T16:00:00Z"}"#,
+            "r",
+        )
+        .unwrap();
+        assert_eq!(c.access_key_id(), "ASIA1");
+        assert_eq!(c.secret_access_key(), "s3cr3t");
+        assert_eq!(c.session_token(), Some("tok"));
+        assert!(c.expiry().is_some());
+        let e = parse(r#"{"Code":"AssumeRoleUnauthorizedAccess"}"#, "r").unwrap_err();
+        assert!(e.contains("AssumeRoleUnauthorizedAccess"), "{e}");
+        let e = parse("AccessKeyId=ASIA1 secret", "r").unwrap_err();
+        assert!(!e.contains("ASIA1"), "{e}");
+    }
+}
