@@ -568,7 +568,14 @@ async fn start_and_join(
     bounded(Step::Join, deadline, None, &waiting_for, async {
         let meta = join::wait_for_agent(join, &systemctl, join_end).await?;
         let arn = meta.container_instance_arn.unwrap_or_default();
-        join::confirm_with_ecs(&ecs, &join.cluster, &arn, join_end).await
+        join::confirm_with_ecs(
+            &ecs,
+            sdk.credentials_provider(),
+            &join.cluster,
+            &arn,
+            join_end,
+        )
+        .await
     })
     .await
 }

@@ -139,10 +139,24 @@ async fn watch_units(systemctl: &Systemctl) -> Error {
 /// agent connected, or tasks will not be placed on it.
 pub async fn confirm_with_ecs(
     ecs: &aws_sdk_ecs::Client,
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     cluster: &str,
     arn: &str,
     deadline: Instant,
 ) -> Result<()> {
+    // Credentials first, bounded (src/aws/credentials.rs): inside the SDK call, a credentials
+    // endpoint that fails would be retried attempt after attempt until the join's end.
+    if let Some(provider) = credentials {
+        use aws_credential_types::provider::ProvideCredentials;
+        if let Err(e) = provider.provide_credentials().await {
+            tracing::warn!(
+                arn,
+                error = %crate::aws::error_chain(&e),
+                "no credentials for ecs:DescribeContainerInstances: not confirming with the ECS control plane that the instance is ACTIVE with its agent connected; the agent's registration in cluster '{cluster}' stands"
+            );
+            return Ok(());
+        }
+    }
     loop {
         let out = match ecs
             .describe_container_instances()
@@ -158,11 +172,11 @@ pub async fn confirm_with_ecs(
                 // action, so a classic instance role is refused: the agent's own answer (it
                 // registered, in this cluster) is then the whole evidence, as in the classic
                 // first-run script. A confirmation we may not ask for is no reason to fail.
-                if crate::aws::is_denied(&message) {
+                if crate::aws::is_denied(&message) || crate::aws::no_credentials(&e) {
                     tracing::warn!(
                         arn,
                         error = %message,
-                        "the instance role may not call ecs:DescribeContainerInstances: not confirming with the ECS control plane that the instance is ACTIVE with its agent connected; the agent's registration in cluster '{cluster}' stands (grant that action to have it checked)"
+                        "the instance role may not (or cannot: no credentials) call ecs:DescribeContainerInstances: not confirming with the ECS control plane that the instance is ACTIVE with its agent connected; the agent's registration in cluster '{cluster}' stands (grant that action to have it checked)"
                     );
                     return Ok(());
                 }

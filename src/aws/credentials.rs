@@ -15,6 +15,7 @@ use aws_credential_types::Credentials;
 use crate::error::Error;
 
 const CREDENTIALS_PATH: &str = "/latest/meta-data/iam/security-credentials/";
+const LOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The instance profile's role (`None`: whichever role the profile has, as the SDK does), or a
 /// named one (cfn-init's `--role`, an Authentication `roleName`).
@@ -93,7 +94,21 @@ impl ProvideCredentials for InstanceRole {
         Self: 'a,
     {
         provider::future::ProvideCredentials::new(async move {
-            self.load().await.map_err(|e| match e {
+            // Only the optional SigV4 calls need these (CloudFormation is identity-signed): an
+            // endpoint that does not answer within this is reported, and the caller degrades,
+            // rather than holding the run until its deadline.
+            let loaded = tokio::time::timeout(LOAD_LIMIT, self.load())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Imds {
+                        path: CREDENTIALS_PATH.into(),
+                        message: format!(
+                            "the instance role's credentials did not come within {}s",
+                            LOAD_LIMIT.as_secs()
+                        ),
+                    })
+                });
+            loaded.map_err(|e| match e {
                 // No instance profile at all: the chain may try something else.
                 Error::Imds { ref message, .. } if message.contains("404") => {
                     CredentialsError::not_loaded(e.to_string())
@@ -104,16 +119,20 @@ impl ProvideCredentials for InstanceRole {
     }
 }
 
-/// What a run signs its SigV4 calls with: the environment's keys (tests, or a user's choice),
-/// else the instance role. No profile files, SSO or web identity: at boot there are none.
+/// What a run signs its SigV4 calls with: the environment's keys, then the shared
+/// credentials/config files (a user's choice, or a test's), then the instance role — the SDK's
+/// order, with its IMDS part replaced by [`InstanceRole`]. No SSO or web identity: at boot there
+/// is none.
 pub fn run_chain() -> aws_credential_types::provider::SharedCredentialsProvider {
     use aws_config::environment::EnvironmentVariableCredentialsProvider;
     use aws_config::meta::credentials::CredentialsProviderChain;
+    use aws_config::profile::ProfileFileCredentialsProvider;
     aws_credential_types::provider::SharedCredentialsProvider::new(
         CredentialsProviderChain::first_try(
             "Environment",
             EnvironmentVariableCredentialsProvider::new(),
         )
+        .or_else("Profile", ProfileFileCredentialsProvider::builder().build())
         .or_else("InstanceRole", InstanceRole::default()),
     )
 }

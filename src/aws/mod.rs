@@ -177,6 +177,19 @@ pub fn is_denied(message: &str) -> bool {
     DENIED.iter().any(|d| message.contains(d))
 }
 
+/// Whether a call failed before it was sent because no credentials could be had (the instance
+/// role's endpoint failing or absent).
+pub fn no_credentials<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: StdError + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    matches!(
+        err,
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)
+    ) && error_chain(err).to_ascii_lowercase().contains("credential")
+}
+
 /// One attempt may take a twentieth of the run, between 2 and 10 seconds: a stalled connection
 /// is abandoned and retried while there is still time for several more attempts.
 pub fn attempt_timeout(deadline: Duration) -> Duration {
