@@ -250,7 +250,10 @@ mod tests {
         from_tsv.dedup();
         let mut known = KNOWN.to_vec();
         known.sort_unstable();
-        assert_eq!(known, from_tsv, "src/agent_keys.rs KNOWN drifted from {tsv}");
+        assert_eq!(
+            known, from_tsv,
+            "src/agent_keys.rs KNOWN drifted from {tsv}"
+        );
         for k in ECS_INIT_OWN {
             assert!(KNOWN.contains(k), "{k}");
         }

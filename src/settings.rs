@@ -92,7 +92,14 @@ pub fn parse(metadata: &Value, values: Values) -> Result<Settings> {
     let proxy = match map.get("Proxy") {
         Some(v) => {
             let path = format!("{BLOCK}.Proxy");
-            let p = string(v, &path)?;
+            let given = string(v, &path)?;
+            // The agent's proxy parser refuses a URL with blanks around it and then drops the
+            // proxy silently (ecs-agent/utils/httpproxy/proxy.go:150-170,211-217@8dfceca6): in a
+            // proxy-only VPC the instance would never register. Trimmed, and said.
+            let p = given.trim().to_string();
+            if p != given {
+                tracing::warn!(path = %path, "blanks around the proxy URL removed");
+            }
             validate_proxy(&p, &path, values)?;
             Some(p)
         }
@@ -236,6 +243,16 @@ fn validate_proxy(proxy: &str, path: &str, values: Values) -> Result<()> {
     if values == Values::MayBePlaceholders && is_placeholder(proxy) {
         return Ok(());
     }
+    // The URL parser would quietly drop tabs and line breaks inside: the agent's would not.
+    if proxy.chars().any(char::is_whitespace) {
+        return Err(Error::invalid(
+            path,
+            format!("'{proxy}' has blanks inside: the ECS agent would ignore the proxy"),
+        ));
+    }
+    if let Some(why) = crate::ecs_config::readers::check("HTTPS_PROXY", proxy) {
+        return Err(Error::invalid(path, format!("'{proxy}': {why}")));
+    }
     let url = reqwest::Url::parse(proxy)
         .map_err(|e| Error::invalid(path, format!("'{proxy}' is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -263,11 +280,9 @@ fn agent_config(v: &Value, path: &str) -> Result<Vec<(String, String)>> {
                 return Err(Error::invalid(key_path, "has no value (null)"));
             }
         };
-        if rendered.contains(['\n', '\r']) {
-            return Err(Error::invalid(
-                key_path,
-                "must be on one line: ecs.config has one KEY=VALUE per line",
-            ));
+        // What the agent (ecs-init's reading) and ecs-init itself (systemd's) will read.
+        if let Some(why) = crate::ecs_config::readers::check(key, &rendered) {
+            return Err(Error::invalid(key_path, format!("'{rendered}': {why}")));
         }
         out.push((key.clone(), rendered));
     }
@@ -483,6 +498,40 @@ mod tests {
                 .unwrap()
                 .logs
                 .enabled
+        );
+    }
+
+    /// Values are checked against both readers of ecs.config (src/ecs_config/readers.rs).
+    #[test]
+    fn agent_values_must_reach_the_agent_as_written() {
+        let e = err(json!({"Cluster": "c", "AgentConfig": {"ECS_RESERVED_MEMORY": "32 "}}));
+        assert!(
+            e.contains("ecs-bootstrap.AgentConfig.ECS_RESERVED_MEMORY") && e.contains("trailing"),
+            "{e}"
+        );
+        let e =
+            err(json!({"Cluster": "c", "AgentConfig": {"ECS_LOG_OPTS": {"labels": "a \"b\""}}}));
+        assert!(
+            e.contains("ECS_LOG_OPTS") && e.contains("own environment"),
+            "{e}"
+        );
+        // JSON with quotes read only by the agent (ecs-init's reading) is fine.
+        let ok = parse(
+            &json!({"ecs-bootstrap": {"Cluster": "c", "AgentConfig": {"ECS_INSTANCE_ATTRIBUTES": {"a": "x \"y\" #z"}}}}),
+            Values::Real,
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        // Blanks around a proxy URL are trimmed; blanks inside refused.
+        let s = parse(
+            &json!({"ecs-bootstrap": {"Cluster": "c", "Proxy": " http://p:3128\t"}}),
+            Values::Real,
+        )
+        .unwrap();
+        assert_eq!(s.proxy.as_deref(), Some("http://p:3128"));
+        let e = err(json!({"Cluster": "c", "Proxy": "http://p:31\t28"}));
+        assert!(
+            e.contains("ecs-bootstrap.Proxy") && e.contains("blanks inside"),
+            "{e}"
         );
     }
 

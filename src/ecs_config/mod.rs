@@ -8,6 +8,8 @@
 use crate::agent_keys;
 use crate::settings::Settings;
 
+pub mod readers;
+
 pub const PATH: &str = "/etc/ecs/ecs.config";
 
 /// What the metadata asks for. Keys that are already in the file (baked into the AMI, or written
@@ -79,15 +81,9 @@ impl AgentConfig {
     }
 }
 
-/// Parses ecs.config exactly like ecs-init: trim, split on the first '='; lines without '='
-/// are ignored.
+/// Parses ecs.config exactly like ecs-init ([`readers::ecs_init`]).
 pub fn parse(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|line| {
-            let (k, v) = line.trim().split_once('=')?;
-            Some((k.to_string(), v.to_string()))
-        })
-        .collect()
+    readers::ecs_init(text)
 }
 
 /// The file as it may be shown in a log or a dry-run plan: secrets replaced.
