@@ -486,7 +486,8 @@ fn plan(
         introspection_url: &p.introspection_url,
         timeout_override: p.timeout,
         signal: p.signal,
-    }))
+    })
+    .at(Step::Settings)?)
 }
 
 async fn write_configuration(plan: &Plan, root: &Root, deadline: &Deadline) -> Result<(), Failure> {

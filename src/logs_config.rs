@@ -1,12 +1,28 @@
 //! Step 3b: the CloudWatch agent's log collection, in the unified agent's schema.
 //!
-//! Written as a fragment into `amazon-cloudwatch-agent.d/`: the agent merges that directory at
-//! every start, and `-a fetch-config` deletes the main `amazon-cloudwatch-agent.json`, so the
-//! fragment survives other tooling.
+//! Written as a fragment into `amazon-cloudwatch-agent.d/`: the agent merges every file of that
+//! directory at start (`start-amazon-cloudwatch-agent` runs config-translator over it: collect_list
+//! entries appended, identical entries dropped, then the merged document checked against its
+//! schema, `translator/jsonconfig/mergeJsonUtil/util.go:74-92@ab55b8da`). So the fragment must be
+//! valid on its own and together with others: it is checked here against the schema's rules for
+//! what we write (`translator/config/schema.json@ab55b8da`, in `../shared/conformance/`; the
+//! test suite validates the whole rendered document against that schema), identical entries are
+//! dropped, and group names follow CloudWatch Logs' own rules, which the schema does not check.
+//!
+//! `amazon-cloudwatch-agent-ctl -a fetch-config` **deletes** every file of the `.d/` directory,
+//! ours included (`packaging/dependencies/amazon-cloudwatch-agent-ctl:342-351@ab55b8da`), and
+//! so does `-a start` on an agent that was never configured (`:108-110`); `-a append-config`
+//! keeps it. README "Logs" says so.
 
 use serde_json::{json, Value};
 
+use crate::error::{Error, Result};
 use crate::settings::{LogFile, Logs};
+
+/// The schema's `logGroupNameDefinition`/`logStreamNameDefinition` maximum, and CloudWatch Logs'.
+const MAX_NAME: usize = 512;
+/// The schema's `file_path` maximum.
+const MAX_PATH: usize = 4096;
 
 pub const PATH: &str =
     "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.d/ecs-bootstrap.json";
@@ -35,10 +51,11 @@ pub fn default_prefix(stack: &str, signal_resource: &str) -> String {
     format!("{stack}/ec2/{signal_resource}")
 }
 
-/// `None` when logs are disabled.
-pub fn render(logs: &Logs, default_group_prefix: &str) -> Option<String> {
+/// `None` when logs are disabled; an error naming the entry when a name would not be accepted
+/// by the agent's schema or by CloudWatch Logs.
+pub fn render(logs: &Logs, default_group_prefix: &str) -> Result<Option<String>> {
     if !logs.enabled {
-        return None;
+        return Ok(None);
     }
     let prefix = logs.group_prefix.as_deref().unwrap_or(default_group_prefix);
     let defaults = DEFAULT_FILES.iter().map(|(path, ts, tz)| LogFile {
@@ -47,14 +64,71 @@ pub fn render(logs: &Logs, default_group_prefix: &str) -> Option<String> {
         timestamp_format: ts.map(str::to_string),
         timezone: Some(tz.to_string()),
     });
-    let collect: Vec<Value> = defaults
-        .chain(logs.extra_files.iter().cloned())
-        .map(|f| entry(&f, prefix, logs.retention_in_days))
-        .collect();
+    let mut collect: Vec<Value> = Vec::new();
+    for (i, f) in defaults.chain(logs.extra_files.iter().cloned()).enumerate() {
+        let e = entry(&f, prefix, logs.retention_in_days);
+        let where_ = if i < DEFAULT_FILES.len() {
+            format!(
+                "{}.Logs (the default entry for {})",
+                crate::settings::BLOCK,
+                f.path
+            )
+        } else {
+            format!(
+                "{}.Logs.Files[{}]",
+                crate::settings::BLOCK,
+                i - DEFAULT_FILES.len()
+            )
+        };
+        check_entry(&e, &where_)?;
+        // The schema wants unique items; the agent's merge drops identical ones anyway.
+        if !collect.contains(&e) {
+            collect.push(e);
+        }
+    }
     let doc = json!({
         "logs": { "logs_collected": { "files": { "collect_list": collect } } }
     });
-    Some(serde_json::to_string_pretty(&doc).expect("a JSON value always serialises") + "\n")
+    Ok(Some(
+        serde_json::to_string_pretty(&doc).expect("a JSON value always serialises") + "\n",
+    ))
+}
+
+fn check_entry(e: &Value, path: &str) -> Result<()> {
+    let text = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+    let group = text("log_group_name");
+    let file = text("file_path");
+    if file.is_empty() || file.len() > MAX_PATH {
+        return Err(Error::invalid(
+            path,
+            format!("the file path must be 1-{MAX_PATH} characters"),
+        ));
+    }
+    // Placeholders (`<stack-name>`) stand in for real names in a dry run.
+    let placeholder = group.contains('<');
+    let n = group.chars().count();
+    if n == 0 || n > MAX_NAME {
+        return Err(Error::invalid(
+            path,
+            format!("the log group name '{group}' has {n} characters: CloudWatch Logs (and the agent's schema) allow 1-{MAX_NAME}; shorten GroupPrefix or set GroupName"),
+        ));
+    }
+    // CreateLogGroup: `[\.\-_/#A-Za-z0-9]+`, not starting with `aws/` (reserved for AWS).
+    if let Some(bad) = group.chars().find(|c| {
+        !(c.is_ascii_alphanumeric() || "_-/.#".contains(*c) || (placeholder && "<>".contains(*c)))
+    }) {
+        return Err(Error::invalid(
+            path,
+            format!("the log group name '{group}' has '{bad}': CloudWatch Logs allows letters, digits and _ - / . #"),
+        ));
+    }
+    if group.starts_with("aws/") {
+        return Err(Error::invalid(
+            path,
+            format!("the log group name '{group}' starts with 'aws/', which CloudWatch Logs reserves for AWS services"),
+        ));
+    }
+    Ok(())
 }
 
 fn entry(f: &LogFile, prefix: &str, retention: Option<u32>) -> Value {
@@ -95,7 +169,9 @@ mod tests {
 
     #[test]
     fn default_set() {
-        let text = render(&logs(), &default_prefix("todo", "ApplicationAutoscaling")).unwrap();
+        let text = render(&logs(), &default_prefix("todo", "ApplicationAutoscaling"))
+            .unwrap()
+            .unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         let list = v["logs"]["logs_collected"]["files"]["collect_list"]
             .as_array()
@@ -136,7 +212,7 @@ mod tests {
             timestamp_format: None,
             timezone: None,
         });
-        let v: Value = serde_json::from_str(&render(&l, "unused").unwrap()).unwrap();
+        let v: Value = serde_json::from_str(&render(&l, "unused").unwrap().unwrap()).unwrap();
         let list = v["logs"]["logs_collected"]["files"]["collect_list"]
             .as_array()
             .unwrap();
@@ -145,6 +221,47 @@ mod tests {
         assert_eq!(list[6]["log_group_name"], "app");
         assert_eq!(list[6]["retention_in_days"], 14);
         l.enabled = false;
-        assert!(render(&l, "x").is_none());
+        assert!(render(&l, "x").unwrap().is_none());
+    }
+
+    #[test]
+    fn names_cloudwatch_refuses_are_refused_and_duplicates_dropped() {
+        let mut l = logs();
+        l.group_prefix = Some("p".repeat(500));
+        let e = render(&l, "x").unwrap_err().to_string();
+        assert!(
+            e.contains("ecs-bootstrap.Logs") && e.contains("1-512"),
+            "{e}"
+        );
+        l.group_prefix = Some("aws/ecs".into());
+        assert!(render(&l, "x")
+            .unwrap_err()
+            .to_string()
+            .contains("reserves"));
+        let mut l = logs();
+        l.extra_files.push(LogFile {
+            path: "/var/log/a".into(),
+            group_name: Some("g:1".into()),
+            timestamp_format: None,
+            timezone: None,
+        });
+        let e = render(&l, "x").unwrap_err().to_string();
+        assert!(e.contains("Logs.Files[0]") && e.contains("':'"), "{e}");
+        // Restating a default entry exactly is harmless: dropped, not refused.
+        let mut l = logs();
+        l.extra_files.push(LogFile {
+            path: "/var/log/dmesg".into(),
+            group_name: None,
+            timestamp_format: None,
+            timezone: Some("Local".into()),
+        });
+        let v: Value = serde_json::from_str(&render(&l, "x").unwrap().unwrap()).unwrap();
+        assert_eq!(
+            v["logs"]["logs_collected"]["files"]["collect_list"]
+                .as_array()
+                .unwrap()
+                .len(),
+            DEFAULT_FILES.len()
+        );
     }
 }

@@ -59,11 +59,11 @@ pub struct Inputs<'a> {
 }
 
 impl Plan {
-    pub fn build(i: Inputs<'_>) -> Plan {
+    pub fn build(i: Inputs<'_>) -> crate::error::Result<Plan> {
         let logs_config = logs_config::render(
             &i.settings.logs,
             &logs_config::default_prefix(i.stack, i.signal_resource),
-        )
+        )?
         .map(|content| LogsConfigPlan {
             path: logs_config::PATH,
             content,
@@ -87,7 +87,7 @@ impl Plan {
             resource: i.signal_resource.to_string(),
             unique_id: i.identity.instance_id.clone(),
         });
-        Plan {
+        Ok(Plan {
             join: JoinSpec {
                 introspection_url: i.introspection_url.to_string(),
                 cluster: i.settings.cluster.clone(),
@@ -105,7 +105,7 @@ impl Plan {
             logs_config,
             services,
             signal,
-        }
+        })
     }
 
     /// The plan as it may be shown: agent secrets replaced. Init file contents are shown as

@@ -397,7 +397,7 @@ fn validate_group_chars(s: &str, path: &str) -> Result<()> {
     // CloudWatch Logs group names: letters, digits and _ - / . #; placeholders' <> pass in dry runs.
     if let Some(bad) = s
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "_-/.#<>:".contains(*c)))
+        .find(|c| !(c.is_ascii_alphanumeric() || "_-/.#<>".contains(*c)))
     {
         return Err(Error::invalid(
             path,
