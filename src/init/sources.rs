@@ -7,7 +7,7 @@
 //!
 //! An archive is input, so no entry may land outside the target directory: absolute paths,
 //! `..`, hard links out of the tree and writes through a symlink the archive itself created
-//! are refused with an error naming the entry, in a first pass that writes nothing, so a bad
+//! (or through a hard link to one, which is a second symlink) are refused with an error naming the entry, in a first pass that writes nothing, so a bad
 //! archive leaves the target untouched. Device nodes and FIFOs are skipped.
 
 use std::collections::HashSet;
@@ -201,7 +201,8 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 struct Unpacker {
     target: PathBuf,
     strip_top_dir: bool,
-    /// Symlinks this archive created (relative paths): nothing is written through them.
+    /// Symlinks this archive created, and hard links to them (relative paths): nothing is
+    /// written through them.
     links: HashSet<PathBuf>,
     written: u64,
     /// Validate paths and links, write nothing.
@@ -267,8 +268,14 @@ impl Unpacker {
                     self.links.insert(rel.to_path_buf());
                 }
                 Kind::HardLink(to) => {
-                    self.relative(&to, &to.display().to_string())
+                    let src = self
+                        .relative(&to, &to.display().to_string())
                         .map_err(|m| format!("hard link '{shown}': {m}"))?;
+                    // A hard link to a symlink is a second symlink (link(2) does not follow
+                    // it): nothing may be written through it either.
+                    if src.is_some_and(|s| self.links.contains(&s)) {
+                        self.links.insert(rel.to_path_buf());
+                    }
                 }
                 _ => {}
             }
@@ -316,7 +323,10 @@ impl Unpacker {
                     .relative(&to, &to.display().to_string())
                     .map_err(|m| format!("hard link '{shown}': {m}"))?
                     .ok_or_else(|| format!("hard link '{shown}' points at the top directory"))?;
-                fs::hard_link(self.target.join(src), &dst).map_err(|e| io("hard link", e))?;
+                fs::hard_link(self.target.join(&src), &dst).map_err(|e| io("hard link", e))?;
+                if self.links.contains(&src) {
+                    self.links.insert(rel.to_path_buf());
+                }
             }
             Kind::File => {
                 let mut f = fs::OpenOptions::new()

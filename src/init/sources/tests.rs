@@ -306,3 +306,41 @@ fn hard_links_out_of_the_tree_are_refused_and_zip_symlinks_are_links() {
         PathBuf::from("releases/1")
     );
 }
+
+/// A tar of raw entries: (path, type, link target, data).
+fn tar_entries(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, to, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_path(path).unwrap();
+        if !to.is_empty() {
+            h.set_link_name(to).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn nothing_is_written_through_a_hard_link_to_the_archives_own_symlink() {
+    use tar::EntryType as T;
+    let outside = tempfile::tempdir().unwrap();
+    let bytes = tar_entries(&[
+        ("l", T::Symlink, outside.path().to_str().unwrap(), b""),
+        ("h", T::Link, "l", b""),
+        ("h/planted", T::Regular, "", b"pwned"),
+    ]);
+    let (d, r) = unpack_bytes(&bytes, false);
+    assert!(
+        !outside.path().join("planted").exists(),
+        "written outside the target through a hard link to a symlink"
+    );
+    let e = r.unwrap_err();
+    assert!(e.contains("'h/planted'") && e.contains("symlink"), "{e}");
+    // Refused in the checking pass: nothing was written.
+    assert!(fs::symlink_metadata(d.path().join("t/l")).is_err());
+}
