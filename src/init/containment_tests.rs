@@ -3,12 +3,15 @@
 //! a write (or a hard link) to the host. Each runs with the kernel's resolver and with the
 //! walk that stands in for it on kernels without `openat2`.
 
+use std::io::Write;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use serde_json::json;
 
-use super::files;
+use super::auth::AuthConfig;
+use super::fetch::Fetcher;
+use super::{files, sources};
 use crate::fs::Root;
 
 /// A test per resolver: `$name` with the kernel's, `$name`_walk with the fallback walk.
@@ -135,4 +138,84 @@ both!(
     an_images_own_symlinks_resolve_inside_it,
     an_images_own_symlinks_resolve_inside_it_walk,
     image_symlinks_resolve_inside
+);
+
+/// Unpacks the tar `bytes` into `target` within `root`, from a local file.
+fn unpack_source(root: &Root, target: &str, bytes: &[u8]) -> crate::error::Result<()> {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(bytes).unwrap();
+    let spec = sources::SourceSpec {
+        target: target.into(),
+        url: f.path().display().to_string(),
+        strip_top_dir: false,
+    };
+    let auth = AuthConfig::default();
+    let fetcher = Fetcher::new(&auth).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(sources::apply(&spec, root, &fetcher, "config"))
+}
+
+/// A tar of raw entries: (path, type, link target, data).
+fn tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, to, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_path(path).unwrap();
+        if !to.is_empty() {
+            h.set_link_name(to).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn archive_symlink_then_next_archive() {
+    use tar::EntryType as T;
+    let (_d, root, host) = root_and_host();
+    let first = tar(&[("l", T::Symlink, host.to_str().unwrap(), b"")]);
+    unpack_source(&root, "/opt/a", &first).unwrap();
+    // The link as the next archive's target, and as a directory in the next archive.
+    let planted = tar(&[("planted", T::Regular, "", b"x")]);
+    let as_target = unpack_source(&root, "/opt/a/l", &planted);
+    let through = tar(&[("l/planted2", T::Regular, "", b"x")]);
+    let e = unpack_source(&root, "/opt/a", &through);
+    assert_untouched(&host);
+    // Refused, not merely redirected: the link leads out of the next archive's target.
+    let e = e.unwrap_err().to_string();
+    assert!(e.contains("'l/planted2'") && e.contains("outside"), "{e}");
+    assert!(
+        as_target.is_err(),
+        "the link's target does not exist in the root"
+    );
+}
+both!(
+    an_archives_symlink_does_not_lead_the_next_archive_out,
+    an_archives_symlink_does_not_lead_the_next_archive_out_walk,
+    archive_symlink_then_next_archive
+);
+
+fn hard_link_to_a_host_file() {
+    use tar::EntryType as T;
+    let (_d, root, host) = root_and_host();
+    std::fs::write(host.join("victim"), "keep").unwrap();
+    let first = tar(&[("l", T::Symlink, host.to_str().unwrap(), b"")]);
+    unpack_source(&root, "/opt/a", &first).unwrap();
+    let second = tar(&[("h", T::Link, "l/victim", b"")]);
+    let e = unpack_source(&root, "/opt/a", &second);
+    assert_untouched(&host);
+    let e = e.unwrap_err().to_string();
+    assert!(e.contains("'h'") && e.contains("outside"), "{e}");
+    assert!(std::fs::symlink_metadata(root.dir().join("opt/a/h")).is_err());
+}
+both!(
+    no_hard_link_to_a_host_file,
+    no_hard_link_to_a_host_file_walk,
+    hard_link_to_a_host_file
 );

@@ -86,7 +86,7 @@ fn unpack_bytes(
     f.write_all(bytes).unwrap();
     let target = d.path().join("t");
     fs::create_dir_all(&target).unwrap();
-    let r = unpack(&mut f, &target, strip);
+    let r = unpack(&mut f, &Dir::open(&target).unwrap(), strip);
     (d, r)
 }
 
@@ -193,7 +193,7 @@ fn files_replace_old_symlinks_instead_of_following_them() {
     std::os::unix::fs::symlink(&victim, &f).unwrap();
     let mut a = tempfile::tempfile().unwrap();
     a.write_all(&tar_bytes(&[("f", b"new")])).unwrap();
-    unpack(&mut a, &d.path().join("t"), false).unwrap();
+    unpack(&mut a, &Dir::open(&d.path().join("t")).unwrap(), false).unwrap();
     assert_eq!(fs::read(&victim).unwrap(), b"keep");
     assert_eq!(fs::read(&f).unwrap(), b"new");
     assert!(!fs::symlink_metadata(&f).unwrap().file_type().is_symlink());
