@@ -182,6 +182,22 @@ mod tests {
     }
 
     #[test]
+    fn a_symlink_at_the_path_is_replaced_not_written_through() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let p = d.path().join("conf");
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        assert_eq!(
+            write_atomic(&p, b"new", meta(0o600)).unwrap(),
+            WriteOutcome::Updated
+        );
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert!(fs::symlink_metadata(&p).unwrap().is_file());
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+    }
+
+    #[test]
     fn error_names_the_path() {
         let d = tempfile::tempdir().unwrap();
         let blocker = d.path().join("file");

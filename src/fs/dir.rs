@@ -263,3 +263,66 @@ fn random_suffix() -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    #[test]
+    fn single_entry_operations_take_plain_names_only() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = Dir::open(d.path()).unwrap();
+        for bad in ["a/b", "..", ".", "/etc", ""] {
+            let e = dir.unlink(OsStr::new(bad)).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad}");
+        }
+    }
+
+    #[test]
+    fn create_dirs_makes_missing_directories_with_the_last_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = Dir::open(d.path()).unwrap();
+        for (r, name) in [(false, "k"), (true, "w")] {
+            let run = || dir.create_dirs(Path::new(&format!("{name}/a/b")), Scope::InRoot, 0o700);
+            let made = if r { resolve::with_walk(run) } else { run() }.unwrap();
+            assert_eq!(made.path(), d.path().join(format!("{name}/a/b")));
+            let mode = |p: &str| {
+                std::fs::metadata(d.path().join(p))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777
+            };
+            assert_eq!(mode(&format!("{name}/a/b")), 0o700);
+            assert_ne!(mode(&format!("{name}/a")), 0o700);
+            // Already there: opened, not an error.
+            dir.create_dirs(Path::new(name), Scope::InRoot, 0o700)
+                .unwrap();
+        }
+        // A dangling symlink in the way is an error, as for `mkdir -p`.
+        symlink("/nowhere", d.path().join("dangling")).unwrap();
+        assert!(dir
+            .create_dirs(Path::new("dangling/x"), Scope::InRoot, 0o755)
+            .is_err());
+        assert!(!Path::new("/nowhere").exists());
+    }
+
+    #[test]
+    fn temporary_names_are_fresh_and_exclusive() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = Dir::open(d.path()).unwrap();
+        let (a, _) = dir.create_temp(".t.", 0o600).unwrap();
+        let (b, _) = dir.create_temp(".t.", 0o600).unwrap();
+        assert_ne!(a, b);
+        let mode = std::fs::metadata(d.path().join(&a))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // O_EXCL: an existing name (even a symlink) is never opened.
+        symlink(d.path().join("victim"), d.path().join("taken")).unwrap();
+        assert!(dir.create_new(OsStr::new("taken"), 0o600).is_err());
+        assert!(!d.path().join("victim").exists());
+    }
+}
