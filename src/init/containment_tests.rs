@@ -91,7 +91,9 @@ fn state_dir_is_a_symlink() {
     let (_d, root, host) = root_and_host();
     std::fs::create_dir_all(root.dir().join("var/lib")).unwrap();
     symlink(&host, root.dir().join("var/lib/ecs-bootstrap")).unwrap();
-    let _ = crate::state::write_private_json(&root, crate::state::FILE, &json!({"a": 1}));
+    for file in [super::record::FILE, crate::state::FILE] {
+        let _ = crate::state::write_private_json(&root, file, &json!({"a": 1}));
+    }
     assert_untouched(&host);
 }
 both!(
