@@ -66,7 +66,11 @@ impl Dir {
 
     /// The path `rel` is shown as in messages.
     pub fn shown(&self, rel: impl AsRef<Path>) -> PathBuf {
-        self.path.join(rel)
+        match rel.as_ref() {
+            // join("") would add a trailing slash.
+            r if r.as_os_str().is_empty() => self.path.clone(),
+            r => self.path.join(r),
+        }
     }
 
     /// An existing directory beneath this one.

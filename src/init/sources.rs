@@ -114,6 +114,8 @@ pub async fn apply(
     config: &str,
 ) -> Result<()> {
     let key_path = format!("{}{config}.sources.{}", super::BLOCK_PREFIX, spec.target);
+    // A target that could never be written is refused before the download.
+    root.map(&spec.target)?;
     let mut archive = tempfile::tempfile().map_err(|e| Error::io("create", "temporary file", e))?;
     let bytes = fetcher
         .fetch_into(
