@@ -344,3 +344,50 @@ fn nothing_is_written_through_a_hard_link_to_the_archives_own_symlink() {
     // Refused in the checking pass: nothing was written.
     assert!(fs::symlink_metadata(d.path().join("t/l")).is_err());
 }
+
+/// Whatever root the run has (`/` here: `unpack` only sees the target), entries stay beneath
+/// the target: a symlink already in it leads neither an entry nor a hard link's source out.
+fn old_symlink_in_the_target() {
+    use tar::EntryType as T;
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret"), "keep").unwrap();
+    for bytes in [
+        tar_entries(&[("old/x", T::Regular, "", b"pwned")]),
+        tar_entries(&[("h", T::Link, "old/secret", b"")]),
+        tar_entries(&[("rel/x", T::Regular, "", b"pwned")]),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("t");
+        fs::create_dir_all(&target).unwrap();
+        std::os::unix::fs::symlink(outside.path(), target.join("old")).unwrap();
+        std::os::unix::fs::symlink("../..", target.join("rel")).unwrap();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&bytes).unwrap();
+        let e = unpack(&mut f, &Dir::open(&target).unwrap(), false).unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
+        assert!(!d.path().join("x").exists());
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::nlink(
+                &fs::metadata(outside.path().join("secret")).unwrap()
+            ),
+            1
+        );
+    }
+}
+
+#[test]
+fn an_old_symlink_in_the_target_leads_nowhere() {
+    old_symlink_in_the_target();
+}
+
+#[test]
+fn the_same_with_the_fallback_walk() {
+    crate::fs::resolve::with_walk(|| {
+        old_symlink_in_the_target();
+        every_format_by_content();
+        escaping_entries_are_refused();
+        files_replace_old_symlinks_instead_of_following_them();
+        hard_links_out_of_the_tree_are_refused_and_zip_symlinks_are_links();
+    });
+}
