@@ -45,7 +45,7 @@ pub fn write_atomic(
 }
 
 /// [`write_atomic`] for the entry `name` of an open directory; `shown` names it in errors.
-pub fn write_in(
+fn write_in(
     dir: &Dir,
     name: &OsStr,
     shown: &Path,

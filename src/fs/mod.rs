@@ -6,7 +6,7 @@ pub mod resolve;
 mod root;
 mod stale;
 
-pub use atomic::{write_atomic, write_in, FileMeta, WriteOutcome};
+pub use atomic::{write_atomic, FileMeta, WriteOutcome};
 pub use dir::Dir;
 pub use root::Root;
 pub(crate) use stale::temp_prefix;
