@@ -363,9 +363,7 @@ async fn hand_off(
     drop(lock);
     handoff::hand_off(args).inspect_err(|_| {
         // This process signals FAILURE itself; a unit started later must not resume it.
-        if let Ok(path) = root.map(handoff::FILE) {
-            let _ = std::fs::remove_file(path);
-        }
+        let _ = root.remove(handoff::FILE);
     })
 }
 
@@ -515,7 +513,8 @@ async fn write_configuration(plan: &Plan, root: &Root, deadline: &Deadline) -> R
         async {
             match &plan.logs_config {
                 Some(l) => write_atomic(
-                    &root.map(l.path)?,
+                    root,
+                    l.path,
                     l.content.as_bytes(),
                     FileMeta {
                         mode: 0o644,
@@ -583,7 +582,7 @@ async fn start_and_join(
 
 fn write_agent_config(plan: &Plan, root: &Root) -> Result<(), Error> {
     let path = root.map(plan.agent_config.path)?;
-    let existing = match std::fs::read_to_string(&path) {
+    let existing = match root.read_to_string(plan.agent_config.path) {
         Ok(text) => ecs_config::parse(&text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(Error::io("read", &path, e)),
@@ -598,7 +597,12 @@ fn write_agent_config(plan: &Plan, root: &Root) -> Result<(), Error> {
         uid: Some(0).filter(|_| nix::unistd::geteuid().is_root()),
         gid: Some(0).filter(|_| nix::unistd::geteuid().is_root()),
     };
-    let outcome = write_atomic(&path, config.render(&existing).as_bytes(), meta)?;
+    let outcome = write_atomic(
+        root,
+        plan.agent_config.path,
+        config.render(&existing).as_bytes(),
+        meta,
+    )?;
     tracing::info!(
         path = plan.agent_config.path,
         mode = format!("{:04o}", meta.mode),

@@ -73,7 +73,7 @@ impl Handoff {
     /// Reads and removes the file: one hand-off is resumed once.
     pub fn take(root: &Root) -> Result<Handoff> {
         let path = root.map(FILE)?;
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = root.read_to_string(FILE).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::Usage(format!(
                     "{RESUME_FLAG}: nothing was handed off ({} does not exist); run without {RESUME_FLAG}",
@@ -87,7 +87,8 @@ impl Handoff {
             path: path.display().to_string(),
             message: format!("not a hand-off written by this version: {e}"),
         })?;
-        std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        root.remove(FILE)
+            .map_err(|e| Error::io("remove", &path, e))?;
         Ok(handoff)
     }
 }

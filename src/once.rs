@@ -13,12 +13,10 @@
 //! A FAILURE, a SUCCESS whose signal was not delivered, or a run without a signal is not "done":
 //! the next invocation (a reboot, an operator) runs again.
 
-use std::fs::OpenOptions;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -40,15 +38,13 @@ pub enum Acquired {
 
 /// Takes the run lock without waiting.
 pub fn lock(root: &Root) -> Result<Acquired> {
-    state::ensure_dir(root)?;
+    let dir = state::ensure_dir(root)?;
     let path = root.map(LOCK_FILE)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
+    // O_NOFOLLOW (open_entry): a symlink planted at run.lock must not get a file elsewhere
+    // truncated and overwritten with a pid.
+    let name = Path::new(LOCK_FILE).file_name().expect("a file name");
+    let file = dir
+        .open_entry(name, OFlag::O_RDWR | OFlag::O_CREAT, 0o600)
         .map_err(|e| Error::io("open", &path, e))?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(mut locked) => {
@@ -101,12 +97,12 @@ impl RunLock {
 
 /// Why a run has nothing to do, if the state file says this instance is already done.
 pub fn already_done(root: &Root, instance_id: &str) -> Option<String> {
-    let path = root.map(state::FILE).ok()?;
-    done_reason(&path, instance_id)
+    done_reason(root, state::FILE, instance_id)
 }
 
-fn done_reason(path: &Path, instance_id: &str) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+fn done_reason(root: &Root, file: &str, instance_id: &str) -> Option<String> {
+    let path = root.map(file).ok()?;
+    let text = root.read_to_string(file).ok()?;
     let rec: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
@@ -140,6 +136,15 @@ fn done_reason(path: &Path, instance_id: &str) -> Option<String> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    fn done_reason(p: &Path, instance_id: &str) -> Option<String> {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        super::done_reason(
+            &Root::new(p.parent().unwrap()),
+            &format!("/{name}"),
+            instance_id,
+        )
+    }
 
     fn write(dir: &Path, v: Value) -> std::path::PathBuf {
         let p = dir.join("state.json");

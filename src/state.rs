@@ -2,25 +2,23 @@
 //! the record an operator (or a later run after a reboot) reads to know whether CloudFormation
 //! was told.
 
-use std::os::unix::fs::PermissionsExt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::Failure;
-use crate::fs::{write_atomic, FileMeta, Root};
+use crate::fs::{write_atomic, Dir, FileMeta, Root};
 use crate::identity::Identity;
 use crate::signal::{SignalSpec, Status};
 
 pub const DIR: &str = "/var/lib/ecs-bootstrap";
 pub const FILE: &str = "/var/lib/ecs-bootstrap/state.json";
 
-/// Creates the state directory (0700: it holds what ran, and resume markers) and returns it.
-pub fn ensure_dir(root: &Root) -> crate::error::Result<std::path::PathBuf> {
-    let dir = root.map(DIR)?;
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| crate::error::Error::io("create directory", &dir, e))?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| crate::error::Error::io("chmod", &dir, e))?;
+/// Creates the state directory (0700: it holds what ran, and resume markers) and returns a
+/// handle on it. The mode is set on the handle: a symlink in its place cannot get some other
+/// directory chmodded (and under `--root` it cannot lead out of the root).
+pub fn ensure_dir(root: &Root) -> crate::error::Result<Dir> {
+    let dir = root.open_dir(DIR, Some(0o700))?;
+    dir.set_mode(0o700)
+        .map_err(|e| crate::error::Error::io("chmod", dir.path(), e))?;
     Ok(dir)
 }
 
@@ -33,7 +31,8 @@ pub fn write_private_json<T: Serialize>(
     ensure_dir(root)?;
     let text = serde_json::to_string_pretty(value).expect("state always serialises") + "\n";
     write_atomic(
-        &root.map(file)?,
+        root,
+        file,
         text.as_bytes(),
         FileMeta {
             mode: 0o600,
@@ -101,7 +100,7 @@ struct Earlier {
 /// by CloudFormation, never signalling costs the whole CreationPolicy timeout.
 pub fn delivered_earlier(root: &Root, identity: &Identity, signal: &SignalSpec) -> Option<String> {
     let path = root.map(FILE).ok()?;
-    let text = std::fs::read_to_string(&path).ok()?;
+    let text = root.read_to_string(FILE).ok()?;
     let e: Earlier = match serde_json::from_str(&text) {
         Ok(e) => e,
         Err(err) => {

@@ -11,6 +11,8 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use super::dir::Dir;
+
 pub(crate) const TEMP_PREFIX: &str = ".ecs-bootstrap.";
 
 /// The prefix of the temp files this process creates: the pid says whose they are.
@@ -36,28 +38,32 @@ fn is_leftover(name: &str, modified: Option<SystemTime>, proc_root: &Path) -> bo
     }
 }
 
-pub(crate) fn sweep(dir: &Path) {
+pub(crate) fn sweep(dir: &Dir) {
     sweep_with(dir, Path::new("/proc"))
 }
 
-fn sweep_with(dir: &Path, proc_root: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+fn sweep_with(dir: &Dir, proc_root: &Path) {
+    let Ok(names) = dir.files() else {
         return;
     };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if !name.starts_with(TEMP_PREFIX) {
+    for name in names {
+        let shown = name.to_string_lossy();
+        if !shown.starts_with(TEMP_PREFIX) {
             continue;
         }
-        let Ok(meta) = e.metadata() else { continue };
-        if meta.is_file() && is_leftover(&name, meta.modified().ok(), proc_root) {
-            match std::fs::remove_file(e.path()) {
+        let modified = dir
+            .stat(&name)
+            .ok()
+            .flatten()
+            .map(|st| std::time::UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64));
+        if is_leftover(&shown, modified, proc_root) {
+            let path = dir.shown(&name);
+            match dir.unlink(&name) {
                 Ok(()) => {
-                    tracing::info!(path = %e.path().display(), "removed a temporary file left by an interrupted run")
+                    tracing::info!(path = %path.display(), "removed a temporary file left by an interrupted run")
                 }
                 Err(err) => {
-                    tracing::debug!(path = %e.path().display(), error = %err, "could not remove a stale temporary file")
+                    tracing::debug!(path = %path.display(), error = %err, "could not remove a stale temporary file")
                 }
             }
         }
@@ -88,7 +94,7 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() - Duration::from_secs(7200))
             .unwrap();
-        sweep_with(d.path(), procs.path());
+        sweep_with(&Dir::open(d.path()).unwrap(), procs.path());
         assert!(!dead.exists(), "a dead process's temp file is a leftover");
         assert!(
             alive.exists(),

@@ -1,7 +1,6 @@
 //! Init `files`: content, encoding, mode, owner, group, and symlinks (`mode: 120xxx`);
 //! `source`, `authentication` and `context` are read here and applied by [`super::file_source`].
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use base64::Engine;
@@ -227,16 +226,17 @@ pub(super) fn write(
     root: &Root,
     config: &str,
 ) -> Result<WriteOutcome> {
-    let target = root.map(&spec.path)?;
     if spec.symlink {
-        let outcome = write_symlink(&target, spec.content.as_text().unwrap_or_default())?;
+        let outcome = write_symlink(root, &spec.path, spec.content.as_text().unwrap_or_default())?;
         tracing::info!(config, path = %spec.path, ?outcome, "symlink");
         return Ok(outcome);
     }
-    let existing_mode = std::fs::symlink_metadata(&target)
+    let existing_mode = root
+        .parent(&spec.path, false)
         .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.mode() & 0o7777);
+        .and_then(|(dir, name)| dir.stat(&name).ok().flatten())
+        .filter(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG)
+        .map(|st| st.st_mode & 0o7777);
     let meta = FileMeta {
         mode: spec.mode.or(existing_mode).unwrap_or(DEFAULT_MODE),
         uid: spec
@@ -260,7 +260,7 @@ pub(super) fn write(
             })
             .transpose()?,
     };
-    let outcome = write_atomic(&target, content, meta)?;
+    let outcome = write_atomic(root, &spec.path, content, meta)?;
     tracing::info!(config, path = %spec.path, mode = format!("{:04o}", meta.mode), ?outcome, "file");
     Ok(outcome)
 }
@@ -301,29 +301,32 @@ fn lookup_group(name: &str, path: &str) -> Result<u32> {
     }
 }
 
-/// Replaces whatever is at `link` with a symlink to `target`, atomically (new link under a
+/// Replaces whatever is at `path` with a symlink to `target`, atomically (new link under a
 /// temporary name, then rename). Unlike cfn-init it never follows the link to chmod the target,
-/// and the target need not exist yet.
-fn write_symlink(link: &Path, target: &str) -> Result<WriteOutcome> {
-    if let Ok(current) = std::fs::read_link(link) {
+/// and the target need not exist yet. The link itself is the entry written: its parent is
+/// resolved within the root, the link is never resolved.
+fn write_symlink(root: &Root, path: &str, target: &str) -> Result<WriteOutcome> {
+    let link = root.map(path)?;
+    let (dir, name) = root.parent(path, true)?;
+    if let Ok(current) = dir.read_link(&name) {
         if current == Path::new(target) {
             return Ok(WriteOutcome::Unchanged);
         }
     }
-    let dir = link.parent().expect("a mapped path has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-    let existed = std::fs::symlink_metadata(link).is_ok();
-    let tmp = dir.join(format!(
-        ".ecs-bootstrap.link.{}.{}",
-        std::process::id(),
-        link.file_name().and_then(|n| n.to_str()).unwrap_or("x")
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).map_err(|e| Error::io("create symlink", &tmp, e))?;
-    std::fs::rename(&tmp, link).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("rename symlink into place", link, e)
+    let existed = dir
+        .stat(&name)
+        .map_err(|e| Error::io("stat", &link, e))?
+        .is_some();
+    let prefix = format!("{}link.", crate::fs::temp_prefix());
+    let tmp = dir
+        .create_temp_symlink(&prefix, Path::new(target))
+        .map_err(|e| Error::io("create symlink in", dir.path(), e))?;
+    dir.rename(&tmp, &name).map_err(|e| {
+        let _ = dir.unlink(&tmp);
+        Error::io("rename symlink into place", &link, e)
     })?;
+    dir.sync()
+        .map_err(|e| Error::io("fsync directory", dir.path(), e))?;
     Ok(if existed {
         WriteOutcome::Updated
     } else {
@@ -335,7 +338,7 @@ fn write_symlink(link: &Path, target: &str) -> Result<WriteOutcome> {
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn one(spec: Value) -> Result<FileSpec> {
         parse(&json!({ "/etc/x": spec }), "I.config.files").map(|mut v| v.remove(0))

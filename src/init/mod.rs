@@ -6,6 +6,8 @@
 mod accounts;
 pub mod auth;
 mod commands;
+#[cfg(test)]
+mod containment_tests;
 pub mod describe;
 mod exec;
 mod fetch;

@@ -36,7 +36,7 @@ pub fn digest(plan: &InitPlan) -> String {
 /// dropped with a warning: resuming someone else's Init half-way would be worse than a rerun.
 pub fn take(root: &Root, plan: &InitPlan) -> Option<Marker> {
     let path = root.map(FILE).ok()?;
-    let text = std::fs::read_to_string(&path).ok()?;
+    let text = root.read_to_string(FILE).ok()?;
     match serde_json::from_str::<Marker>(&text) {
         Ok(m) if m.digest == digest(plan) => Some(m),
         Ok(m) => {
@@ -58,7 +58,7 @@ pub fn save(root: &Root, marker: &Marker) -> Result<(), Error> {
 
 pub fn clear(root: &Root) {
     if let Ok(p) = root.map(FILE) {
-        match std::fs::remove_file(&p) {
+        match root.remove(FILE) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {

@@ -7,8 +7,14 @@
 //!
 //! An archive is input, so no entry may land outside the target directory: absolute paths,
 //! `..`, hard links out of the tree and writes through a symlink the archive itself created
-//! are refused with an error naming the entry, in a first pass that writes nothing, so a bad
+//! (or through a hard link to one, which is a second symlink) are refused with an error naming the entry, in a first pass that writes nothing, so a bad
 //! archive leaves the target untouched. Device nodes and FIFOs are skipped.
+//!
+//! The second pass cannot escape either, whatever the target already holds (a symlink an
+//! earlier archive left, a hard link to one): every entry's directory is resolved beneath a
+//! handle on the target with `RESOLVE_BENEATH` (absolute symlinks and `..` out are errors),
+//! and files, links and directories are made as entries of that directory handle, never
+//! through a path. The target itself is resolved within the run's root (`--root`).
 
 use std::collections::HashSet;
 use std::fs;
@@ -16,12 +22,15 @@ use std::io::{Read, Seek};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use nix::sys::stat::SFlag;
+
 use serde::Serialize;
 use serde_json::Value;
 
 use super::fetch::{Fetcher, Request};
 use crate::error::{Error, Result};
-use crate::fs::Root;
+use crate::fs::resolve::Scope;
+use crate::fs::{Dir, Root};
 use crate::settings::kind;
 
 /// Archives are spooled to a temporary file before unpacking; this bounds the disk they take.
@@ -105,7 +114,8 @@ pub async fn apply(
     config: &str,
 ) -> Result<()> {
     let key_path = format!("{}{config}.sources.{}", super::BLOCK_PREFIX, spec.target);
-    let target = root.map(&spec.target)?;
+    // A target that could never be written is refused before the download.
+    root.map(&spec.target)?;
     let mut archive = tempfile::tempfile().map_err(|e| Error::io("create", "temporary file", e))?;
     let bytes = fetcher
         .fetch_into(
@@ -118,7 +128,7 @@ pub async fn apply(
             &mut archive,
         )
         .await?;
-    fs::create_dir_all(&target).map_err(|e| Error::io("create directory", &target, e))?;
+    let target = root.open_dir(&spec.target, Some(0o777))?;
     let n = unpack(&mut archive, &target, spec.strip_top_dir)
         .map_err(|m| Error::invalid(&key_path, format!("{}: {m}", spec.url)))?;
     tracing::info!(config, target = %spec.target, url = %spec.url, archive_bytes = bytes, entries = n, "source unpacked");
@@ -154,7 +164,7 @@ pub fn detect(head: &[u8]) -> Option<Format> {
 /// Errors are plain messages: the caller adds the key path and URL.
 pub fn unpack(
     archive: &mut fs::File,
-    target: &Path,
+    target: &Dir,
     strip_top_dir: bool,
 ) -> std::result::Result<usize, String> {
     let mut head = [0u8; 512];
@@ -169,7 +179,7 @@ pub fn unpack(
     for check_only in [true, false] {
         archive.rewind().map_err(|e| e.to_string())?;
         let mut out = Unpacker {
-            target: target.to_path_buf(),
+            target,
             strip_top_dir,
             links: HashSet::new(),
             written: 0,
@@ -198,10 +208,11 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-struct Unpacker {
-    target: PathBuf,
+struct Unpacker<'a> {
+    target: &'a Dir,
     strip_top_dir: bool,
-    /// Symlinks this archive created (relative paths): nothing is written through them.
+    /// Symlinks this archive created, and hard links to them (relative paths): nothing is
+    /// written through them.
     links: HashSet<PathBuf>,
     written: u64,
     /// Validate paths and links, write nothing.
@@ -216,7 +227,19 @@ enum Kind {
     Skip,
 }
 
-impl Unpacker {
+fn is_dir(st: &nix::sys::stat::FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+}
+
+/// The directory part of `rel` ("" for an entry at the top) and its file name.
+fn split(rel: &Path) -> (&Path, &std::ffi::OsStr) {
+    (
+        rel.parent().unwrap_or(Path::new("")),
+        rel.file_name().expect("an entry path ends in a name"),
+    )
+}
+
+impl Unpacker<'_> {
     /// The entry's path relative to the target, or None for the stripped top directory.
     fn relative(&self, raw: &Path, shown: &str) -> std::result::Result<Option<PathBuf>, String> {
         let mut out = PathBuf::new();
@@ -267,48 +290,61 @@ impl Unpacker {
                     self.links.insert(rel.to_path_buf());
                 }
                 Kind::HardLink(to) => {
-                    self.relative(&to, &to.display().to_string())
+                    let src = self
+                        .relative(&to, &to.display().to_string())
                         .map_err(|m| format!("hard link '{shown}': {m}"))?;
+                    // A hard link to a symlink is a second symlink (link(2) does not follow
+                    // it): nothing may be written through it either.
+                    if src.is_some_and(|s| self.links.contains(&s)) {
+                        self.links.insert(rel.to_path_buf());
+                    }
                 }
                 _ => {}
             }
             return Ok(());
         }
-        let dst = self.target.join(rel);
+        let dst = self.target.shown(rel);
         let io =
             |op: &str, e: std::io::Error| format!("entry '{shown}': {op} {}: {e}", dst.display());
-        if let Some(parent) = dst.parent() {
-            fs::create_dir_all(parent).map_err(|e| io("create directory", e))?;
+        if let Kind::Skip = kind {
+            return Ok(());
         }
-        let existing = fs::symlink_metadata(&dst).ok();
-        match kind {
-            Kind::Skip => return Ok(()),
-            Kind::Dir => {
-                if existing.as_ref().is_some_and(|m| !m.is_dir()) {
-                    fs::remove_file(&dst).map_err(|e| io("replace", e))?;
-                }
-                fs::create_dir_all(&dst).map_err(|e| io("create directory", e))?;
-                if let Some(m) = mode {
-                    fs::set_permissions(&dst, fs::Permissions::from_mode(m & 0o777))
-                        .map_err(|e| io("chmod", e))?;
-                }
-                return Ok(());
+        let (parent, name) = split(rel);
+        let dir = self
+            .target
+            .create_dirs(parent, Scope::Beneath, 0o777)
+            .map_err(|e| {
+                let at = self.target.shown(parent);
+                format!("entry '{shown}': create directory {}: {e}", at.display())
+            })?;
+        let existing = dir.stat(name).map_err(|e| io("stat", e))?;
+        if let Kind::Dir = kind {
+            // A symlink (or file) in the way is replaced, never followed.
+            if existing.as_ref().is_some_and(|m| !is_dir(m)) {
+                dir.unlink(name).map_err(|e| io("replace", e))?;
             }
-            _ => {}
+            let made = dir
+                .create_dirs(Path::new(name), Scope::Beneath, 0o777)
+                .map_err(|e| io("create directory", e))?;
+            if let Some(m) = mode {
+                made.set_mode(m & 0o777).map_err(|e| io("chmod", e))?;
+            }
+            return Ok(());
         }
         // Replace, never write through: an old symlink at this path must not redirect the write.
         if let Some(m) = &existing {
-            if m.is_dir() {
+            if is_dir(m) {
                 return Err(format!(
                     "entry '{shown}' is a file but {} is a directory",
                     dst.display()
                 ));
             }
-            fs::remove_file(&dst).map_err(|e| io("replace", e))?;
+            dir.unlink(name).map_err(|e| io("replace", e))?;
         }
         match kind {
             Kind::Symlink(to) => {
-                std::os::unix::fs::symlink(&to, &dst).map_err(|e| io("create symlink", e))?;
+                dir.symlink(&to, name)
+                    .map_err(|e| io("create symlink", e))?;
                 self.links.insert(rel.to_path_buf());
             }
             Kind::HardLink(to) => {
@@ -316,14 +352,23 @@ impl Unpacker {
                     .relative(&to, &to.display().to_string())
                     .map_err(|m| format!("hard link '{shown}': {m}"))?
                     .ok_or_else(|| format!("hard link '{shown}' points at the top directory"))?;
-                fs::hard_link(self.target.join(src), &dst).map_err(|e| io("hard link", e))?;
+                // The source's directory is resolved beneath the target too: a symlink an
+                // earlier archive left cannot make this a hard link to a file of the host.
+                let (src_parent, src_name) = split(&src);
+                let src_dir = self
+                    .target
+                    .open_dir(src_parent, Scope::Beneath)
+                    .map_err(|e| {
+                        format!("entry '{shown}': hard link to '{}': {e}", to.display())
+                    })?;
+                dir.hard_link(&src_dir, src_name, name)
+                    .map_err(|e| io("hard link", e))?;
+                if self.links.contains(&src) {
+                    self.links.insert(rel.to_path_buf());
+                }
             }
             Kind::File => {
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&dst)
-                    .map_err(|e| io("create", e))?;
+                let mut f = dir.create_new(name, 0o600).map_err(|e| io("create", e))?;
                 let budget = MAX_UNPACKED_BYTES.saturating_sub(self.written);
                 let n = std::io::copy(&mut data.take(budget + 1), &mut f)
                     .map_err(|e| io("write", e))?;

@@ -86,7 +86,7 @@ fn unpack_bytes(
     f.write_all(bytes).unwrap();
     let target = d.path().join("t");
     fs::create_dir_all(&target).unwrap();
-    let r = unpack(&mut f, &target, strip);
+    let r = unpack(&mut f, &Dir::open(&target).unwrap(), strip);
     (d, r)
 }
 
@@ -193,7 +193,7 @@ fn files_replace_old_symlinks_instead_of_following_them() {
     std::os::unix::fs::symlink(&victim, &f).unwrap();
     let mut a = tempfile::tempfile().unwrap();
     a.write_all(&tar_bytes(&[("f", b"new")])).unwrap();
-    unpack(&mut a, &d.path().join("t"), false).unwrap();
+    unpack(&mut a, &Dir::open(&d.path().join("t")).unwrap(), false).unwrap();
     assert_eq!(fs::read(&victim).unwrap(), b"keep");
     assert_eq!(fs::read(&f).unwrap(), b"new");
     assert!(!fs::symlink_metadata(&f).unwrap().file_type().is_symlink());
@@ -305,4 +305,89 @@ fn hard_links_out_of_the_tree_are_refused_and_zip_symlinks_are_links() {
         fs::read_link(d.path().join("t/current")).unwrap(),
         PathBuf::from("releases/1")
     );
+}
+
+/// A tar of raw entries: (path, type, link target, data).
+fn tar_entries(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, to, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_path(path).unwrap();
+        if !to.is_empty() {
+            h.set_link_name(to).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn nothing_is_written_through_a_hard_link_to_the_archives_own_symlink() {
+    use tar::EntryType as T;
+    let outside = tempfile::tempdir().unwrap();
+    let bytes = tar_entries(&[
+        ("l", T::Symlink, outside.path().to_str().unwrap(), b""),
+        ("h", T::Link, "l", b""),
+        ("h/planted", T::Regular, "", b"pwned"),
+    ]);
+    let (d, r) = unpack_bytes(&bytes, false);
+    assert!(
+        !outside.path().join("planted").exists(),
+        "written outside the target through a hard link to a symlink"
+    );
+    let e = r.unwrap_err();
+    assert!(e.contains("'h/planted'") && e.contains("symlink"), "{e}");
+    // Refused in the checking pass: nothing was written.
+    assert!(fs::symlink_metadata(d.path().join("t/l")).is_err());
+}
+
+/// Whatever root the run has (`/` here: `unpack` only sees the target), entries stay beneath
+/// the target: a symlink already in it leads neither an entry nor a hard link's source out.
+fn old_symlink_in_the_target() {
+    use tar::EntryType as T;
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret"), "keep").unwrap();
+    for bytes in [
+        tar_entries(&[("old/x", T::Regular, "", b"pwned")]),
+        tar_entries(&[("h", T::Link, "old/secret", b"")]),
+        tar_entries(&[("rel/x", T::Regular, "", b"pwned")]),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("t");
+        fs::create_dir_all(&target).unwrap();
+        std::os::unix::fs::symlink(outside.path(), target.join("old")).unwrap();
+        std::os::unix::fs::symlink("../..", target.join("rel")).unwrap();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&bytes).unwrap();
+        let e = unpack(&mut f, &Dir::open(&target).unwrap(), false).unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
+        assert!(!d.path().join("x").exists());
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::nlink(
+                &fs::metadata(outside.path().join("secret")).unwrap()
+            ),
+            1
+        );
+    }
+}
+
+#[test]
+fn an_old_symlink_in_the_target_leads_nowhere() {
+    old_symlink_in_the_target();
+}
+
+#[test]
+fn the_same_with_the_fallback_walk() {
+    crate::fs::resolve::with_walk(|| {
+        old_symlink_in_the_target();
+        every_format_by_content();
+        escaping_entries_are_refused();
+        files_replace_old_symlinks_instead_of_following_them();
+        hard_links_out_of_the_tree_are_refused_and_zip_symlinks_are_links();
+    });
 }
