@@ -473,7 +473,7 @@ fn plan(
     // ecs-bootstrap block must not leave an instance half-configured by Init.
     let settings = settings::parse(&metadata.metadata, values).at(Step::Settings)?;
     let init = init::parse(&metadata.metadata, &p.configsets).at(Step::Init)?;
-    Ok(Plan::build(Inputs {
+    Plan::build(Inputs {
         identity,
         metadata,
         settings: &settings,
@@ -485,7 +485,7 @@ fn plan(
         timeout_override: p.timeout,
         signal: p.signal,
     })
-    .at(Step::Settings)?)
+    .at(Step::Settings)
 }
 
 async fn write_configuration(plan: &Plan, root: &Root, deadline: &Deadline) -> Result<(), Failure> {
