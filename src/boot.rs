@@ -457,7 +457,16 @@ async fn configure(
         &o.stack,
         &o.signal_resource,
     )?;
-    write_configuration(&plan, root, deadline).await?;
+    let mut plan = plan;
+    if write_configuration(&plan, root, deadline).await? {
+        // A CloudWatch agent that is already running (an AMI that starts it with its own
+        // config) does not read a new fragment until it restarts; `start` alone does nothing.
+        for s in &mut plan.services {
+            if s.unit == crate::logs_config::UNIT {
+                s.restart_if_running = true;
+            }
+        }
+    }
     Ok(plan)
 }
 
@@ -488,7 +497,12 @@ fn plan(
     .at(Step::Settings)
 }
 
-async fn write_configuration(plan: &Plan, root: &Root, deadline: &Deadline) -> Result<(), Failure> {
+/// Init, ecs.config and the CloudWatch fragment; true when the fragment changed.
+async fn write_configuration(
+    plan: &Plan,
+    root: &Root,
+    deadline: &Deadline,
+) -> Result<bool, Failure> {
     bounded(
         Step::Init,
         deadline,
@@ -522,13 +536,15 @@ async fn write_configuration(plan: &Plan, root: &Root, deadline: &Deadline) -> R
                         gid: None,
                     },
                 )
-                .map(|outcome| tracing::info!(path = l.path, ?outcome, "CloudWatch agent config")),
-                None => Ok(()),
+                .map(|outcome| {
+                    tracing::info!(path = l.path, ?outcome, "CloudWatch agent config");
+                    outcome != crate::fs::WriteOutcome::Unchanged
+                }),
+                None => Ok(false),
             }
         },
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Steps 4-5: start docker and ecs, wait until the agent has registered in the cluster.

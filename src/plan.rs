@@ -74,12 +74,14 @@ impl Plan {
             services.push(ServiceAction {
                 unit: logs_config::UNIT.into(),
                 required: l.required,
+                restart_if_running: false,
             });
         }
         for unit in [DOCKER, ECS] {
             services.push(ServiceAction {
                 unit: unit.into(),
                 required: true,
+                restart_if_running: false,
             });
         }
         let signal = i.signal.then(|| SignalSpec {

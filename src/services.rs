@@ -21,6 +21,10 @@ pub struct ServiceAction {
     pub unit: String,
     /// An optional unit that is not installed is a warning, not a failure.
     pub required: bool,
+    /// Its configuration changed: a running unit is restarted (`try-restart`), or it would go
+    /// on with the old one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_if_running: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +119,21 @@ impl Systemctl {
 
 pub async fn start(actions: &[ServiceAction], systemctl: &Systemctl) -> Result<()> {
     for action in actions {
+        if action.restart_if_running {
+            // Restarts the unit only if it runs; a stopped one is started below with the new
+            // configuration anyway. --no-block: never wait on a job from UserData.
+            match systemctl
+                .must(&["try-restart", "--no-block", &action.unit])
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(unit = %action.unit, "configuration changed: restarted if it was running (try-restart --no-block)")
+                }
+                Err(e) => {
+                    tracing::warn!(unit = %action.unit, error = %e, "could not restart it for its new configuration")
+                }
+            }
+        }
         match systemctl.enable_and_start(&action.unit).await {
             Ok(()) => tracing::info!(unit = %action.unit, "enabled and started (--no-block)"),
             Err(e) if !action.required => {

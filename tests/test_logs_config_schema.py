@@ -92,3 +92,22 @@ def test_the_schema_would_have_refused_the_long_prefix():
         {"file_path": "/var/log/dmesg", "log_group_name": "p" * 500 + "/var/log/dmesg"}]}}}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft4Validator(SCHEMA).validate(doc)
+
+
+def test_a_running_cloudwatch_agent_is_restarted_only_when_our_fragment_changed(
+        moto, instance, example_stack):
+    """``start`` on a running agent does nothing (amazon-cloudwatch-agent-ctl ``-a start``,
+    ``packaging/dependencies/amazon-cloudwatch-agent-ctl:103-106@ab55b8da``, and systemd's own
+    ``start``): a new fragment is read only at its next restart. So a changed fragment gets a
+    ``try-restart``; an unchanged one does not."""
+    unit = "amazon-cloudwatch-agent.service"
+    res = instance.run_bootstrap(*example_stack.run_args(), timeout=60)
+    assert res.returncode == 0, res
+    first = instance.calls()
+    assert ["try-restart", "--no-block", unit] in first, first
+    assert first.index(["try-restart", "--no-block", unit]) < first.index(["start", "--no-block", unit])
+    res = instance.run_bootstrap(*example_stack.run_args("--force"), timeout=60)
+    assert res.returncode == 0, res
+    second = instance.calls()[len(first):]
+    assert ["start", "--no-block", unit] in second, second
+    assert not [c for c in second if c and c[0] == "try-restart"], second
