@@ -68,7 +68,7 @@ def pkcs7_signature(document: bytes) -> str:
     """What IMDS serves at ``/pkcs7``: base64 DER PKCS#7 signed-data of `document`, no PEM armour."""
     der = (pkcs7.PKCS7SignatureBuilder().set_data(document)
            .add_signer(certificate(), private_key(), hashes.SHA256())
-           .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.NoCerts]))
+           .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.NoCerts, pkcs7.PKCS7Options.Binary]))
     return _wrap64(der)
 
 
