@@ -65,10 +65,12 @@ def sign(document: bytes) -> str:
 
 
 def pkcs7_signature(document: bytes) -> str:
-    """What IMDS serves at ``/pkcs7``: base64 DER PKCS#7 signed-data of `document`, no PEM armour."""
+    """What IMDS serves at ``/pkcs7``: base64 DER PKCS#7 signed-data holding `document` (as
+    bytes, not S/MIME-canonicalised text), no PEM armour."""
     der = (pkcs7.PKCS7SignatureBuilder().set_data(document)
            .add_signer(certificate(), private_key(), hashes.SHA256())
-           .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.NoCerts, pkcs7.PKCS7Options.Binary]))
+           .sign(serialization.Encoding.DER,
+                 [pkcs7.PKCS7Options.NoCerts, pkcs7.PKCS7Options.Binary]))
     return _wrap64(der)
 
 

@@ -29,7 +29,10 @@ Harness routes (served by a WSGI layer in front of moto, never forwarded to it):
 * ``GET  /_harness/signals``  -> JSON list of accepted signals
   ``{"StackName", "StackId", "LogicalResourceId", "UniqueId", "Status", "time"}``
 * ``GET  /_harness/requests`` -> JSON list of AWS requests seen
-  ``{"service", "action", "params", "status", "time", "fault"}``
+  ``{"service", "action", "params", "status", "time", "fault", "auth"}``; ``auth`` is
+  ``"sigv4"`` (then ``access_key`` is the signing key id), ``"cfn_v1"`` (then ``instance_id``
+  is the signed document's, or ``refused`` the error code the request was refused with),
+  ``"none"`` or ``"other"``
 * ``GET  /_harness/faults`` / ``POST /_harness/faults`` (JSON list of rules, replaces the table)
 * ``POST /_harness/reset``    -> clears signals, request log and faults (not moto's state; moto's
   own ``POST /moto-api/reset`` does that)
@@ -340,8 +343,10 @@ def render_auth_error(protocol: str, kind: str, message: str) -> HarnessAuthErro
                                           "x-amzn-RequestId": request_id}, body)
     if protocol == "ec2":
         code, status = {"denied": ("UnauthorizedOperation", 403),
-                        "missing": ("MissingAuthenticationToken", 401)}.get(kind, ("AuthFailure", 401))
-        body = (f"<?xml version='1.0' encoding='UTF-8'?><Response><Errors><Error><Code>{code}</Code>"
+                        "missing": ("MissingAuthenticationToken", 401)}.get(
+                            kind, ("AuthFailure", 401))
+        body = (f"<?xml version='1.0' encoding='UTF-8'?><Response><Errors><Error>"
+                f"<Code>{code}</Code>"
                 f"<Message>{escape(message)}</Message></Error></Errors>"
                 f"<RequestID>{request_id}</RequestID></Response>")
         return HarnessAuthError(status, {"Content-Type": "text/xml"}, body)
@@ -592,6 +597,13 @@ def _service_of(environ: dict[str, Any]) -> str:
     return ""
 
 
+def _access_key_of(environ: dict[str, Any]) -> str:
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    if "Credential=" not in auth:
+        return ""
+    return auth.split("Credential=", 1)[1].split("/", 1)[0]
+
+
 def _json_response(start_response: Callable, status: int, body: Any) -> Iterable[bytes]:
     data = json.dumps(body, default=str).encode()
     start_response(
@@ -686,6 +698,8 @@ class HarnessMiddleware:
             "fault": False,
             "auth": auth,
         }
+        if auth == "sigv4":
+            entry["access_key"] = _access_key_of(environ)
         if action or auth == "cfn_v1":
             with self.state.lock:
                 self.state.requests.append(entry)
