@@ -209,3 +209,53 @@ def test_run_with_failing_role_credentials(iam_moto, iam_instance, make_role_sta
     sig = one_signal(iam_moto, stack, res)
     assert sig["Status"] == ("SUCCESS" if res.returncode == 0 else "FAILURE"), f"{sig}\n{res}"
     assert_identity_signed(iam_moto, stack, "DescribeStackResource", "SignalResource")
+
+
+# ------------------------------------------------------------------------------------------
+# zero-config discovery with the instance role alone
+# ------------------------------------------------------------------------------------------
+
+
+def test_discovery_from_tags_needs_no_permission(iam_moto, iam_instance, make_role_stack):
+    """Launch template (instance metadata tags): DescribeStackResources identity-signed."""
+    stack = make_role_stack("managed", base="stack-launch-template.yml")
+    assert stack.metadata_tags_enabled
+    res = iam_instance.run_bootstrap("run", "--region", stack.region, "--deadline", "60",
+                                     timeout=120)
+    assert not res.timed_out and res.returncode == 0, str(res)
+    assert one_signal(iam_moto, stack, res)["Status"] == "SUCCESS"
+    assert_identity_signed(iam_moto, stack, "DescribeStackResources", "DescribeStackResource",
+                           "SignalResource")
+
+
+def test_discovery_through_autoscaling_needs_its_permission(iam_moto, iam_instance,
+                                                            make_role_stack):
+    """Launch configuration: autoscaling:DescribeAutoScalingInstances (SigV4, instance role).
+    Denied: exit 2 naming the flags to pass, nothing signalled (the stack is not known)."""
+    stack = make_role_stack("managed")
+    res = iam_instance.run_bootstrap("run", "--region", stack.region, "--deadline", "60",
+                                     timeout=120)
+    assert not res.timed_out and res.returncode == 2, str(res)
+    for word in ("autoscaling:DescribeAutoScalingInstances", "--stack", "--resource",
+                 "--signal-resource"):
+        assert word in res.stderr, f"{word!r} not in stderr\n{res}"
+    assert iam_moto.signals(stack.name) == []
+    denied = [r for r in iam_moto.requests("DescribeAutoScalingInstances")
+              if stack.instance_id in json.dumps(r["params"])]
+    assert denied and all(r["status"] == 403 and r["auth"] == "sigv4" for r in denied), denied
+
+
+def test_discovery_through_autoscaling_with_its_permission(iam_moto, iam_instance,
+                                                           make_role_stack):
+    stack = make_role_stack(ROLE_POLICIES["managed"]
+                            + ["autoscaling:DescribeAutoScalingInstances"])
+    res = iam_instance.run_bootstrap("run", "--region", stack.region, "--deadline", "60",
+                                     timeout=120)
+    assert not res.timed_out and res.returncode == 0, str(res)
+    assert one_signal(iam_moto, stack, res)["Status"] == "SUCCESS"
+    assert_identity_signed(iam_moto, stack, "DescribeStackResources", "SignalResource")
+    role = iam_instance.imds.identity.iam_role
+    key = iam_instance.imds.identity.role_credentials[role]["AccessKeyId"]
+    asg = [r for r in iam_moto.requests("DescribeAutoScalingInstances")
+           if stack.instance_id in json.dumps(r["params"])]
+    assert asg and all(r["status"] == 200 and r.get("access_key") == key for r in asg), asg
