@@ -463,3 +463,263 @@ def test_teardown_kills_agent_group(moto, network, tmp_path):
         inst.close()
     assert not any(procs.group_alive(p) for p in pgids)
     assert not procs.port_open(inst.agent_port)
+
+
+# ------------------------------------------------------------------------------------------
+# instance identity signature (IMDS double) and CFN_V1 (moto server)
+# ------------------------------------------------------------------------------------------
+
+
+def _imds_get(imds, path):
+    token, _ = _token(imds)
+    return _req(imds.url + path.lstrip("/"), headers={"x-aws-ec2-metadata-token": token})
+
+
+def test_imds_signature_is_over_the_served_document(imds):
+    import base64
+
+    from harness import identity
+
+    doc = _imds_get(imds, "/latest/dynamic/instance-identity/document")[2]
+    status, _, sig = _imds_get(imds, "/latest/dynamic/instance-identity/signature")
+    assert status == 200
+    lines = sig.split("\n")
+    assert all(len(line) == 64 for line in lines[:-1]) and 0 < len(lines[-1]) <= 64, sig
+    assert identity.verify(doc.encode(), sig)
+    assert identity.verify(doc.rstrip().encode(), sig.replace("\n", ""))
+    # Another instance (what use_stack does): a new document, signed too.
+    imds.identity.instance_id = "i-0fedcba9876543210"
+    doc2 = _imds_get(imds, "/latest/dynamic/instance-identity/document")[2]
+    sig2 = _imds_get(imds, "/latest/dynamic/instance-identity/signature")[2]
+    assert json.loads(doc2)["instanceId"] == "i-0fedcba9876543210"
+    assert identity.verify(doc2.encode(), sig2) and not identity.verify(doc.encode(), sig2)
+    # PKCS#7 signed-data (DER, base64) holding the document
+    status, _, p7 = _imds_get(imds, "/latest/dynamic/instance-identity/pkcs7")
+    assert status == 200 and doc2.encode() in base64.b64decode(p7.replace("\n", ""))
+    # bad_signature: well-formed, but not over the document
+    imds.bad_signature = True
+    bad = _imds_get(imds, "/latest/dynamic/instance-identity/signature")[2]
+    base64.b64decode(bad.replace("\n", ""), validate=True)
+    assert not identity.verify(doc2.encode(), bad)
+
+
+def test_imds_credentials_knobs(imds):
+    imds.identity.iam_role = "ecsInstanceRole"
+    imds.identity.role_credentials = {"ecsInstanceRole": {
+        "AccessKeyId": "ASIAX", "SecretAccessKey": "s", "Token": "t",
+        "Expiration": "2030-01-01T00:00:00Z"}}
+    path = "/latest/meta-data/iam/security-credentials/"
+    assert _imds_get(imds, path)[2] == "ecsInstanceRole"
+    creds = json.loads(_imds_get(imds, path + "ecsInstanceRole")[2])
+    assert (creds["Code"], creds["AccessKeyId"], creds["Token"], creds["Expiration"]) == (
+        "Success", "ASIAX", "t", "2030-01-01T00:00:00Z")
+    imds.credentials_delay = 0.6
+    t0 = time.monotonic()
+    assert _imds_get(imds, path + "ecsInstanceRole")[0] == 200
+    assert time.monotonic() - t0 >= 0.6
+    t0 = time.monotonic()
+    assert _imds_get(imds, "/latest/meta-data/instance-id")[0] == 200  # other paths: no delay
+    assert time.monotonic() - t0 < 0.5
+    imds.credentials_delay = 0
+    for status in (500, 404):
+        imds.credentials_status = status
+        assert _imds_get(imds, path + "ecsInstanceRole")[0] == status
+        assert _imds_get(imds, path)[0] == status
+    assert _imds_get(imds, "/latest/meta-data/instance-id")[0] == 200
+
+
+def _cfn_v1(moto, ident, signature=None):
+    from harness import identity
+
+    doc = ident.document_text()
+    return moto.cfn_v1_client(doc, signature or identity.sign(doc.encode()))
+
+
+def test_cfn_v1_valid_signature_reaches_cloudformation(moto, instance, example_stack):
+    moto.reset()
+    ident = instance.imds.identity  # use_stack: the stack's ASG instance
+    cfn = _cfn_v1(moto, ident)
+    detail = cfn.describe_stack_resource(
+        StackName=example_stack.name,
+        LogicalResourceId=example_stack.launch_resource)["StackResourceDetail"]
+    assert json.loads(detail["Metadata"])["ecs-bootstrap"]["Cluster"] == example_stack.cluster
+    by_physical = cfn.describe_stack_resources(PhysicalResourceId=example_stack.asg_name)
+    assert {r["StackName"] for r in by_physical["StackResources"]} == {example_stack.name}
+    cfn.signal_resource(StackName=example_stack.name, LogicalResourceId="ApplicationAutoscaling",
+                        UniqueId=ident.instance_id, Status="SUCCESS")
+    assert [s["Status"] for s in moto.signals(example_stack.name)] == ["SUCCESS"]
+    # a stack that does not exist: CloudFormation's own ValidationError, as when signed
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cfn.describe_stack_resource(StackName="no-such-stack", LogicalResourceId="X")
+    assert e.value.response["Error"]["Code"] == "ValidationError"
+    assert "does not exist" in e.value.response["Error"]["Message"]
+    logged = [r for r in moto.requests() if r["auth"] == "cfn_v1"]
+    assert [r["action"] for r in logged] == ["DescribeStackResource", "DescribeStackResources",
+                                            "SignalResource", "DescribeStackResource"]
+    assert all(r["service"] == "cloudformation" and r["instance_id"] == ident.instance_id
+               for r in logged)
+    # the harness's own boto3 calls are SigV4
+    assert {r["auth"] for r in moto.requests() if r not in logged} <= {"sigv4"}
+
+
+def _refusal(call):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        call()
+    err = e.value.response["Error"]
+    return e.value.response["ResponseMetadata"]["HTTPStatusCode"], err["Code"], err["Message"]
+
+
+def test_cfn_v1_refusals(moto, instance, example_stack):
+    from harness import identity
+    from harness.imds import InstanceIdentity
+
+    moto.reset()
+    ident = instance.imds.identity
+    args = dict(StackName=example_stack.name, LogicalResourceId=example_stack.launch_resource)
+    # bad signature
+    doc = ident.document_text()
+    cfn = _cfn_v1(moto, ident, identity.sign(doc.encode() + b" "))
+    status, code, msg = _refusal(lambda: cfn.describe_stack_resource(**args))
+    assert (status, code) == (403, "SignatureDoesNotMatch")
+    assert "instance identity signature" in msg
+    # not base64 / no signature
+    cfn = _cfn_v1(moto, ident, "!!!not base64!!!")
+    assert _refusal(lambda: cfn.describe_stack_resource(**args))[:2] == (
+        403, "SignatureDoesNotMatch")
+    # a validly signed instance of another stack (or of none)
+    other = InstanceIdentity(instance_id="i-0aaaaaaaaaaaaaaaa")
+    status, code, msg = _refusal(lambda: _cfn_v1(moto, other).describe_stack_resource(**args))
+    assert (status, code) == (403, "AccessDenied")
+    assert "i-0aaaaaaaaaaaaaaaa" in msg and example_stack.name in msg
+    status, code, _ = _refusal(lambda: _cfn_v1(moto, other).signal_resource(
+        StackName=example_stack.name, LogicalResourceId="ApplicationAutoscaling",
+        UniqueId="i-0aaaaaaaaaaaaaaaa", Status="SUCCESS"))
+    assert (status, code) == (403, "AccessDenied")
+    # an action the instance identity does not authorize
+    status, code, msg = _refusal(
+        lambda: _cfn_v1(moto, ident).describe_stacks(StackName=example_stack.name))
+    assert (status, code) == (403, "AccessDenied") and "cloudformation:DescribeStacks" in msg
+    assert moto.signals(example_stack.name) == []
+    refused = [r for r in moto.requests() if r.get("refused")]
+    assert len(refused) == 5 and all(r["auth"] == "cfn_v1" for r in refused)
+
+
+def test_cfn_v1_from_the_imds_double(moto, instance, example_stack):
+    """What a client reads from the IMDS double signs a CFN_V1 request moto accepts."""
+    doc = _imds_get(instance.imds, "/latest/dynamic/instance-identity/document")[2]
+    sig = _imds_get(instance.imds, "/latest/dynamic/instance-identity/signature")[2]
+    cfn = moto.cfn_v1_client(doc, sig)
+    cfn.describe_stack_resource(StackName=example_stack.name,
+                                LogicalResourceId=example_stack.launch_resource)
+    instance.imds.bad_signature = True
+    bad = _imds_get(instance.imds, "/latest/dynamic/instance-identity/signature")[2]
+    assert _refusal(lambda: moto.cfn_v1_client(doc, bad).describe_stack_resource(
+        StackName=example_stack.name, LogicalResourceId=example_stack.launch_resource))[1] == (
+        "SignatureDoesNotMatch")
+
+
+# ------------------------------------------------------------------------------------------
+# IAM enforced (iam_moto): instance role credentials, denials in each service's format
+# ------------------------------------------------------------------------------------------
+
+
+def _role_clients(moto, instance):
+    role = instance.imds.identity.iam_role
+    path = "/latest/meta-data/iam/security-credentials/"
+    assert _imds_get(instance.imds, path)[2] == role
+    c = json.loads(_imds_get(instance.imds, path + role)[2])
+    kw = dict(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+              aws_session_token=c["Token"])
+    return lambda service: moto.client(service, **kw)
+
+
+def test_iam_role_denials_in_each_services_format(iam_moto, iam_instance, make_role_stack):
+    stack = make_role_stack("agent_only")
+    env = iam_instance.env()
+    assert "AWS_ACCESS_KEY_ID" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    assert "AWS_EC2_METADATA_DISABLED" not in env
+    client = _role_clients(iam_moto, iam_instance)
+    arn_part = f"assumed-role/{iam_instance.imds.identity.iam_role}/{stack.instance_id}"
+
+    # allowed: ecs:RegisterContainerInstance (what the agent does)
+    ident = iam_instance.imds.identity
+    from harness import identity
+    doc = ident.document_text()
+    client("ecs").register_container_instance(
+        cluster=stack.cluster, instanceIdentityDocument=doc,
+        instanceIdentityDocumentSignature=identity.sign(doc.encode()))
+    # awsJson: ECS
+    status, code, msg = _refusal(lambda: client("ecs").describe_container_instances(
+        cluster=stack.cluster, containerInstances=["x"]))
+    assert (status, code) == (400, "AccessDeniedException")
+    assert arn_part in msg and "ecs:DescribeContainerInstances" in msg
+    # query: CloudFormation, Auto Scaling, STS
+    status, code, msg = _refusal(lambda: client("cloudformation").describe_stack_resource(
+        StackName=stack.name, LogicalResourceId=stack.launch_resource))
+    assert (status, code) == (403, "AccessDenied")
+    assert "cloudformation:DescribeStackResource" in msg
+    status, code, msg = _refusal(
+        lambda: client("autoscaling").describe_auto_scaling_instances(
+            InstanceIds=[stack.instance_id]))
+    assert (status, code) == (403, "AccessDenied")
+    assert "autoscaling:DescribeAutoScalingInstances" in msg
+    # unknown key / wrong secret
+    bad = iam_moto.client("ecs", aws_access_key_id="AKIAUNKNOWNKEY000000",
+                          aws_secret_access_key="x")
+    assert _refusal(lambda: bad.list_clusters())[1] == "UnrecognizedClientException"
+    bad = iam_moto.client("cloudformation", aws_access_key_id="AKIAUNKNOWNKEY000000",
+                          aws_secret_access_key="x")
+    assert _refusal(lambda: bad.describe_stacks())[1] == "InvalidClientTokenId"
+    wrong = iam_moto.client("ecs", aws_access_key_id=iam_moto.creds["aws_access_key_id"],
+                            aws_secret_access_key="wrong")
+    assert _refusal(lambda: wrong.list_clusters())[1] == "InvalidSignatureException"
+    # the harness admin still can
+    assert iam_moto.client("ecs").list_clusters()["clusterArns"]
+    # CFN_V1 is not subject to IAM: the instance with no cloudformation:* permission reads
+    cfn = iam_moto.cfn_v1_client(doc, identity.sign(doc.encode()))
+    detail = cfn.describe_stack_resource(StackName=stack.name,
+                                         LogicalResourceId=stack.launch_resource)
+    assert "Metadata" in detail["StackResourceDetail"]
+
+
+def test_iam_roles_of_the_test_policies(iam_moto, iam_instance, make_role_stack):
+    from harness.aws import ROLE_POLICIES
+
+    assert "ecs:RegisterContainerInstance" in ROLE_POLICIES["managed"]
+    assert not any(a.startswith(("ecs:Describe", "cloudformation:", "autoscaling:"))
+                   for kind in ROLE_POLICIES for a in ROLE_POLICIES[kind])
+    make_role_stack("none")
+    client = _role_clients(iam_moto, iam_instance)
+    status, code, msg = _refusal(lambda: client("ecs").list_clusters())
+    assert (status, code) == (400, "AccessDeniedException") and "ecs:ListClusters" in msg
+
+
+def _start_agent(instance, cluster):
+    _write_ecs_config(instance, f"ECS_CLUSTER={cluster}\n")
+    assert instance.systemctl("start", "docker").returncode == 0
+    assert instance.systemctl("start", "--no-block", "ecs").returncode == 0
+
+
+def test_fake_agent_registers_with_the_instance_role(iam_moto, iam_instance, make_role_stack):
+    stack = make_role_stack("agent_only")
+    _start_agent(iam_instance, stack.cluster)
+    meta = _register_and_metadata(iam_instance)
+    assert meta["Cluster"] == stack.cluster
+    assert "using the credentials of instance role" in iam_instance.agent_log()
+    creds_path = f"/latest/meta-data/iam/security-credentials/{iam_instance.imds.identity.iam_role}"
+    assert iam_instance.imds.requests("GET", creds_path)
+
+
+def test_fake_agent_denied_without_ecs_permissions(iam_moto, iam_instance, make_role_stack):
+    stack = make_role_stack("none")
+    _start_agent(iam_instance, stack.cluster)
+    procs.wait_until(lambda: iam_instance.systemctl("is-failed", "ecs").returncode == 0, 30,
+                     interval=0.1, what="ecs unit failed")
+    log = iam_instance.agent_log()
+    lines = [ln for ln in log.splitlines()
+             if ln.startswith("level=error") and 'msg="Error registering container instance"' in ln]
+    assert lines and "AccessDeniedException" in lines[0], log
+    assert "ecs:RegisterContainerInstance" in lines[0]
+    assert not procs.port_open(iam_instance.agent_port)
+    assert iam_moto.client("ecs").list_container_instances(
+        cluster=stack.cluster)["containerInstanceArns"] == []

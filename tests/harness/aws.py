@@ -25,7 +25,12 @@ CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 class MotoServer:
-    """moto (with the harness patches, see moto_server.py) in its own session on a free port."""
+    """moto (with the harness patches, see moto_server.py) in its own session on a free port.
+
+    ``enable_iam()`` turns moto's IAM check on for this server (every later request must be
+    signed by a known key whose policies allow the action); the harness's own calls
+    (``client()``, ``create_stack``) then use an admin user's keys, ``self.creds``.
+    """
 
     def __init__(self, log_path: Path, env: dict[str, str] | None = None):
         self.extra_env = env or {}
@@ -33,6 +38,8 @@ class MotoServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.proc = None
+        self.creds: dict[str, str] = dict(CREDS)
+        self.iam_enforced = False
 
     def start(self) -> "MotoServer":
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -84,8 +91,61 @@ class MotoServer:
     def reset(self) -> None:
         self._call("POST", "/_harness/reset", {})
 
-    def client(self, service: str):
-        return boto3.client(service, endpoint_url=self.url, region_name=REGION, **CREDS)
+    def client(self, service: str, **creds: str):
+        """A boto3 client with the harness's keys (the admin's under IAM), or `creds`."""
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION,
+                            **(creds or self.creds))
+
+    def cfn_v1_client(self, document_text: str, signature: str):
+        """A boto3 CloudFormation client that signs as cfn-bootstrap's CFNSigner does
+        (``Authorization: CFN_V1 <base64 document>:<signature>``, no SigV4), e.g. with what an
+        IMDS double serves: ``cfn_v1_client(ident.document_text(), signature)``."""
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        from .identity import cfn_v1_header
+
+        header = cfn_v1_header(document_text, signature)
+        client = boto3.client("cloudformation", endpoint_url=self.url, region_name=REGION,
+                              config=Config(signature_version=UNSIGNED,
+                                            retries={"max_attempts": 1}))
+
+        def add_header(request, **_kw):
+            request.headers["Authorization"] = header
+
+        client.meta.events.register("before-send.cloudformation.*", add_header)
+        return client
+
+    def enable_iam(self) -> "MotoServer":
+        """Create the admin user ``harness-admin`` (Allow * on *) and its access key while the
+        IAM check is still off, switch the check on (``POST /moto-api/reset-auth`` 0: moto's
+        INITIAL_NO_AUTH_ACTION_COUNT, counted from now) and use the admin's keys from then on."""
+        from .moto_server import HARNESS_ADMIN_USER
+
+        iam = self.client("iam")
+        iam.create_user(UserName=HARNESS_ADMIN_USER)
+        iam.put_user_policy(UserName=HARNESS_ADMIN_USER, PolicyName="admin",
+                            PolicyDocument=json.dumps(policy_document(
+                                [{"Effect": "Allow", "Action": "*", "Resource": "*"}])))
+        key = iam.create_access_key(UserName=HARNESS_ADMIN_USER)["AccessKey"]
+        req = urllib.request.Request(self.url + "/moto-api/reset-auth", data=b"0", method="POST",
+                                     headers={"Content-Type": "text/plain"})
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+        self.creds = {"aws_access_key_id": key["AccessKeyId"],
+                      "aws_secret_access_key": key["SecretAccessKey"]}
+        self.iam_enforced = True
+        return self
+
+    def assume_role(self, role_name: str, session_name: str) -> dict[str, str]:
+        """STS AssumeRole of `role_name` by the admin (standing in for EC2's instance profile
+        credential vending): IMDS-shaped credentials carrying the role's policies."""
+        arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name}"
+        c = self.client("sts").assume_role(RoleArn=arn, RoleSessionName=session_name,
+                                           DurationSeconds=3600)["Credentials"]
+        return {"AccessKeyId": c["AccessKeyId"], "SecretAccessKey": c["SecretAccessKey"],
+                "Token": c["SessionToken"],
+                "Expiration": c["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 @dataclass
@@ -213,6 +273,95 @@ def create_stack(moto: MotoServer, network: Network, template_body: str, *,
         metadata_tags_enabled=metadata_tags,
         outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
     )
+
+
+def policy_document(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def managed_policy_actions(name: str) -> list[str]:
+    """Every action of the AWS managed policy `name`, from the copy moto ships
+    (moto/iam/aws_managed_policies.py), in document order."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    doc = json.loads(aws_managed_policies_data)[name]["Document"]
+    actions: list[str] = []
+    for st in doc["Statement"]:
+        if st.get("Effect") != "Allow":
+            continue
+        acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        actions += [a for a in acts if a not in actions]
+    return actions
+
+
+# The instance roles the IAM tests use. moto matches a statement's Resource only against "*"
+# (it passes "*" as the resource of most actions) and treats an unmet Condition as a deny, so
+# each role is one statement, "Resource": "*", no Condition. Real roles should scope resources.
+ROLE_POLICIES: dict[str, list[str]] = {
+    # (a) the actions of AmazonEC2ContainerServiceforEC2Role (ecs:TagResource is conditional
+    # on CreateCluster/RegisterContainerInstance and ecs:ListTagsForResource scoped to task and
+    # container-instance ARNs there; both granted on "*" here). No ecs:Describe*, no
+    # autoscaling:*, no cloudformation:*.
+    "managed": managed_policy_actions("AmazonEC2ContainerServiceforEC2Role"),
+    # (b) only what the agent itself needs: ECS registration and its control-plane calls,
+    # ECR pulls, CloudWatch Logs -- no ecs:Describe*, no ec2:DescribeTags, no ecs:CreateCluster.
+    "agent_only": [
+        "ecs:RegisterContainerInstance", "ecs:DeregisterContainerInstance",
+        "ecs:DiscoverPollEndpoint", "ecs:Poll", "ecs:StartTelemetrySession",
+        "ecs:UpdateContainerInstancesState", "ecs:Submit*",
+        "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
+        "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage",
+        "logs:CreateLogStream", "logs:PutLogEvents",
+    ],
+    # (c) nothing at all.
+    "none": [],
+}
+
+ROLE_ANCHOR_START = "  ApplicationAutoscalingInstanceRole:\n"
+ROLE_ANCHOR_END = "  ApplicationAutoscalingInstanceProfile:\n"
+
+
+def role_template(actions: list[str], base: str = "stack.yml",
+                  body: str | None = None) -> str:
+    """The example stack (or `body`) with its instance role replaced by a classic one whose only
+    policy allows `actions` on "*" (no managed policy ARNs: moto does not attach them)."""
+    body = body if body is not None else example_template(base)
+    start, end = body.index(ROLE_ANCHOR_START), body.index(ROLE_ANCHOR_END)
+    role = [
+        ROLE_ANCHOR_START,
+        "    Type: AWS::IAM::Role\n",
+        "    Properties:\n",
+        "      AssumeRolePolicyDocument:\n",
+        "        Version: \"2012-10-17\"\n",
+        "        Statement:\n",
+        "          - Effect: Allow\n",
+        "            Principal:\n",
+        "              Service: [ec2.amazonaws.com]\n",
+        "            Action: [\"sts:AssumeRole\"]\n",
+    ]
+    if actions:
+        role += [
+            "      Policies:\n",
+            "        - PolicyName: instance\n",
+            "          PolicyDocument:\n",
+            "            Version: \"2012-10-17\"\n",
+            "            Statement:\n",
+            "              - Effect: Allow\n",
+            "                Resource: \"*\"\n",
+            "                Action:\n",
+            *[f"                  - {a}\n" for a in actions],
+        ]
+    role.append("\n")
+    return body[:start] + "".join(role) + body[end:]
+
+
+def stack_role_name(moto: MotoServer, stack_name: str) -> str:
+    """Physical name of the stack's (only) AWS::IAM::Role."""
+    resources = moto.client("cloudformation").describe_stack_resources(
+        StackName=stack_name)["StackResources"]
+    (name,) = [r["PhysicalResourceId"] for r in resources
+               if r["ResourceType"] == "AWS::IAM::Role"]
+    return name
 
 
 def example_template(variant: str = "stack.yml") -> str:

@@ -10,7 +10,13 @@ Behaves like ecs-init + the agent as far as ecs-bootstrap can observe:
    ``$AWS_EC2_METADATA_SERVICE_ENDPOINT``;
 3. calls ECS ``RegisterContainerInstance`` (boto3, endpoint ``$AWS_ENDPOINT_URL_ECS`` or
    ``$AWS_ENDPOINT_URL``). ``ClusterNotFoundException`` is terminal: log and exit 5, as the real
-   agent does;
+   agent does. Credentials: ``$AWS_ACCESS_KEY_ID``/``$AWS_SECRET_ACCESS_KEY`` when set, else the
+   instance role's from IMDS (``meta-data/iam/security-credentials/<role>``), as the real agent
+   gets them on EC2 -- so with IAM enforced a role without ``ecs:RegisterContainerInstance``
+   makes the registration fail. Any other registration error is logged the way the real agent
+   logs it (``level=error ... msg="Error registering container instance"
+   error="AccessDeniedException: User: ... is not authorized to perform:
+   ecs:RegisterContainerInstance ..."``, agent/app/agent.go) and exits 1 (not terminal);
 4. only then opens ``127.0.0.1:<port>`` and serves ``GET /v1/metadata``
    (``{"Cluster", "ContainerInstanceArn", "Version"}``) until killed. Before that the port is
    closed (connection refused).
@@ -38,6 +44,13 @@ UA = "fake-ecs-agent/1.99.0"  # lets the IMDS double's log tell the agent's requ
 
 def log(msg: str) -> None:
     sys.stdout.write(f"{time.strftime('%H:%M:%S')} fake-ecs-agent: {msg}\n")
+    sys.stdout.flush()
+
+
+def log_error(msg: str, error: str) -> None:
+    """A line in the real agent's logfmt: level=error time=... msg="..." error="..."."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    sys.stdout.write(f"level=error time={stamp} msg={json.dumps(msg)} error={json.dumps(error)}\n")
     sys.stdout.flush()
 
 
@@ -70,6 +83,35 @@ def imds_get(endpoint: str, path: str, token: str) -> str:
     )
     with urllib.request.urlopen(req, timeout=5) as r:
         return r.read().decode()
+
+
+def imds_token(endpoint: str) -> str:
+    req = urllib.request.Request(
+        endpoint.rstrip("/") + "/latest/api/token",
+        method="PUT",
+        headers={"x-aws-ec2-metadata-token-ttl-seconds": "21600", "User-Agent": UA},
+    )
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return r.read().decode()
+
+
+def imds_role_credentials(endpoint: str) -> dict[str, str]:
+    """The instance profile role's credentials, as the agent's SDK reads them from IMDS."""
+    last: Exception | None = None
+    for _ in range(20):
+        try:
+            token = imds_token(endpoint)
+            prefix = "/latest/meta-data/iam/security-credentials/"
+            role = imds_get(endpoint, prefix, token).split("\n")[0].strip()
+            creds = json.loads(imds_get(endpoint, prefix + role, token))
+            log(f"using the credentials of instance role {role!r} from IMDS")
+            return {"aws_access_key_id": creds["AccessKeyId"],
+                    "aws_secret_access_key": creds["SecretAccessKey"],
+                    "aws_session_token": creds.get("Token")}
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+            last = e
+            time.sleep(0.25)
+    raise RuntimeError(f"no instance role credentials from IMDS: {last}")
 
 
 def imds_identity(endpoint: str) -> tuple[str, str]:
@@ -157,7 +199,14 @@ def main() -> int:
     import botocore.exceptions
 
     ecs_endpoint = os.environ.get("AWS_ENDPOINT_URL_ECS") or os.environ.get("AWS_ENDPOINT_URL")
-    client = boto3.client("ecs", region_name=region, endpoint_url=ecs_endpoint)
+    creds: dict[str, Any] = {}
+    if not os.environ.get("AWS_ACCESS_KEY_ID"):
+        try:
+            creds = imds_role_credentials(endpoint)
+        except RuntimeError as e:
+            log_error("Error registering container instance", f"NoCredentialProviders: {e}")
+            return 1
+    client = boto3.client("ecs", region_name=region, endpoint_url=ecs_endpoint, **creds)
     try:
         resp = client.register_container_instance(
             cluster=cluster,
@@ -171,6 +220,9 @@ def main() -> int:
         if code in ("ClusterNotFoundException", "ClientException", "InvalidParameterException"):
             log("terminal registration error; exiting with code 5")
             return 5
+        message = e.response.get("Error", {}).get("Message", "")
+        log_error("Unable to register as a container instance with ECS", f"{code}: {message}")
+        log_error("Error registering container instance", f"{code}: {message}")
         return 1
     arn = resp["containerInstance"]["containerInstanceArn"]
     log(f"registered {arn} in cluster {cluster!r}")

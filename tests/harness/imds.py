@@ -20,6 +20,23 @@ Fault knobs (for the fault matrix; all off by default):
 * ``token_status = code``: every token PUT answers ``code`` (e.g. 403: IMDSv2 unusable);
   ``allow_v1 = True`` serves GETs without a token (IMDSv1). The fake agent's requests are
   exempt from ``token_status`` (it stands for the software under test's view only).
+* ``bad_signature = True``: ``dynamic/instance-identity/signature`` (and ``/pkcs7``) answer a
+  well-formed signature of *other* bytes, so a CFN_V1 request built from it is refused.
+* Role credentials (``meta-data/iam/security-credentials/<role>``), apart from ``delay``:
+  ``credentials_delay = S`` answers them S seconds late (the SDK's IMDS credentials provider
+  gives up after 1 s); ``credentials_status = 500`` (or 404, ...) answers that status instead.
+  Both also apply to the role list (``security-credentials/``). The fake agent is not exempt: it
+  stands for the real agent, which reads the same endpoint.
+
+Instance identity signature: ``/document`` is ``json.dumps(document(), indent=2)`` and
+``/signature`` is the harness test key's signature of exactly those bytes (``/pkcs7`` too), see
+harness/identity.py -- whatever the identity's fields are when asked (``use_stack`` changes
+them), so a CFN_V1 request built from them verifies in harness/moto_server.py.
+
+Role credentials: ``identity.iam_role`` names the instance profile's role. Its credentials are
+``identity.role_credentials[role]`` when set (``Instance.use_role`` puts a moto STS AssumeRole
+answer there, so requests signed with them carry the role's policies when moto enforces IAM),
+else fixed dummy keys (enough when moto does not check signatures).
 
 Run standalone: ``python -m harness.imds --port N --instance-id i-... [--tag K=V]...``; in
 tests use :class:`ImdsServer` in-process (``with ImdsServer(...) as imds: imds.url``).
@@ -28,6 +45,7 @@ tests use :class:`ImdsServer` in-process (``with ImdsServer(...) as imds: imds.u
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import secrets
 import threading
@@ -35,6 +53,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from . import identity as identity_sig
 
 TOKEN_PATH = "/latest/api/token"
 TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds"
@@ -59,6 +79,10 @@ class InstanceIdentity:
     # more roles: name -> {"AccessKeyId", "SecretAccessKey", "Token"}
     role_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
 
+    def document_text(self) -> str:
+        """The exact text IMDS serves at dynamic/instance-identity/document (and signs)."""
+        return json.dumps(self.document(), indent=2)
+
     def document(self) -> dict[str, Any]:
         return {
             "accountId": self.account_id,
@@ -77,6 +101,11 @@ class InstanceIdentity:
             "region": self.region,
             "version": "2017-09-30",
         }
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_signature(data: bytes, kind: str) -> str:
+    return identity_sig.sign(data) if kind == "rsa" else identity_sig.pkcs7_signature(data)
 
 
 @dataclass
@@ -101,6 +130,9 @@ class ImdsServer:
         self.delay = 0.0
         self.token_status: int | None = None
         self.allow_v1 = False
+        self.bad_signature = False
+        self.credentials_delay = 0.0
+        self.credentials_status: int | None = None
         self._host = host
         self._httpd = self._make_server(host, port)
         self._port = self._httpd.server_address[1]
@@ -229,8 +261,15 @@ class ImdsServer:
                 return False
             return True
 
+    def _signature(self, document: str, kind: str) -> str:
+        data = document.encode("utf-8")
+        if self.bad_signature:
+            data += b" (not the document that was served)"
+        return _cached_signature(data, kind)
+
     def _lookup(self, path: str) -> tuple[int, str]:
         ident = self.identity
+        document = ident.document_text()
         simple = {
             "/latest/meta-data/instance-id": ident.instance_id,
             "/latest/meta-data/placement/region": ident.region,
@@ -238,26 +277,32 @@ class ImdsServer:
             "/latest/meta-data/instance-type": ident.instance_type,
             "/latest/meta-data/ami-id": ident.image_id,
             "/latest/meta-data/local-ipv4": ident.private_ip,
-            "/latest/dynamic/instance-identity/document": json.dumps(ident.document(), indent=2),
-            # Not a real PKCS#7 signature; nobody in the tests verifies it.
-            "/latest/dynamic/instance-identity/signature": "ZmFrZS1zaWduYXR1cmUtZm9yLXRlc3Rz",
+            "/latest/dynamic/instance-identity/document": document,
         }
+        if path == "/latest/dynamic/instance-identity/signature":
+            return 200, self._signature(document, "rsa")
+        if path == "/latest/dynamic/instance-identity/pkcs7":
+            return 200, self._signature(document, "pkcs7")
         if path in simple:
             return 200, simple[path]
         creds_prefix = "/latest/meta-data/iam/security-credentials/"
-        if path.startswith(creds_prefix):
+        if path.startswith(creds_prefix) or path == creds_prefix.rstrip("/"):
+            if self.credentials_delay:
+                time.sleep(self.credentials_delay)
+            if self.credentials_status is not None:
+                return self.credentials_status, ""
             roles = dict(ident.role_credentials)
             if ident.iam_role and ident.iam_role not in roles:
                 roles[ident.iam_role] = {"AccessKeyId": "ASIAIMDSROLETEST",
                                          "SecretAccessKey": "imds-role-secret",
                                          "Token": "imds-role-token"}
-            role = path[len(creds_prefix):]
+            role = path[len(creds_prefix):] if path.startswith(creds_prefix) else ""
             if role == "" and roles:
                 return 200, "\n".join(sorted(roles))
             if role in roles:
-                doc = {"Code": "Success", "Type": "AWS-HMAC",
-                       "Expiration": "2099-01-01T00:00:00Z",
-                       "LastUpdated": "2026-01-01T00:00:00Z", **roles[role]}
+                doc = {"Code": "Success", "LastUpdated": "2026-01-01T00:00:00Z",
+                       "Type": "AWS-HMAC", "Expiration": "2099-01-01T00:00:00Z",
+                       **roles[role]}
                 return 200, json.dumps(doc)
             return 404, ""
         tag_prefix = "/latest/meta-data/tags/instance"

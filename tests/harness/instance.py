@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import procs
-from .aws import CREDS, REPO_ROOT, MotoServer, StackInfo
+from .aws import REPO_ROOT, MotoServer, StackInfo, stack_role_name
 from .imds import ImdsServer, InstanceIdentity
 
 HARNESS_BIN = Path(__file__).resolve().parent / "bin"
@@ -61,6 +61,8 @@ class Instance:
         self.introspection_url = f"http://127.0.0.1:{self.agent_port}"
         self._pgids: list[int] = []
         self.knobs: dict[str, Any] = {}
+        # True after use_role(): no keys in the environment, the role's come from IMDS
+        self.role_credentials_only = False
         self.configure()
 
     # ---------------------------------------------------------------- set-up
@@ -75,6 +77,28 @@ class Instance:
         ident.private_ip = stack.private_ip
         ident.tags = dict(stack.instance_tags) if stack.metadata_tags_enabled else None
         return self
+
+    def use_role(self, stack: StackInfo, role_name: str | None = None) -> str:
+        """Make the instance use its instance profile's role, as on EC2: IMDS serves the
+        stack's role (`role_name`, default its only AWS::IAM::Role) with credentials from a moto
+        STS AssumeRole (so, with IAM enforced, requests signed with them carry the role's
+        policies), and neither the binary's nor the fake agent's environment has
+        AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_EC2_METADATA_DISABLED: both fall back
+        to the IMDS credentials. Returns the role name."""
+        role = role_name or stack_role_name(self.moto, stack.name)
+        ident = self.imds.identity
+        ident.iam_role = role
+        ident.role_credentials = {role: self.moto.assume_role(role, stack.instance_id)}
+        self.role_credentials_only = True
+        self.configure()
+        return role
+
+    def _credentials_env(self) -> dict[str, str]:
+        if self.role_credentials_only:
+            return {}
+        return {"AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_ACCESS_KEY_ID": self.moto.creds["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": self.moto.creds["aws_secret_access_key"]}
 
     def configure(self, **knobs: Any) -> None:
         """Write $FAKE_SYSTEMD_DIR/config.json; e.g. configure(docker={"fail": True},
@@ -93,9 +117,7 @@ class Instance:
         cfg["agent_env"] = {
             "AWS_ENDPOINT_URL": self.moto.url,
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.imds.url,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_ACCESS_KEY_ID": CREDS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": CREDS["aws_secret_access_key"],
+            **self._credentials_env(),
             "ECS_BOOTSTRAP_ROOT": str(self.root),
             "HOME": str(self.home),
         }
@@ -107,9 +129,7 @@ class Instance:
         env.update({
             "AWS_ENDPOINT_URL": self.moto.url,
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.imds.url,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_ACCESS_KEY_ID": CREDS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": CREDS["aws_secret_access_key"],
+            **self._credentials_env(),
             # empty files, so no developer's ~/.aws leaks in (and the SDK has nothing to warn about)
             "AWS_CONFIG_FILE": str(self.home / "aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "aws-credentials"),

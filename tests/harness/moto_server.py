@@ -29,7 +29,10 @@ Harness routes (served by a WSGI layer in front of moto, never forwarded to it):
 * ``GET  /_harness/signals``  -> JSON list of accepted signals
   ``{"StackName", "StackId", "LogicalResourceId", "UniqueId", "Status", "time"}``
 * ``GET  /_harness/requests`` -> JSON list of AWS requests seen
-  ``{"service", "action", "params", "status", "time", "fault"}``
+  ``{"service", "action", "params", "status", "time", "fault", "auth"}``; ``auth`` is
+  ``"sigv4"`` (then ``access_key`` is the signing key id), ``"cfn_v1"`` (then ``instance_id``
+  is the signed document's, or ``refused`` the error code the request was refused with),
+  ``"none"`` or ``"other"``
 * ``GET  /_harness/faults`` / ``POST /_harness/faults`` (JSON list of rules, replaces the table)
 * ``POST /_harness/reset``    -> clears signals, request log and faults (not moto's state; moto's
   own ``POST /moto-api/reset`` does that)
@@ -291,6 +294,292 @@ def patch_moto() -> None:
         backend_cls.describe_container_instances = describe_container_instances
         backend_cls._harness_patched = True
 
+    patch_iam()
+
+
+# --------------------------------------------------------------------------------------------
+# IAM enforcement (moto's INITIAL_NO_AUTH_ACTION_COUNT) and its gaps
+# --------------------------------------------------------------------------------------------
+
+# The IAM user the harness creates (while enforcement is still off) for its own set-up calls.
+HARNESS_ADMIN_USER = "harness-admin"
+
+# Denial / authentication error codes per protocol: AWS's own names, moto's message texts.
+_AUTH_ERRORS = {
+    # kind: (query code, query status, json code, json status)
+    "denied": ("AccessDenied", 403, "AccessDeniedException", 400),
+    "invalid_token": ("InvalidClientTokenId", 403, "UnrecognizedClientException", 400),
+    "signature": ("SignatureDoesNotMatch", 403, "InvalidSignatureException", 400),
+    "missing": ("MissingAuthenticationToken", 403, "MissingAuthenticationTokenException", 400),
+}
+_AUTH_KIND = {"AccessDenied": "denied", "InvalidClientTokenId": "invalid_token",
+              "SignatureDoesNotMatch": "signature", "AuthFailure": "invalid_token"}
+
+
+class HarnessAuthError(Exception):
+    """An authentication/authorization failure, already rendered in the service's own format.
+
+    Not a werkzeug HTTPException on purpose: moto's ``call_action`` turns those into a bare
+    ``(description, status)`` answer; this one carries its headers, and the patched
+    ``call_action`` returns it as is.
+    """
+
+    def __init__(self, status: int, headers: dict[str, str], body: str) -> None:
+        super().__init__(body)
+        self.status, self.headers, self.body = status, headers, body
+
+
+def render_auth_error(protocol: str, kind: str, message: str) -> HarnessAuthError:
+    """`kind` in ``_AUTH_ERRORS`` as the service answers it: query XML (cloudformation,
+    autoscaling, sts, iam), awsJson (ecs, logs: ``{"__type", "message"}``), EC2's own XML."""
+    from xml.sax.saxutils import escape
+
+    request_id = str(uuid.uuid4())
+    qcode, qstatus, jcode, jstatus = _AUTH_ERRORS[kind]
+    if protocol == "json":
+        body = json.dumps({"__type": jcode, "message": message})
+        return HarnessAuthError(jstatus, {"Content-Type": "application/x-amz-json-1.1",
+                                          "x-amzn-ErrorType": jcode,
+                                          "x-amzn-RequestId": request_id}, body)
+    if protocol == "ec2":
+        code, status = {"denied": ("UnauthorizedOperation", 403),
+                        "missing": ("MissingAuthenticationToken", 401)}.get(
+                            kind, ("AuthFailure", 401))
+        body = (f"<?xml version='1.0' encoding='UTF-8'?><Response><Errors><Error>"
+                f"<Code>{code}</Code>"
+                f"<Message>{escape(message)}</Message></Error></Errors>"
+                f"<RequestID>{request_id}</RequestID></Response>")
+        return HarnessAuthError(status, {"Content-Type": "text/xml"}, body)
+    body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{qcode}</Code>"
+            f"<Message>{escape(message)}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>")
+    return HarnessAuthError(qstatus, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id},
+                            body)
+
+
+def _protocol_of(response: Any) -> str:
+    from moto.core.utils import get_service_model
+
+    try:
+        protocol = get_service_model(response.boto3_service_name).metadata.get("protocol", "")
+    except Exception:  # noqa: BLE001 - unknown to botocore: guess from the request
+        protocol = ""
+    if protocol.startswith("json") or (not protocol and response.headers.get("X-Amz-Target")):
+        return "json"
+    return "ec2" if protocol == "ec2" else "query"
+
+
+def patch_iam() -> None:
+    """moto's IAM check (server mode: on once ``INITIAL_NO_AUTH_ACTION_COUNT`` requests were
+    served; ``POST /moto-api/reset-auth`` with a number sets it) works, with these gaps filled:
+
+    * Denials and signature/key failures come back in EC2's ``<ErrorResponse><Errors>`` shape
+      whatever the service (``moto.core.exceptions._RESTError``): the Rust SDK then reports an
+      "unhandled error" without a code. Here each service answers in its own format
+      (:func:`render_auth_error`): query XML ``<ErrorResponse><Error><Type>Sender</Type><Code>
+      AccessDenied</Code>`` (403) for cloudformation/autoscaling/sts/iam, awsJson
+      ``{"__type": "AccessDeniedException"}`` (400) for ecs/logs, EC2's ``UnauthorizedOperation``.
+      The denial message is moto's ("User: ARN is not authorized to perform: svc:Action") plus
+      AWS's "because no identity-based policy allows the svc:Action action".
+    * An unsigned request makes moto fail with a KeyError (HTTP 500); AWS answers
+      ``MissingAuthenticationToken`` (query) / ``MissingAuthenticationTokenException`` (JSON).
+    * A request with a CFN_V1 Authorization reaches moto only after HarnessMiddleware verified
+      it (instance identity signature and stack membership): it is exempt from the IAM check,
+      as CloudFormation does not evaluate IAM policies for it.
+    * An inline role policy created by a CloudFormation template is stored as a dict, which the
+      IAM check cannot read (KeyError, HTTP 500): it is stored as JSON text, as IAM's
+      PutRolePolicy does.
+    * ``sts:AssumeRole`` by the harness admin user of a role that trusts only the
+      ``ec2.amazonaws.com`` service (every instance role) fails in moto's trust check (a
+      TypeError on a Service principal). The admin's AssumeRole stands in for EC2 handing the
+      instance profile's credentials to the instance, so for that user the trust check passes.
+
+    Not filled: moto matches a statement's ``Resource`` only against ``"*"`` (it passes ``"*"``
+    as the resource of most actions): a statement scoped to an ARN never allows anything, so
+    test policies use ``"Resource": "*"``. A statement with a ``Condition`` the request does not
+    carry counts as an explicit deny in moto: test policies leave conditions out.
+    """
+    from moto import settings
+    from moto.core import authorization
+    from moto.core.exceptions import _RESTError
+    from moto.core.responses import BaseResponse
+    from moto.iam import access_control
+    from moto.iam import models as iam_models
+
+    mixin = authorization.ActionAuthenticatorMixin
+    if getattr(mixin, "_harness_patched", False):
+        return
+    original_auth = mixin._authenticate_and_authorize_action
+
+    def authenticate(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        if iam_request_cls is not access_control.IAMRequest:  # S3: moto's own answers
+            return original_auth(self, iam_request_cls, resource)
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("CFN_V1 "):
+            return  # verified by HarnessMiddleware before moto saw it
+        enforcing = mixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT
+        if enforcing and not auth:
+            raise render_auth_error(_protocol_of(self), "missing",
+                                    "Request is missing Authentication Token")
+        try:
+            return original_auth(self, iam_request_cls, resource)
+        except _RESTError as e:
+            kind = _AUTH_KIND.get(e.error_type)
+            if kind is None:
+                raise
+            message = e.message
+            if kind == "denied":
+                action = message.rsplit(" ", 1)[-1]
+                message += f" because no identity-based policy allows the {action} action"
+            raise render_auth_error(_protocol_of(self), kind, message) from None
+
+    mixin._authenticate_and_authorize_action = authenticate
+
+    original_call_action = BaseResponse.call_action
+
+    def call_action(self: Any):
+        try:
+            return original_call_action(self)
+        except HarnessAuthError as e:
+            headers = dict(self.response_headers)
+            headers.update(e.headers)
+            headers["status"] = str(e.status)
+            return e.status, headers, e.body
+
+    BaseResponse.call_action = call_action
+
+    role_cls = iam_models.Role
+    original_put_policy = role_cls.put_policy
+
+    def put_policy(self: Any, policy_name: str, policy_json: Any) -> None:
+        if not isinstance(policy_json, str):
+            policy_json = json.dumps(policy_json)
+        original_put_policy(self, policy_name, policy_json)
+
+    role_cls.put_policy = put_policy
+
+    base = access_control.IAMRequestBase
+    original_trust = base._check_role_trust_relationship
+
+    def check_trust(self: Any, role_arn: str) -> bool:
+        if self._access_key.arn.endswith(f":user/{HARNESS_ADMIN_USER}"):
+            return True
+        return original_trust(self, role_arn)
+
+    base._check_role_trust_relationship = check_trust
+    mixin._harness_patched = True
+
+
+# --------------------------------------------------------------------------------------------
+# CFN_V1: CloudFormation requests signed with the instance identity
+# --------------------------------------------------------------------------------------------
+
+# What cfn-init / cfn-signal / cfn-get-metadata / cfn-hup (DescribeStackResource,
+# SignalResource) and ecs-bootstrap's discovery (DescribeStackResources) call. cfn-hup's
+# command listener (RegisterListener, ElectCommandLeader, GetListenerCredentials) is not modelled.
+CFN_V1_ACTIONS = ("DescribeStackResource", "DescribeStackResources", "SignalResource")
+
+
+class CfnV1Refused(Exception):
+    """A CFN_V1 request CloudFormation would refuse. The codes and messages are the harness's
+    choice, NOT verified against AWS (which documents only that it "checks for stack membership
+    and limits the scope of the call to the stack that the instance belongs to"):
+
+    * malformed header, or a signature that is not the test key's over the decoded document:
+      HTTP 403 ``SignatureDoesNotMatch``, message starting "CFN_V1: the instance identity
+      signature ..." (or "CFN_V1: malformed Authorization header ...");
+    * the document's instance is not in the stack named by the request: HTTP 403
+      ``AccessDenied`` "CFN_V1: instance i-... is not a member of stack S";
+    * an action other than ``CFN_V1_ACTIONS``: HTTP 403 ``AccessDenied`` "CFN_V1: the instance
+      identity does not authorize cloudformation:Action".
+
+    A stack (or physical resource) that does not exist is not refused here: moto answers its
+    usual ``ValidationError`` "Stack with id X does not exist", as for a SigV4 request.
+    """
+
+    def __init__(self, code: str, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def _stack_members(stack: Any, account: str, region: str) -> set[str]:
+    """Instance ids of `stack`: its Auto Scaling groups' instances and its AWS::EC2::Instance."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    members: set[str] = set()
+    asg_backend = autoscaling_backends[account][region]
+    for r in stack.stack_resources:
+        rtype = type(r).cloudformation_type() if hasattr(type(r), "cloudformation_type") else ""
+        physical = getattr(r, "physical_resource_id", None)
+        if rtype == "AWS::AutoScaling::AutoScalingGroup":
+            group = asg_backend.autoscaling_groups.get(physical)
+            if group is not None:
+                members.update(st.instance.id for st in group.instance_states)
+        elif rtype == "AWS::EC2::Instance" and physical:
+            members.add(physical)
+    return members
+
+
+def _find_stack(account: str, region: str, params: dict[str, Any]) -> Any | None:
+    from moto.cloudformation.models import cloudformation_backends
+
+    backend = cloudformation_backends[account][region]
+    name = params.get("StackName")
+    if name:
+        for stack in list(backend.stacks.values()):
+            if name in (stack.name, stack.stack_id) and stack.status != "DELETE_COMPLETE":
+                return stack
+        return None
+    physical = params.get("PhysicalResourceId")
+    if physical:
+        for stack in list(backend.stacks.values()):
+            if stack.status == "DELETE_COMPLETE":
+                continue
+            if any(getattr(r, "physical_resource_id", None) == physical
+                   for r in stack.stack_resources):
+                return stack
+    return None
+
+
+def check_cfn_v1(header: str, action: str, params: dict[str, Any]) -> dict[str, str]:
+    """Verify a CFN_V1 request; its identity (accountId, region, instanceId) or CfnV1Refused."""
+    from . import identity
+
+    parsed = identity.parse_cfn_v1(header)
+    if parsed is None:
+        raise CfnV1Refused("SignatureDoesNotMatch", "CFN_V1: malformed Authorization header "
+                           "(expected CFN_V1 <base64 identity document>:<identity signature>)")
+    document, signature = parsed
+    if not identity.verify(document, signature):
+        raise CfnV1Refused("SignatureDoesNotMatch", "CFN_V1: the instance identity signature "
+                           "does not match the instance identity document")
+    try:
+        doc = json.loads(document)
+        ident = {k: str(doc[k]) for k in ("accountId", "region", "instanceId")}
+    except (ValueError, KeyError, TypeError):
+        raise CfnV1Refused("SignatureDoesNotMatch", "CFN_V1: the signed instance identity "
+                           "document is not an identity document") from None
+    if action not in CFN_V1_ACTIONS:
+        raise CfnV1Refused("AccessDenied", "CFN_V1: the instance identity does not authorize "
+                           f"cloudformation:{action or '(no action)'}")
+    stack = _find_stack(ident["accountId"], ident["region"], params)
+    if stack is not None and ident["instanceId"] not in _stack_members(
+            stack, ident["accountId"], ident["region"]):
+        raise CfnV1Refused("AccessDenied", f"CFN_V1: instance {ident['instanceId']} is not a "
+                           f"member of stack {stack.name}")
+    return ident
+
+
+def _auth_kind(environ: dict[str, Any]) -> str:
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    if not auth:
+        return "none"
+    if auth.startswith("CFN_V1 "):
+        return "cfn_v1"
+    if auth.startswith("AWS4-"):
+        return "sigv4"
+    return "other"
+
 
 # --------------------------------------------------------------------------------------------
 # WSGI layer: harness routes, request log, fault injection
@@ -306,6 +595,13 @@ def _service_of(environ: dict[str, Any]) -> str:
         if len(scope) >= 4:
             return scope[3]
     return ""
+
+
+def _access_key_of(environ: dict[str, Any]) -> str:
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    if "Credential=" not in auth:
+        return ""
+    return auth.split("Credential=", 1)[1].split("/", 1)[0]
 
 
 def _json_response(start_response: Callable, status: int, body: Any) -> Iterable[bytes]:
@@ -390,6 +686,9 @@ class HarnessMiddleware:
             params = {k: v[0] if len(v) == 1 else v for k, v in form.items()}
             action = params.get("Action", "") if isinstance(params, dict) else ""
         service = _service_of(environ)
+        auth = _auth_kind(environ)
+        if auth == "cfn_v1":
+            service = "cloudformation"
         entry: dict[str, Any] = {
             "service": service,
             "action": action,
@@ -397,10 +696,29 @@ class HarnessMiddleware:
             "status": None,
             "time": time.time(),
             "fault": False,
+            "auth": auth,
         }
-        if action:
+        if auth == "sigv4":
+            entry["access_key"] = _access_key_of(environ)
+        if action or auth == "cfn_v1":
             with self.state.lock:
                 self.state.requests.append(entry)
+
+        if auth == "cfn_v1":
+            try:
+                ident = check_cfn_v1(environ["HTTP_AUTHORIZATION"], action,
+                                     params if isinstance(params, dict) else {})
+            except CfnV1Refused as e:
+                entry["status"] = e.status
+                entry["refused"] = e.code
+                return self._fault_response(start_response, "query", {
+                    "status": e.status, "code": e.code, "message": e.message})
+            entry["instance_id"] = ident["instanceId"]
+            # Routed to moto's CloudFormation (see HarnessDispatcher), in the document's
+            # account and region; exempt from moto's IAM check (patch_iam).
+            environ["harness.cfn_v1_region"] = ident["region"]
+            environ["HTTP_X_MOTO_ACCOUNT_ID"] = ident["accountId"]
+            environ["HTTP_HOST"] = f"cloudformation.{ident['region']}.amazonaws.com"
 
         rule = self.state.take_fault(service, action) if action else None
         if rule is not None:
@@ -506,7 +824,17 @@ def build_app() -> Callable:
     patch_moto()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    app = DomainDispatcherApplication(create_backend_app)
+    class HarnessDispatcher(DomainDispatcherApplication):
+        """moto picks the service from the SigV4 credential scope; a CFN_V1 request has none
+        and would land in S3 (HTTP 500). HarnessMiddleware marks the ones it verified."""
+
+        def infer_service_region_host(self, environ: dict[str, Any], path: str) -> str | None:
+            region = environ.get("harness.cfn_v1_region")
+            if region:
+                return f"cloudformation.{region}.amazonaws.com"
+            return super().infer_service_region_host(environ, path)
+
+    app = HarnessDispatcher(create_backend_app)
     return HarnessMiddleware(app)
 
 
