@@ -104,7 +104,7 @@ def iam_network(iam_moto):
 
 @pytest.fixture
 def iam_instance(iam_moto, tmp_path):
-    inst = Instance(iam_moto, tmp_path)
+    inst = Instance(iam_moto, tmp_path / "iam-instance")  # apart from `instance`'s files
     try:
         yield inst
     finally:
