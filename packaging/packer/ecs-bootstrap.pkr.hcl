@@ -87,7 +87,8 @@ build {
 
   # --- the provisioner to copy into an existing AMI build -------------------------------------
   provisioner "shell" {
-    execute_command = "sudo -E sh -eu '{{ .Path }}'"
+    # Packer passes environment_vars only through {{ .Vars }} (tests/test_lint.py runs it so).
+    execute_command = "sudo env {{ .Vars }} sh -eu '{{ .Path }}'"
     environment_vars = ["RPM_ARCH=${local.rpm_arch}"]
     inline = [
       # yum on AL2, dnf on AL2023: both install a local RPM with its scriptlets (state dir 0700,
