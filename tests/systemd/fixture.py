@@ -51,10 +51,11 @@ def setup(out: Path) -> None:
     if ident.exists():
         print(f"reboot: reusing {ident}", flush=True)
         return
-    from harness.aws import MotoServer, create_network, create_stack, example_template
+    from harness.aws import CREDS, MotoServer, create_network, create_stack, example_template
 
-    moto = MotoServer.__new__(MotoServer)  # only .url and .client() are used
+    moto = MotoServer.__new__(MotoServer)  # only .url, .creds and .client() are used
     moto.url = MOTO
+    moto.creds = dict(CREDS)
     # A configuration that takes a few seconds (as real Init does: packages, downloads) makes
     # the race deterministic: an ecs.service allowed to start before ecs-bootstrap has written
     # ecs.config would start on a config without ECS_CLUSTER and join `default`.
@@ -118,7 +119,8 @@ def report() -> None:
         return json.loads(urllib.request.urlopen(MOTO + route, timeout=5).read())
 
     print(json.dumps({"signals": get("/_harness/signals"),
-                      "requests": [{"action": r["action"], "service": r["service"]}
+                      "requests": [{"action": r["action"], "service": r["service"],
+                                    "auth": r.get("auth"), "access_key": r.get("access_key")}
                                    for r in get("/_harness/requests")]}))
 
 

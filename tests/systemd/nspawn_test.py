@@ -390,6 +390,15 @@ def scenario_userdata(c: Container, work: Path) -> None:
     stack_reads = [r for r in report["requests"] if r["action"] == "DescribeStackResource"]
     check(len(stack_reads) == 1, "userdata: the stack was read once (the unit resumed from the hand-off)",
           json.dumps(report["requests"]))
+    # The hand-off unit signs with the identity proof the UserData run read (issue 20): every
+    # CloudFormation call of both processes is identity-signed, none SigV4.
+    # (The fixture's own set-up calls, signed with the harness's "testing" key, excluded.)
+    cfn = [r for r in report["requests"]
+           if r["action"] in ("DescribeStackResource", "DescribeStackResources", "SignalResource")
+           and r.get("access_key") != "testing"]
+    check(cfn and all(r.get("auth") == "cfn_v1" for r in cfn),
+          "userdata: every CloudFormation call was signed with the instance identity (CFN_V1)",
+          json.dumps([(r["action"], r.get("auth")) for r in cfn]))
     c.stop()
     check(not (work / "state" / "handoff.json").exists(), "userdata: handoff.json was consumed")
 
