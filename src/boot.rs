@@ -151,6 +151,7 @@ async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Dead
         Ok(h) => h,
         Err(f) => return (Err(f), None),
     };
+    h.restore_env();
     // The configuring process's deadline, not a fresh one: CloudFormation's clock started
     // with the instance, not with this unit.
     let deadline = Deadline::new(h.remaining());
@@ -314,6 +315,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
                         .saturating_duration_since(tokio::time::Instant::now()),
                 ),
                 pid: std::process::id(),
+                env: handoff::private_env(),
             };
             match phase(Step::HandOff, hand_off(&h, &root, lock, args)).await {
                 Ok(()) => {
