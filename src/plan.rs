@@ -115,8 +115,8 @@ impl Plan {
     pub fn redacted(&self) -> Plan {
         let mut p = self.clone();
         for (k, v) in &mut p.agent_config.config.entries {
-            if crate::agent_keys::is_secret(k) {
-                *v = "<redacted>".into();
+            if ecs_config::is_secret_entry(k, v) {
+                *v = crate::redact::REDACTED.into();
             }
         }
         p

@@ -38,12 +38,70 @@ pub fn register(secret: &str) {
     if secret.len() < MIN_LEN {
         return;
     }
+    // Also its escaped spelling: a log field formatted with `?` (or any JSON) writes `"` and
+    // `\` escaped, and the raw form would no longer match.
+    let escaped = serde_json::to_string(secret).unwrap_or_default();
+    let escaped = escaped.get(1..escaped.len() - 1).unwrap_or(secret);
     let mut s = secrets().lock().unwrap_or_else(|e| e.into_inner());
-    if !s.iter().any(|x| x == secret) {
-        s.push(secret.to_string());
-        // Longest first, so a secret containing another is replaced whole.
-        s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    for form in [secret, escaped] {
+        if !s.iter().any(|x| x == form) {
+            s.push(form.to_string());
+        }
     }
+    // Longest first, so a secret containing another is replaced whole.
+    s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+}
+
+/// Registers the password of every `scheme://user:password@host` URL found in `s` (a proxy
+/// URL in the Metadata, a source URL): the URL is shown elsewhere with its userinfo removed
+/// ([`urls`]), but the password alone may also turn up, e.g. in a command's output.
+pub fn register_url_passwords(s: &str) {
+    for (start, end) in userinfo_spans(s) {
+        if let Some((_, pw)) = s[start..end].split_once(':') {
+            register(pw);
+        }
+    }
+}
+
+/// Byte ranges of the `user:password` part of each `scheme://user:password@host` in `s`.
+fn userinfo_spans(s: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = s[from..].find("://") {
+        let start = from + i + 3;
+        // The authority ends at the path, the query, the fragment or anything that cannot be
+        // part of a URL in running text.
+        let end = s[start..]
+            .find(|c: char| "/?#".contains(c) || c.is_whitespace() || "\"'<>`".contains(c))
+            .map_or(s.len(), |j| start + j);
+        if let Some(at) = s[start..end].rfind('@') {
+            out.push((start, start + at));
+        }
+        from = end.max(start);
+    }
+    out
+}
+
+/// `s` with the userinfo of every URL in it replaced: `http://<redacted>@proxy:3128`.
+pub fn urls(s: &str) -> String {
+    let spans = userinfo_spans(s);
+    if spans.is_empty() {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for (start, end) in spans {
+        out.push_str(&s[last..start]);
+        out.push_str(REDACTED);
+        last = end;
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
+/// True when `s` holds a URL with userinfo (a proxy with a password is a secret).
+pub fn has_url_userinfo(s: &str) -> bool {
+    !userinfo_spans(s).is_empty()
 }
 
 fn is_secret_key(k: &str) -> bool {
@@ -65,6 +123,7 @@ pub fn register_from_metadata(metadata: &Value) {
             }
         }
         Value::Array(a) => a.iter().for_each(register_from_metadata),
+        Value::String(s) => register_url_passwords(s),
         _ => {}
     }
 }
@@ -85,16 +144,33 @@ fn register_value(v: &Value) {
     }
 }
 
-/// `s` with every registered secret replaced by `<redacted>`.
+/// `s` with every registered secret, and the userinfo of every URL, replaced by `<redacted>`.
 pub fn text(s: &str) -> String {
     let secrets = secrets().lock().unwrap_or_else(|e| e.into_inner());
-    let mut out = s.to_string();
+    let mut out = urls(s);
     for secret in secrets.iter() {
         if out.contains(secret.as_str()) {
             out = out.replace(secret.as_str(), REDACTED);
         }
     }
     out
+}
+
+/// Redacts every string in `v` (keys included) in place: for JSON, done before encoding,
+/// because escaping changes how a secret with `"` or `\` is spelled.
+pub fn value(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = text(s),
+        Value::Array(a) => a.iter_mut().for_each(value),
+        Value::Object(m) => {
+            let entries = std::mem::take(m);
+            for (k, mut x) in entries {
+                value(&mut x);
+                m.insert(text(&k), x);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }
 
 /// A stderr writer for the log subscriber: tracing's fmt layer writes each event in one call,
@@ -144,5 +220,24 @@ mod tests {
         }
         // Not secrets, or too short to redact sensibly.
         assert!(shown.contains("bob") && shown.ends_with(" ab"), "{shown}");
+    }
+
+    #[test]
+    fn escaped_spellings_of_a_secret_are_redacted() {
+        register(r#"q"uo\te-secret"#);
+        let debug = format!("{:?}", r#"login q"uo\te-secret"#);
+        assert!(!text(&debug).contains("te-secret"), "{}", text(&debug));
+    }
+
+    #[test]
+    fn url_userinfo_is_redacted_and_the_password_registered() {
+        let line = "GET http://bob:pr0xy-pw@proxy.internal:3128/x failed; retry https://h/p?a=b@c";
+        assert_eq!(
+            urls(line),
+            "GET http://<redacted>@proxy.internal:3128/x failed; retry https://h/p?a=b@c"
+        );
+        assert!(has_url_userinfo("http://u:p@h") && !has_url_userinfo("http://h/@x"));
+        register_from_metadata(&json!({"ecs-bootstrap": {"Proxy": "http://bob:pr0xy-pw@p:1"}}));
+        assert_eq!(text("echo pr0xy-pw"), "echo <redacted>");
     }
 }
