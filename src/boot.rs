@@ -480,6 +480,8 @@ fn plan(
     stack: &str,
     signal_resource: &str,
 ) -> Result<Plan, Failure> {
+    // The dry run shows what a run would log: with the same secrets registered.
+    redact::register_from_metadata(&metadata.metadata);
     // Everything is parsed and validated before anything is applied: a bad key in the
     // ecs-bootstrap block must not leave an instance half-configured by Init.
     let settings = settings::parse(&metadata.metadata, values).at(Step::Settings)?;
@@ -692,6 +694,9 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
                     template.parameter_names().join(", ")
                 )))
                 .at(Step::Metadata);
+            }
+            for secret in template.no_echo_values(&ctx) {
+                redact::register(&secret);
             }
             let source = path.display().to_string();
             let resource = match &o.resource {

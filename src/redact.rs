@@ -173,13 +173,21 @@ pub fn value(v: &mut Value) {
     }
 }
 
+/// One formatted log event as written: control characters from a template value (a `\r`
+/// that rewrites the line, an ESC sequence that clears or conceals it) made visible, secrets
+/// redacted. ESC too: tracing-subscriber escapes it in the message but not in `%` fields,
+/// which is why the subscriber writes without colours (src/main.rs).
+fn log_line(buf: &[u8]) -> String {
+    text(&crate::shown::lines(&String::from_utf8_lossy(buf)))
+}
+
 /// A stderr writer for the log subscriber: tracing's fmt layer writes each event in one call,
 /// so each event is redacted whole.
 pub struct Stderr;
 
 impl Write for Stderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let line = text(&String::from_utf8_lossy(buf));
+        let line = log_line(buf);
         std::io::stderr().lock().write_all(line.as_bytes())?;
         Ok(buf.len())
     }
@@ -220,6 +228,15 @@ mod tests {
         }
         // Not secrets, or too short to redact sensibly.
         assert!(shown.contains("bob") && shown.ends_with(" ab"), "{shown}");
+    }
+
+    #[test]
+    fn log_lines_show_carriage_returns() {
+        let event = b"INFO running command 01: curl x | sh\r\x1b[2Kecho hi\n";
+        assert_eq!(
+            log_line(event),
+            "INFO running command 01: curl x | sh\\r\\e[2Kecho hi\n"
+        );
     }
 
     #[test]

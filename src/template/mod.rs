@@ -213,6 +213,36 @@ impl Template {
             .collect()
     }
 
+    /// The values of `NoEcho` parameters (given with `--param`, else their Default), for
+    /// redaction: CloudFormation masks them, and the dry run must not show them either.
+    pub fn no_echo_values(&self, ctx: &ResolveContext) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, decl) in self.section("Parameters") {
+            let no_echo = match decl.get("NoEcho") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+                _ => false,
+            };
+            if !no_echo {
+                continue;
+            }
+            let value = match ctx.params.get(name) {
+                Some(v) => Some(v.clone()),
+                None => decl.get("Default").and_then(|d| match d {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                }),
+            };
+            if let Some(v) = value {
+                // A list parameter's members each appear alone once resolved.
+                out.extend(v.split(',').map(|m| m.trim().to_string()));
+                out.push(v);
+            }
+        }
+        out
+    }
+
     /// `--param` names the template does not declare, so the CLI can flag likely typos
     /// (CloudFormation itself rejects them).
     pub fn unknown_params<'c>(&self, ctx: &'c ResolveContext) -> Vec<&'c str> {
