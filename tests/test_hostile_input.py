@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,66 @@ def test_dry_run_shows_control_characters_and_hides_secrets(tmp_path, output):
         assert s not in out, f"{s} shown in the {output} plan:\n{out}"
     if output == "text":
         assert "mode 0600" in out, out  # ecs.config carries the proxy password
+
+
+# ---- small inputs that expand: each ends in a clear error, never an abort (exit 134) -------
+
+# The binary's address space in these tests: far above what a refused input needs, far below
+# what a blow-up asks for (a pre-fix binary aborts or is killed here, the machine is safe).
+CAP = 1 << 30
+
+
+def _refused(res, needle: str):
+    assert res.returncode not in (0, 101, 134, -6, -9), (res.returncode, res.stderr[-2000:])
+    assert "FAILURE" in res.stderr and needle in res.stderr, res.stderr[-2000:]
+
+
+def _with_metadata(metadata_yaml: str, extra: str = "") -> str:
+    return (f"{extra}Resources:\n  LT:\n    Type: AWS::EC2::LaunchTemplate\n"
+            f"    Metadata:\n{metadata_yaml}\n  ASG:\n    Type: AWS::AutoScaling::AutoScalingGroup\n")
+
+
+def test_yaml_aliases_of_a_large_string_are_refused(tmp_path):
+    big = "x" * (256 << 10)
+    aliases = ", ".join(["*big"] * 4000)  # 1 GB expanded from a 280 KB file
+    text = f"Big: &big {big}\n" + _with_metadata(f"      l: [{aliases}]")
+    path = tmp_path / "template.yaml"
+    path.write_text(text)
+    res = subprocess.run(["prlimit", f"--as={CAP}", "--", str(bootstrap_bin()), "--dry-run",
+                          "--template", str(path), "--resource", "LT",
+                          "--signal-resource", "ASG"],
+                         capture_output=True, text=True, timeout=120)
+    _refused(res, "expands to more than")
+
+
+def test_sub_fan_out_is_refused(tmp_path):
+    big = "y" * (256 << 10)
+    params = f"Parameters:\n  Big:\n    Type: String\n    Default: {big}\n"
+    sub = "${Big}" * 8000  # 2 GB from a 300 KB template
+    res = dry_run(tmp_path, _with_metadata(f"      v: !Sub '{sub}'", params),
+                  prlimit_as=CAP, timeout=120)
+    _refused(res, "resolves to more than")
+
+
+def test_deep_json_is_refused_quickly(tmp_path):
+    # Before: the YAML fallback took 21 s here (51 s on a small instance) to say the same.
+    started = time.monotonic()
+    res = dry_run(tmp_path, '{"Resources": ' + "[" * 80_000, prlimit_as=CAP, timeout=60)
+    _refused(res, "recursion limit")
+    assert time.monotonic() - started < 5
+
+
+def test_mustache_fan_out_is_refused_by_init(tmp_path):
+    meta = {"AWS::CloudFormation::Init": {"config": {"files": {"/etc/fanout": {
+        "content": "{{#l}}" * 8 + "0123456789abcdef" + "{{/l}}" * 8,
+        "context": {"l": list(range(40))}}}}}}
+    path = tmp_path / "meta.json"
+    path.write_text(json.dumps(meta))
+    root = tmp_path / "root"
+    root.mkdir()
+    res = subprocess.run(["prlimit", f"--as={CAP}", "--", str(bootstrap_bin()), "init",
+                          str(path), "--root", str(root)],
+                         capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true"})
+    _refused(res, "renders to more than")
+    assert not (root / "etc/fanout").exists()
