@@ -128,6 +128,28 @@ pub fn register_from_metadata(metadata: &Value) {
     }
 }
 
+/// `metadata` as it may be printed (`get-metadata`): values under a secret key replaced,
+/// URL userinfo removed from every string.
+pub fn for_display(metadata: Value) -> Value {
+    match metadata {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(&k) {
+                        Value::String(REDACTED.into())
+                    } else {
+                        for_display(v)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(for_display).collect()),
+        Value::String(s) => Value::String(urls(&s)),
+        other => other,
+    }
+}
+
 fn register_value(v: &Value) {
     match v {
         Value::String(s) => register(s),

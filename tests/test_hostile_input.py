@@ -131,3 +131,34 @@ def test_mustache_fan_out_is_refused_by_init(tmp_path):
                          env={"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true"})
     _refused(res, "renders to more than")
     assert not (root / "etc/fanout").exists()
+
+
+def test_the_environment_file_ships_private():
+    # /etc/ecs-bootstrap/env invites HTTPS_PROXY, which may carry a password.
+    import tomllib
+    meta = tomllib.loads((Path(__file__).parent.parent / "Cargo.toml").read_text())["package"]
+    meta = meta["metadata"]
+    deb = [a for a in meta["deb"]["assets"] if a[1] == "etc/ecs-bootstrap/env"]
+    rpm = [a for a in meta["generate-rpm"]["assets"] if a["dest"] == "/etc/ecs-bootstrap/env"]
+    assert [a[2] for a in deb] == ["600"] and [a["mode"] for a in rpm] == ["600"], (deb, rpm)
+
+
+def test_init_redacts_a_failing_commands_output_and_its_record(tmp_path):
+    meta = {
+        "AWS::CloudFormation::Authentication": {
+            "b": {"type": "basic", "username": "u", "password": "cmd-secret-pw",
+                  "uris": ["http://127.0.0.1:9/"]}},
+        "AWS::CloudFormation::Init": {"config": {"commands": {
+            "01_leak": {"command": "echo token is cmd-secret-pw >&2; exit 3"}}}},
+    }
+    path = tmp_path / "meta.json"
+    path.write_text(json.dumps(meta))
+    root = tmp_path / "root"
+    root.mkdir()
+    res = subprocess.run([str(bootstrap_bin()), "init", str(path), "--root", str(root)],
+                         capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true"})
+    assert res.returncode != 0 and "01_leak" in res.stderr, res.stderr
+    assert "cmd-secret-pw" not in res.stderr, res.stderr
+    record = (root / "var/lib/ecs-bootstrap/init.json").read_text()
+    assert "01_leak" in record and "cmd-secret-pw" not in record, record
