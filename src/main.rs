@@ -176,7 +176,7 @@ fn init_logging(verbose: u8) {
         ))
     });
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(ecs_bootstrap::redact::without_wire_bodies(filter))
         .with_writer(ecs_bootstrap::redact::stderr)
         // No colours: the writer escapes every control character (ESC included) so that a
         // template value cannot rewrite or conceal a log line (issue 8), and the formatter's

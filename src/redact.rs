@@ -195,6 +195,27 @@ pub fn value(v: &mut Value) {
     }
 }
 
+/// Where the AWS SDK logs whole HTTP responses, at TRACE: DescribeStackResource's body is the
+/// Metadata itself, logged before its secrets can be registered for redaction.
+const WIRE_TARGETS: &[&str] = &[
+    "aws_smithy_runtime::client::orchestrator",
+    "aws_smithy_runtime::client::orchestrator::http",
+];
+
+/// `filter` with the SDK's response-body logging capped at DEBUG, whatever
+/// `ECS_BOOTSTRAP_LOG` asked for (a directive for the same target replaces the user's, and
+/// these are more specific than `trace` or `aws_smithy_runtime=trace`).
+pub fn without_wire_bodies(
+    mut filter: tracing_subscriber::EnvFilter,
+) -> tracing_subscriber::EnvFilter {
+    for target in WIRE_TARGETS {
+        if let Ok(d) = format!("{target}=debug").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
 /// One formatted log event as written: control characters from a template value (a `\r`
 /// that rewrites the line, an ESC sequence that clears or conceals it) made visible, secrets
 /// redacted. ESC too: tracing-subscriber escapes it in the message but not in `%` fields,
@@ -250,6 +271,43 @@ mod tests {
         }
         // Not secrets, or too short to redact sensibly.
         assert!(shown.contains("bob") && shown.ends_with(" ab"), "{shown}");
+    }
+
+    #[test]
+    fn trace_logging_never_prints_the_sdks_response_bodies() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Capture(Arc<Mutex<Vec<u8>>>);
+        impl Write for Capture {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Capture::default();
+        let w = out.clone();
+        for user in [
+            "trace",
+            "aws_smithy_runtime=trace,aws_smithy_runtime::client::orchestrator::http=trace",
+        ] {
+            let filter = without_wire_bodies(tracing_subscriber::EnvFilter::new(user));
+            let w = w.clone();
+            let sub = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(move || w.clone())
+                .finish();
+            tracing::subscriber::with_default(sub, || {
+                tracing::trace!(target: "aws_smithy_runtime::client::orchestrator::http", response = "metadata-body", "read HTTP response body");
+                tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", response = "metadata-body", "received response");
+                tracing::trace!(target: "ecs_bootstrap::boot", "still-traced");
+            });
+        }
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("metadata-body"), "{text}");
+        assert!(text.contains("still-traced"), "{text}");
     }
 
     #[test]
