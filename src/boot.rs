@@ -151,6 +151,7 @@ async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Dead
         Ok(h) => h,
         Err(f) => return (Err(f), None),
     };
+    h.restore_env();
     // The configuring process's deadline, not a fresh one: CloudFormation's clock started
     // with the instance, not with this unit.
     let deadline = Deadline::new(h.remaining());
@@ -314,6 +315,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
                         .saturating_duration_since(tokio::time::Instant::now()),
                 ),
                 pid: std::process::id(),
+                env: handoff::private_env(),
             };
             match phase(Step::HandOff, hand_off(&h, &root, lock, args)).await {
                 Ok(()) => {
@@ -478,6 +480,8 @@ fn plan(
     stack: &str,
     signal_resource: &str,
 ) -> Result<Plan, Failure> {
+    // The dry run shows what a run would log: with the same secrets registered.
+    redact::register_from_metadata(&metadata.metadata);
     // Everything is parsed and validated before anything is applied: a bad key in the
     // ecs-bootstrap block must not leave an instance half-configured by Init.
     let settings = settings::parse(&metadata.metadata, values).at(Step::Settings)?;
@@ -690,6 +694,9 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
                     template.parameter_names().join(", ")
                 )))
                 .at(Step::Metadata);
+            }
+            for secret in template.no_echo_values(&ctx) {
+                redact::register(&secret);
             }
             let source = path.display().to_string();
             let resource = match &o.resource {

@@ -43,8 +43,31 @@ pub fn run(
     }));
 }
 
+/// The encoded line, redacted field by field *before* encoding: in the encoded text a secret
+/// containing `"` or `\` is escaped and no longer matches its registered form.
+fn line(v: &Value) -> String {
+    let mut v = v.clone();
+    crate::redact::value(&mut v);
+    v.to_string() + "\n"
+}
+
 fn emit(v: &Value) {
-    let line = crate::redact::text(&v.to_string()) + "\n";
+    let line = line(v);
     // A lost event line must never fail the run.
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_with_quotes_and_backslashes_is_redacted_in_the_event() {
+        let secret = r#"pa"ss\wo'rd-events"#;
+        crate::redact::register(secret);
+        let error = format!("login failed with {secret}");
+        let out = line(&json!({"event": PHASE, "error": error}));
+        assert!(!out.contains("wo'rd-events"), "{out}");
+        assert!(out.contains(crate::redact::REDACTED), "{out}");
+    }
 }

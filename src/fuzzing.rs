@@ -87,6 +87,26 @@ pub fn template(data: &[u8]) {
     }
 }
 
+/// The resolver on its own, with something to expand: the input is a resource's Metadata
+/// (YAML), resolved against a 64 KiB parameter, a list parameter and a mapping, so that every
+/// intrinsic that copies values (`Ref`, `Fn::Sub`, `Fn::Join`, `Fn::FindInMap`, `Fn::Select`,
+/// `Fn::Split`, YAML aliases) can fan out. The budgets must stop each such input with an error;
+/// scripts/fuzz runs this target with a low `-rss_limit_mb`, so one that does not is found.
+pub fn template_resolver(data: &[u8]) {
+    let input = String::from_utf8_lossy(data);
+    let big = "x".repeat(64 << 10);
+    let text = format!(
+        "Parameters:\n  Big:\n    Type: String\n    Default: {big}\n  L:\n    Type: CommaDelimitedList\n    Default: a,b,c,d\nMappings:\n  M:\n    k:\n      v: {big}\nConditions:\n  Yes: !Equals [a, a]\nResources:\n  R:\n    Type: AWS::EC2::Instance\n    Metadata:\n      v:\n        {}\n",
+        input.replace('\n', "\n        ")
+    );
+    let Ok(t) = Template::parse(&text, "fuzz.yml") else {
+        return;
+    };
+    let mut ctx = ResolveContext::fake("fuzz-stack", "us-east-1");
+    ctx.params.insert("L".into(), "p,q".into());
+    let _ = t.resource_metadata("R", &ctx);
+}
+
 #[cfg(test)]
 mod tests {
     //! The corpus seeds plus deterministic mutations of them, a few thousand inputs per target:
@@ -276,6 +296,11 @@ mod tests {
     #[test]
     fn mustache_context_never_panics() {
         check("mustache_context", super::mustache_context);
+    }
+
+    #[test]
+    fn template_resolver_never_panics() {
+        check("template_resolver", super::template_resolver);
     }
 
     #[test]

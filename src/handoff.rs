@@ -44,6 +44,10 @@ pub struct Handoff {
     pub deadline_unix_ms: u64,
     /// The configuring process, for the log.
     pub pid: u32,
+    /// Sensitive environment (proxy URLs that may carry a password, credentials) the unit
+    /// needs: carried in this 0600 file because a unit's `--setenv` is world-readable.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -93,19 +97,94 @@ impl Handoff {
     }
 }
 
-/// Environment passed on to the transient unit: systemd does not give a unit its caller's
-/// environment, and endpoint overrides, proxies and credentials must survive the hand-off.
-const PASSED_ENV_PREFIXES: &[&str] = &["AWS_", "ECS_BOOTSTRAP_", "FAKE_SYSTEMD_"];
-const PASSED_ENV: &[&str] = &[
+/// Environment passed on to the transient unit on its command line: systemd does not give a
+/// unit its caller's environment, and endpoint overrides must survive the hand-off. An
+/// allow-list, because that command line and the unit's properties (`systemctl show`) are
+/// readable by every local user: a variable not known to be harmless never goes there.
+const PUBLIC_ENV_PREFIXES: &[&str] = &[
+    "AWS_ENDPOINT_URL",
+    "AWS_EC2_METADATA_",
+    "ECS_BOOTSTRAP_",
+    "FAKE_SYSTEMD_",
+];
+const PUBLIC_ENV: &[&str] = &[
     "PATH",
     "HOME",
+    "LANG",
+    "NO_PROXY",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CA_BUNDLE",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "AWS_RETRY_MODE",
+    "AWS_MAX_ATTEMPTS",
+];
+
+/// Passed through the hand-off file (0600 in the 0700 state directory) instead: a proxy URL
+/// may carry `user:password@`, and the rest are credentials.
+const PRIVATE_ENV: &[&str] = &[
     "HTTP_PROXY",
     "HTTPS_PROXY",
-    "NO_PROXY",
+    "ALL_PROXY",
     "http_proxy",
     "https_proxy",
-    "no_proxy",
+    "all_proxy",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 ];
+
+fn is_public(k: &str) -> bool {
+    // The cgroup override makes the unit believe it is in cloud-final: it would hand off again.
+    k != CGROUP_FILE_ENV
+        && (PUBLIC_ENV.contains(&k) || PUBLIC_ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
+}
+
+/// Environment variables as (name, value).
+pub type Vars = Vec<(String, String)>;
+
+/// Splits `vars` into what goes on the `systemd-run` command line and what goes through the
+/// hand-off file; anything in neither list is dropped.
+pub fn split_env(vars: impl IntoIterator<Item = (String, String)>) -> (Vars, Vars) {
+    let (mut public, mut private) = (Vec::new(), Vec::new());
+    for (k, v) in vars {
+        if PRIVATE_ENV.contains(&k.as_str()) {
+            private.push((k, v));
+        } else if is_public(&k) {
+            public.push((k, v));
+        }
+    }
+    (public, private)
+}
+
+/// The sensitive part of this process's environment, for [`Handoff::env`].
+pub fn private_env() -> Vec<(String, String)> {
+    split_env(std::env::vars()).1
+}
+
+impl Handoff {
+    /// Gives the unit the sensitive environment its caller had. Called once, first thing after
+    /// [`Handoff::take`], before any client that reads the environment is built.
+    pub fn restore_env(&self) {
+        for (k, v) in &self.env {
+            if PRIVATE_ENV.contains(&k.as_str()) {
+                std::env::set_var(k, v);
+            }
+        }
+    }
+}
 
 /// True when this process's cgroup is cloud-final's (v1 or v2 layout).
 pub fn in_cloud_final(cgroup: &str) -> bool {
@@ -150,35 +229,11 @@ pub fn command_line(exe: OsString, args: &[OsString], env: &[(String, String)]) 
     cmd
 }
 
-/// Never passed: a transient unit's environment is readable by any local user through its
-/// properties (`systemctl show`). The unit uses the instance role (or a credentials file).
-const SECRET_ENV: &[&str] = &[
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-];
-
-fn passed_env() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (k, v) in std::env::vars() {
-        if SECRET_ENV.contains(&k.as_str()) {
-            tracing::warn!(variable = %k, "not passed to the transient unit (its environment is world-readable); it will use the instance role or the credentials file");
-            continue;
-        }
-        let wanted = PASSED_ENV.contains(&k.as_str())
-            || PASSED_ENV_PREFIXES.iter().any(|p| k.starts_with(p));
-        if wanted && k != CGROUP_FILE_ENV {
-            out.push((k, v));
-        }
-    }
-    out
-}
-
 /// Starts the transient unit; the caller exits 0 afterwards.
 pub fn hand_off(args: &[OsString]) -> Result<()> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("find own executable", "/proc/self/exe", e))?;
-    let cmd = command_line(exe.into_os_string(), args, &passed_env());
+    let cmd = command_line(exe.into_os_string(), args, &split_env(std::env::vars()).0);
     let shown =
         format!("systemd-run --unit {UNIT} --no-block ... -- ecs-bootstrap ... --foreground");
     let out = Command::new(&cmd[0])
@@ -220,6 +275,34 @@ mod tests {
         ));
         assert!(!in_cloud_final("0::/system.slice/cloud-final.service.d\n"));
         assert!(!in_cloud_final(""));
+    }
+
+    #[test]
+    fn only_allow_listed_names_reach_the_command_line_and_secrets_go_to_the_file() {
+        let vars = [
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("HTTPS_PROXY", "http://user:pw@proxy:3128"),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok-secret"),
+            ("AWS_SECURITY_TOKEN", "legacy-secret"),
+            ("AWS_SECRET_ACCESS_KEY", "sk"),
+            ("AWS_WHATEVER_NEW_SECRET", "x"),
+            ("ECS_BOOTSTRAP_CGROUP_FILE", "/tmp/cg"),
+            ("MY_APP_PASSWORD", "pw"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let (public, private) = split_env(vars);
+        let names = |v: &[(String, String)]| v.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&public), ["AWS_REGION", "AWS_ENDPOINT_URL"]);
+        assert_eq!(
+            names(&private),
+            [
+                "HTTPS_PROXY",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                "AWS_SECURITY_TOKEN",
+                "AWS_SECRET_ACCESS_KEY"
+            ]
+        );
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub async fn run(a: &InitArgs) -> Result<(), Failure> {
         ))
         .at(Step::Metadata);
     }
+    // As a run does: a failing command's output, and init.json, must not show them.
+    crate::redact::register_from_metadata(&metadata.metadata);
     let plan = init::parse(&metadata.metadata, &a.configsets).at(Step::Init)?;
     tracing::info!(origin = %metadata.origin, configs = ?plan.configs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), "running Init");
     init::apply(&plan, &Root::new(&a.root)).await.at(Step::Init)

@@ -31,6 +31,7 @@ pub mod plan;
 pub mod redact;
 pub mod services;
 pub mod settings;
+pub mod shown;
 pub mod signal;
 pub mod state;
 pub mod template;

@@ -176,10 +176,12 @@ fn init_logging(verbose: u8) {
         ))
     });
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(ecs_bootstrap::redact::without_wire_bodies(filter))
         .with_writer(ecs_bootstrap::redact::stderr)
-        // Colour only for a person at a terminal: the console log and the journal get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // No colours: the writer escapes every control character (ESC included) so that a
+        // template value cannot rewrite or conceal a log line (issue 8), and the formatter's
+        // own colour sequences would be escaped with them.
+        .with_ansi(false)
         .with_target(false)
         .init();
 }

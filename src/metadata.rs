@@ -61,7 +61,9 @@ fn utf8_hint(message: String, resource: &str) -> String {
 }
 
 /// Far above what CloudFormation accepts in a template (1 MB), so only garbage is refused; the
-/// cap keeps a runaway document from exhausting a small instance's memory.
+/// cap keeps a runaway document from exhausting a small instance's memory. Higher than a local
+/// template's: this is JSON only (no aliases, no intrinsics left to expand), and the fault
+/// tests write an 8 MiB file through it.
 pub const MAX_METADATA_BYTES: usize = 32 * 1024 * 1024;
 
 /// The API returns Metadata as a JSON string: it is decoded a second time here. `path` names

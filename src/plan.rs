@@ -115,18 +115,29 @@ impl Plan {
     pub fn redacted(&self) -> Plan {
         let mut p = self.clone();
         for (k, v) in &mut p.agent_config.config.entries {
-            if crate::agent_keys::is_secret(k) {
-                *v = "<redacted>".into();
+            if ecs_config::is_secret_entry(k, v) {
+                *v = crate::redact::REDACTED.into();
             }
         }
         p
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(&self.redacted()).expect("a plan always serialises") + "\n"
+        let mut v = serde_json::to_value(self.redacted()).expect("a plan always serialises");
+        // Registered secrets and URL passwords, wherever a template put them.
+        crate::redact::value(&mut v);
+        serde_json::to_string_pretty(&v).expect("a plan always serialises") + "\n"
     }
 
+    /// The plan for a person: every template-derived value goes through [`v`] (control
+    /// characters visible, one line each), and the whole text through [`crate::shown::lines`]
+    /// and [`crate::redact::text`] as a net for anything missed.
     pub fn to_text(&self) -> String {
+        let text = self.text_unchecked();
+        crate::redact::text(&crate::shown::lines(&text))
+    }
+
+    fn text_unchecked(&self) -> String {
         let p = self.redacted();
         let mut o = String::new();
         let w = &mut o;
@@ -138,19 +149,22 @@ impl Plan {
         let _ = writeln!(
             w,
             "instance: {} ({}, {}, account {})",
-            id.instance_id, id.instance_type, id.availability_zone, id.account_id
+            v(&id.instance_id),
+            v(&id.instance_type),
+            v(&id.availability_zone),
+            v(&id.account_id)
         );
         let _ = writeln!(
             w,
             "metadata: {}{}",
-            p.metadata_origin,
+            v(&p.metadata_origin),
             p.resource_type
                 .as_deref()
-                .map(|t| format!(" [{t}]"))
+                .map(|t| format!(" [{}]", v(t)))
                 .unwrap_or_default()
         );
         if p.root != "/" {
-            let _ = writeln!(w, "root: every path below is written under {}", p.root);
+            let _ = writeln!(w, "root: every path below is written under {}", v(&p.root));
         }
 
         let _ = writeln!(w, "\n1. {}", crate::init::BLOCK);
@@ -160,29 +174,29 @@ impl Plan {
             let _ = writeln!(
                 w,
                 "   configSets {} -> configs {}",
-                p.init.configsets.join(","),
-                p.init
+                v(&p.init.configsets.join(",")),
+                v(&p.init
                     .configs
                     .iter()
                     .map(|c| c.name.as_str())
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "))
             );
         }
         for line in p.init.authentication.describe() {
-            let _ = writeln!(w, "   authentication {line}");
+            let _ = writeln!(w, "   authentication {}", v(&line));
         }
         for c in &p.init.configs {
-            let _ = writeln!(w, "   config '{}':", c.name);
+            let _ = writeln!(w, "   config '{}':", v(&c.name));
             for line in crate::init::describe::before_files(c, &p.init.authentication) {
-                let _ = writeln!(w, "   {line}");
+                let _ = writeln!(w, "   {}", v(&line));
             }
             for src in &c.sources {
                 let _ = writeln!(
                     w,
                     "   - unpack {} into {}{}",
-                    src.url,
-                    src.target,
+                    v(&src.url),
+                    v(&src.target),
                     if src.strip_top_dir {
                         " (without its top directory)"
                     } else {
@@ -195,28 +209,29 @@ impl Plan {
                     let _ = writeln!(
                         w,
                         "   - symlink {} -> {}",
-                        f.path,
-                        f.content.as_text().unwrap_or("?")
+                        v(&f.path),
+                        v(f.content.as_text().unwrap_or("?"))
                     );
                     continue;
                 }
                 let _ = writeln!(
                     w,
                     "   - file {} (mode {}, owner {}:{})",
-                    f.path,
+                    v(&f.path),
                     f.mode
                         .map_or("unchanged, 0644 if new".to_string(), |m| format!("{m:04o}")),
-                    f.owner.as_deref().unwrap_or("unchanged"),
-                    f.group.as_deref().unwrap_or("unchanged"),
+                    v(f.owner.as_deref().unwrap_or("unchanged")),
+                    v(f.group.as_deref().unwrap_or("unchanged")),
                 );
                 match &f.source {
                     Some(url) => {
                         let _ = writeln!(
                             w,
-                            "       from {url}{}{}",
+                            "       from {}{}{}",
+                            v(url),
                             f.authentication
                                 .as_deref()
-                                .map(|a| format!(" (authentication {a})"))
+                                .map(|a| format!(" (authentication {})", v(a)))
                                 .unwrap_or_default(),
                             if f.context.is_some() {
                                 ", rendered with its context"
@@ -233,12 +248,12 @@ impl Plan {
                     CommandLine::Shell(s) => format!("/bin/sh -c {s:?}"),
                     CommandLine::Exec(argv) => argv.join(" "),
                 };
-                let _ = writeln!(w, "   - command {}: {}", cmd.key, line);
+                let _ = writeln!(w, "   - command {}: {}", v(&cmd.key), v(&line));
                 if let Some(t) = &cmd.test {
-                    let _ = writeln!(w, "       only if `{t}` succeeds");
+                    let _ = writeln!(w, "       only if `{}` succeeds", v(t));
                 }
                 if let Some(cwd) = &cmd.cwd {
-                    let _ = writeln!(w, "       cwd: {cwd}");
+                    let _ = writeln!(w, "       cwd: {}", v(cwd));
                 }
                 match &cmd.env {
                     Some(env) => {
@@ -247,7 +262,7 @@ impl Plan {
                         let _ = writeln!(
                             w,
                             "       env (replaces the environment): {}",
-                            vars.join(" ")
+                            v(&vars.join(" "))
                         );
                     }
                     None => {
@@ -271,7 +286,7 @@ impl Plan {
                 }
             }
             for line in crate::init::describe::after_commands(c) {
-                let _ = writeln!(w, "   {line}");
+                let _ = writeln!(w, "   {}", v(&line));
             }
         }
 
@@ -280,7 +295,8 @@ impl Plan {
             w,
             "\n2. write {} (mode {:04o}; keys already in the file and not set here are kept after these)",
             ac.path,
-            ac.config.mode(&[])
+            // From the real values: the redacted copy no longer shows which are secret.
+            self.agent_config.config.mode(&[])
         );
         content(w, Some(&ac.config.render(&[])), 0);
 
@@ -311,7 +327,7 @@ impl Plan {
                 } else {
                     "   (skipped with a warning if not installed)"
                 },
-                u = s.unit
+                u = v(&s.unit)
             );
         }
         let _ = writeln!(
@@ -325,8 +341,8 @@ impl Plan {
             "\n5. wait up to {}s for {}/v1/metadata to report cluster '{}' with a ContainerInstanceArn,\n   \
              failing at once if {ECS} or {DOCKER} fails; then ecs:DescribeContainerInstances must say ACTIVE, agentConnected",
             j.timeout_secs,
-            j.introspection_url.trim_end_matches('/'),
-            j.cluster
+            v(j.introspection_url.trim_end_matches('/')),
+            v(&j.cluster)
         );
 
         match &p.signal {
@@ -335,7 +351,9 @@ impl Plan {
                     w,
                     "\n6. cloudformation:SignalResource stack={} resource={} unique-id={} status=SUCCESS\n   \
                      (FAILURE, with the reason in the log, if any step above fails)",
-                    s.stack, s.resource, s.unique_id
+                    v(&s.stack),
+                    v(&s.resource),
+                    v(&s.unique_id)
                 );
             }
             None => {
@@ -346,11 +364,16 @@ impl Plan {
     }
 }
 
+/// A template-derived value as shown in the text plan.
+fn v(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::shown::value(s)
+}
+
 fn content(w: &mut String, text: Option<&str>, len: usize) {
     match text {
         Some(t) => {
             for line in t.lines() {
-                let _ = writeln!(w, "       | {line}");
+                let _ = writeln!(w, "       | {}", v(line));
             }
         }
         None => {

@@ -39,8 +39,13 @@ def test_userdata_run_hands_off_and_the_unit_signals(moto, instance, example_sta
         "[default]\naws_access_key_id = {aws_access_key_id}\n"
         "aws_secret_access_key = {aws_secret_access_key}\n".format(**CREDS))
     cgroup = _cgroup_file(instance, "cloud-final.service")
+    # Sensitive variables the SDK or a proxy-only VPC may need: never on the command line.
+    sensitive = {"AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-token-secret",
+                 "AWS_SECURITY_TOKEN": "legacy-token-secret",
+                 "HTTPS_PROXY": "http://user:proxy-pw-secret@127.0.0.1:9/",
+                 "NO_PROXY": "127.0.0.1,localhost"}
     res = instance.run_bootstrap(*example_stack.run_args(), timeout=30,
-                                 extra_env={"ECS_BOOTSTRAP_CGROUP_FILE": cgroup})
+                                 extra_env={"ECS_BOOTSTRAP_CGROUP_FILE": cgroup, **sensitive})
     runs = _runs(instance)
     try:
         assert res.returncode == 0, str(res)
@@ -64,6 +69,7 @@ def test_userdata_run_hands_off_and_the_unit_signals(moto, instance, example_sta
         setenv = [a for a in argv if a.startswith("--setenv=")]
         assert any(a.startswith("--setenv=AWS_ENDPOINT_URL=") for a in setenv), setenv
         assert not [a for a in setenv if "SECRET" in a or "ACCESS_KEY" in a], setenv
+        assert not [a for a in argv if "secret" in a], argv
 
         sigs = wait_signals(moto, example_stack.name, 1, timeout=60)
         assert [(s["Status"], s["UniqueId"]) for s in sigs] == [

@@ -8,7 +8,6 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::init::auth;
 
 #[derive(Debug, Args, Clone)]
 pub struct GetMetadataArgs {
@@ -76,24 +75,17 @@ pub fn lookup<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
         .next()
 }
 
-pub fn redact(mut v: Value) -> Value {
-    if let Some(Value::Object(entries)) = v.get_mut(auth::BLOCK) {
-        for entry in entries.values_mut() {
-            if let Value::Object(e) = entry {
-                for key in ["accessKeyId", "secretKey", "password"] {
-                    if let Some(x) = e.get_mut(key) {
-                        *x = Value::String("<redacted>".into());
-                    }
-                }
-            }
-        }
-    }
-    v
+/// The Metadata as printed: every value under a secret key (the Authentication keys and
+/// passwords, `ECS_ENGINE_AUTH_DATA`, tokens; see [`crate::redact`]) replaced, and the
+/// `user:password@` of every URL (a proxy).
+pub fn redact(v: Value) -> Value {
+    crate::redact::for_display(v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::init::auth;
     use serde_json::json;
 
     #[test]
@@ -122,5 +114,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\"username\":\"u\""), "{text}");
+    }
+
+    #[test]
+    fn agent_secrets_and_proxy_passwords_are_redacted() {
+        let v = redact(json!({"ecs-bootstrap": {
+            "Proxy": "http://u:proxy-pw@p:3128",
+            "AgentConfig": {"ECS_ENGINE_AUTH_DATA": {"https://r": {"auth": "dXNlcjpw"}},
+                            "ECS_LOGLEVEL": "info"}}}));
+        let text = v.to_string();
+        assert!(
+            !text.contains("proxy-pw") && !text.contains("dXNlcjpw"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ECS_LOGLEVEL") && text.contains("@p:3128"),
+            "{text}"
+        );
     }
 }

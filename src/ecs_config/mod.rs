@@ -35,11 +35,11 @@ impl AgentConfig {
     }
 
     pub fn holds_secret(&self) -> bool {
-        self.entries.iter().any(|(k, _)| agent_keys::is_secret(k))
+        self.entries.iter().any(|(k, v)| is_secret_entry(k, v))
     }
 
     pub fn mode(&self, existing: &[(String, String)]) -> u32 {
-        if self.holds_secret() || existing.iter().any(|(k, _)| agent_keys::is_secret(k)) {
+        if self.holds_secret() || existing.iter().any(|(k, v)| is_secret_entry(k, v)) {
             0o600
         } else {
             0o644
@@ -81,6 +81,12 @@ impl AgentConfig {
     }
 }
 
+/// A secret agent key, or any value with a `user:password@` URL in it (a proxy with
+/// credentials): the file is then 0600 and the value redacted wherever it is shown.
+pub fn is_secret_entry(key: &str, value: &str) -> bool {
+    agent_keys::is_secret(key) || crate::redact::has_url_userinfo(value)
+}
+
 /// Parses ecs.config exactly like ecs-init ([`readers::ecs_init`]).
 pub fn parse(text: &str) -> Vec<(String, String)> {
     readers::ecs_init(text)
@@ -90,7 +96,7 @@ pub fn parse(text: &str) -> Vec<(String, String)> {
 pub fn redact(text: &str) -> String {
     text.lines()
         .map(|line| match line.split_once('=') {
-            Some((k, _)) if agent_keys::is_secret(k.trim()) => format!("{k}=<redacted>\n"),
+            Some((k, v)) if is_secret_entry(k.trim(), v) => format!("{k}=<redacted>\n"),
             _ => format!("{line}\n"),
         })
         .collect()
@@ -125,6 +131,20 @@ mod tests {
              NO_PROXY=169.254.169.254,169.254.170.2,/var/run/docker.sock\n"
         );
         assert_eq!(c.mode(&[]), 0o644);
+    }
+
+    #[test]
+    fn a_proxy_with_a_password_makes_the_file_private() {
+        let c = config(json!({"Cluster": "c", "Proxy": "http://u:pw-secret@p:3128"}));
+        assert_eq!(c.mode(&[]), 0o600);
+        let shown = redact(&c.render(&[]));
+        assert!(!shown.contains("pw-secret"), "{shown}");
+        // Kept from an earlier file: still private.
+        let plain = AgentConfig {
+            entries: vec![("ECS_CLUSTER".into(), "c".into())],
+        };
+        let existing = parse("HTTPS_PROXY=http://u:pw-secret@p:3128\n");
+        assert_eq!(plain.mode(&existing), 0o600);
     }
 
     #[test]

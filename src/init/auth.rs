@@ -139,7 +139,7 @@ impl AuthConfig {
             })
             .or_else(|| {
                 self.entries.iter().find(|(_, a)| match a {
-                    Auth::Basic { uris, .. } => uris.iter().any(|u| url.starts_with(u.as_str())),
+                    Auth::Basic { uris, .. } => uris.iter().any(|u| uri_covers(u, url)),
                     _ => false,
                 })
             })
@@ -292,9 +292,45 @@ fn parse_one(v: &Value, path: &str) -> Result<Auth> {
     }
 }
 
+/// True when `uri` (a basic entry's `uris` item) covers `url`: the same scheme, host and port
+/// after parsing, and `url`'s path under `uri`'s. A string prefix is not enough:
+/// `http://127.0.0.1:A@localhost:B/` starts with `http://127.0.0.1:A` and goes to localhost.
+/// Userinfo in `url` never matches: credentials are ours to add.
+fn uri_covers(uri: &str, url: &str) -> bool {
+    let (Ok(u), Ok(x)) = (reqwest::Url::parse(uri), reqwest::Url::parse(url)) else {
+        return false;
+    };
+    u.scheme() == x.scheme()
+        && u.host() == x.host()
+        && u.port_or_known_default() == x.port_or_known_default()
+        && x.username().is_empty()
+        && x.password().is_none()
+        // Prefix of the path and query, as cfn-init's string prefix meant.
+        && path_and_query(&x).starts_with(&path_and_query(&u))
+}
+
+fn path_and_query(u: &reqwest::Url) -> String {
+    match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_uris_match_scheme_host_and_port_not_a_string_prefix() {
+        let uri = "http://127.0.0.1:8080";
+        assert!(uri_covers(uri, "http://127.0.0.1:8080/a.tgz"));
+        assert!(!uri_covers(uri, "http://127.0.0.1:8080@localhost:9/a.tgz"));
+        assert!(!uri_covers(uri, "http://127.0.0.1:80800/a"));
+        assert!(!uri_covers("http://h/p/", "https://h/p/x"));
+        assert!(uri_covers("https://h/p/", "https://h:443/p/x"));
+        assert!(!uri_covers("https://h/p/", "https://h/other"));
+        assert!(!uri_covers("https://h.example", "https://h.example.evil/x"));
+    }
     use serde_json::json;
 
     fn config() -> AuthConfig {

@@ -77,6 +77,8 @@ pub fn s3_location(url: &str) -> Option<S3Location> {
 
 pub struct Fetcher<'a> {
     http: reqwest::Client,
+    /// For SigV4-signed requests: follows no redirect.
+    signed_http: reqwest::Client,
     auth: &'a AuthConfig,
     /// Region to sign S3 requests for when the URL names none (default: the SDK's chain,
     /// which on an instance is IMDS).
@@ -93,14 +95,21 @@ pub struct Request<'r> {
 
 impl<'a> Fetcher<'a> {
     pub fn new(auth: &'a AuthConfig) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(ATTEMPT_TIMEOUT)
-            .user_agent(concat!("ecs-bootstrap/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::invalid("HTTP client", e.to_string()))?;
+        let client = |redirects| {
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(ATTEMPT_TIMEOUT)
+                .user_agent(concat!("ecs-bootstrap/", env!("CARGO_PKG_VERSION")))
+                .redirect(redirects)
+                .build()
+                .map_err(|e| Error::invalid("HTTP client", e.to_string()))
+        };
         Ok(Fetcher {
-            http,
+            http: client(reqwest::redirect::Policy::default())?,
+            // reqwest drops Authorization on a cross-host redirect but forwards the other
+            // signing headers, x-amz-security-token among them; S3 itself never needs one
+            // followed (a bucket in another region is answered with its region, see below).
+            signed_http: client(reqwest::redirect::Policy::none())?,
             auth,
             region: None,
         })
@@ -347,7 +356,7 @@ impl<'a> Fetcher<'a> {
         let (instructions, _) = sign(signable, &params)
             .map_err(|e| Attempt::Fatal(format!("cannot sign the request: {e}")))?
             .into_parts();
-        let mut rb = self.http.get(url);
+        let mut rb = self.signed_http.get(url);
         for (name, value) in instructions.headers() {
             rb = rb.header(name, value);
         }

@@ -216,6 +216,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_signed_request_is_not_followed_to_another_host() {
+        // The token would travel with x-amz-date and x-amz-content-sha256: none may arrive.
+        let other = Server::start(vec![("/conf/app.json".into(), b"{}".to_vec())]);
+        let to = format!(
+            "http://localhost:{}/conf/app.json",
+            other.url().rsplit(':').next().unwrap()
+        );
+        let server = Server::start(vec![(
+            "/conf/app.json".into(),
+            format!("REDIRECT {to}").into_bytes(),
+        )]);
+        let authc = auth::parse(&json!({auth::BLOCK: {
+            "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": "x", "buckets": ["bucket"]}
+        }}))
+        .unwrap();
+        let fetcher = Fetcher::new(&authc).unwrap().with_region("us-east-1");
+        let d = tempfile::tempdir().unwrap();
+        let s = spec(
+            json!({"source": format!("{}/conf/app.json", server.url()), "authentication": "S3"}),
+        );
+        let r = apply(&s, &Root::new(d.path()), "config", &fetcher).await;
+        let leaked: Vec<_> = other
+            .requests()
+            .iter()
+            .flat_map(|r| r.headers.clone())
+            .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-amz-"))
+            .collect();
+        assert!(leaked.is_empty(), "{leaked:?}");
+        assert!(r.is_err(), "a redirect of a signed request is an error");
+    }
+
+    #[tokio::test]
     async fn s3_bucket_in_another_region_is_retried_for_that_region() {
         let server = Server::s3_in_region(
             vec![("/conf/app.json".into(), b"{}".to_vec())],

@@ -175,6 +175,10 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
             "a symlink takes its target from 'content', not 'source'",
         ));
     }
+    if file.split('/').all(|part| part.is_empty() || part == ".") {
+        // `/` or `//`: no entry can be written there (it once panicked, exit 101, no FAILURE).
+        return Err(Error::invalid(path, "names the root directory, not a file"));
+    }
     if symlink && (content.is_empty() || content.contains(&b'\n')) {
         return Err(Error::invalid(
             format!("{path}.content"),
@@ -342,6 +346,18 @@ mod tests {
 
     fn one(spec: Value) -> Result<FileSpec> {
         parse(&json!({ "/etc/x": spec }), "I.config.files").map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn an_entry_at_the_root_is_refused_when_parsed() {
+        for at in ["/", "//", "/./"] {
+            let spec = json!({"content": "/tmp", "mode": "120777"});
+            let e = parse(&json!({ at: spec }), "I.config.files").unwrap_err();
+            assert!(
+                e.to_string().contains("names the root directory"),
+                "{at}: {e}"
+            );
+        }
     }
 
     #[test]

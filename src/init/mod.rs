@@ -327,7 +327,11 @@ pub async fn apply(plan: &InitPlan, root: &crate::fs::Root) -> Result<()> {
     };
     let result = apply_configs(plan, root, &mut report).await;
     report.status = if result.is_ok() { "SUCCESS" } else { "FAILURE" };
-    report.error = result.as_ref().err().map(|e| e.to_string());
+    // Redacted: a failed command's error carries its output, which may print a secret.
+    report.error = result
+        .as_ref()
+        .err()
+        .map(|e| crate::redact::text(&e.to_string()));
     report.finished_at_unix = record::now_unix();
     record::write(root, &report);
     result

@@ -16,6 +16,10 @@ use serde_json::Value;
 
 const MAX_DEPTH: usize = 100;
 
+/// Cap on a rendered file: sections nest and iterate, so a 2 KB template over a few lists
+/// fans out to gigabytes (issue 8). Far above any real configuration file.
+pub const MAX_OUTPUT: usize = 32 << 20;
+
 #[derive(Debug, PartialEq)]
 enum Token {
     Text(String),
@@ -36,6 +40,12 @@ pub fn render(template: &str, ctx: &Value) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());
     let mut stack = vec![ctx];
     render_tokens(&tokens, &mut stack, &mut out);
+    if out.len() > MAX_OUTPUT {
+        return Err(format!(
+            "renders to more than {} MiB (sections repeated over lists?)",
+            MAX_OUTPUT >> 20
+        ));
+    }
     Ok(out)
 }
 
@@ -342,8 +352,13 @@ fn escape_into(s: &str, out: &mut String) {
     }
 }
 
+/// Stops once `out` is over [`MAX_OUTPUT`] (the caller reports it): every loop checks, so
+/// nested sections over long lists stop in time and in memory.
 fn render_tokens<'v>(tokens: &'v [Token], stack: &mut Vec<&'v Value>, out: &mut String) {
     for t in tokens {
+        if out.len() > MAX_OUTPUT {
+            return;
+        }
         match t {
             Token::Text(s) => out.push_str(s),
             Token::Var { name, escape } => {
@@ -377,6 +392,9 @@ fn render_tokens<'v>(tokens: &'v [Token], stack: &mut Vec<&'v Value>, out: &mut 
                     other => vec![other],
                 };
                 for item in items {
+                    if out.len() > MAX_OUTPUT {
+                        return;
+                    }
                     stack.push(item);
                     render_tokens(children, stack, out);
                     stack.pop();
@@ -431,6 +449,17 @@ mod tests {
         for (template, want) in cases {
             assert_eq!(render(template, &ctx).unwrap(), *want, "{template}");
         }
+    }
+
+    #[test]
+    fn section_fan_out_stops_at_the_output_cap() {
+        // 8 nested sections over a 40-item list: 40^8 repetitions of a few bytes, from a
+        // template well under 1 KB. Before the cap this allocated until the process aborted.
+        let list: Vec<Value> = (0..40).map(|i| json!(i)).collect();
+        let ctx = json!({"l": list});
+        let template = "{{#l}}".repeat(8) + "0123456789abcdef" + &"{{/l}}".repeat(8);
+        let e = render(&template, &ctx).unwrap_err();
+        assert!(e.contains("renders to more than"), "{e}");
     }
 
     #[test]

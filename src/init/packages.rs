@@ -290,13 +290,7 @@ pub async fn apply(
                         Some(l) => l.path.to_string_lossy().into_owned(),
                         None => source.to_string(),
                     };
-                    exec::must(
-                        ctx,
-                        &argv(["rpm", "-U", "--quiet", &file]),
-                        &[],
-                        exec::INSTALL,
-                    )
-                    .await?;
+                    exec::must(ctx, &rpm_install_argv(&file), &[], exec::INSTALL).await?;
                 }
             }
             "python" => {
@@ -321,6 +315,16 @@ pub async fn apply(
             .extend(missing.iter().map(|p| p.name.clone()));
     }
     Ok(())
+}
+
+/// `rpm -U --quiet FILE`, as cfn-init runs it; with `--` before a FILE that starts with `-`,
+/// which rpm would otherwise read as an option (the source is the template's text).
+fn rpm_install_argv(file: &str) -> Vec<String> {
+    if file.starts_with('-') {
+        argv(["rpm", "-U", "--quiet", "--", file])
+    } else {
+        argv(["rpm", "-U", "--quiet", file])
+    }
 }
 
 async fn installed(ctx: Ctx<'_>, manager: &str, p: &Package) -> Result<bool> {
@@ -369,6 +373,18 @@ async fn installed(ctx: Ctx<'_>, manager: &str, p: &Package) -> Result<bool> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_rpm_source_that_looks_like_an_option_is_not_one() {
+        assert_eq!(
+            rpm_install_argv("--define=x y"),
+            ["rpm", "-U", "--quiet", "--", "--define=x y"]
+        );
+        assert_eq!(
+            rpm_install_argv("http://h/a.rpm"),
+            ["rpm", "-U", "--quiet", "http://h/a.rpm"]
+        );
+    }
 
     #[test]
     fn managers_in_cfn_init_order_and_versions() {

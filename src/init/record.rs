@@ -16,7 +16,8 @@ pub struct Report {
     pub configsets: Vec<String>,
     pub configs: Vec<ConfigReport>,
     pub status: &'static str,
-    /// The failure, as it was reported (no secrets: errors never carry file contents).
+    /// The failure, as it was reported, redacted like the log ([`crate::redact::text`]): a
+    /// failed command's error carries its output.
     pub error: Option<String>,
     pub finished_at_unix: u64,
 }

@@ -35,8 +35,11 @@ use crate::settings::kind;
 
 /// Archives are spooled to a temporary file before unpacking; this bounds the disk they take.
 const MAX_ARCHIVE_BYTES: u64 = 4 << 30;
-/// Bounds what a small compressed archive may expand to (a "zip bomb").
+/// Bounds what a small compressed archive may expand to (a "zip bomb"); lowered to the free
+/// space of the target's filesystem ([`unpack_limit`]): a 14 MB tar.gz once filled a 1 GiB disk.
 const MAX_UNPACKED_BYTES: u64 = 32 << 30;
+/// Bounds the entries of one archive: millions of empty files exhaust inodes and time.
+const MAX_ENTRIES: usize = 1_000_000;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SourceSpec {
@@ -167,6 +170,28 @@ pub fn unpack(
     target: &Dir,
     strip_top_dir: bool,
 ) -> std::result::Result<usize, String> {
+    unpack_within(archive, target, strip_top_dir, unpack_limit(target))
+}
+
+/// What an archive may write into `target`: [`MAX_UNPACKED_BYTES`], or less when the target's
+/// filesystem has less free space (for root, `f_bfree` would count the reserved blocks too:
+/// `f_bavail` leaves them to the system).
+fn unpack_limit(target: &Dir) -> u64 {
+    match nix::sys::statvfs::fstatvfs(target.as_fd()) {
+        Ok(st) => {
+            let avail = st.blocks_available().saturating_mul(st.fragment_size());
+            MAX_UNPACKED_BYTES.min(avail)
+        }
+        Err(_) => MAX_UNPACKED_BYTES,
+    }
+}
+
+fn unpack_within(
+    archive: &mut fs::File,
+    target: &Dir,
+    strip_top_dir: bool,
+    limit: u64,
+) -> std::result::Result<usize, String> {
     let mut head = [0u8; 512];
     archive.rewind().map_err(|e| e.to_string())?;
     let n = read_up_to(archive, &mut head).map_err(|e| e.to_string())?;
@@ -183,6 +208,7 @@ pub fn unpack(
             strip_top_dir,
             links: HashSet::new(),
             written: 0,
+            limit,
             check_only,
         };
         let r = std::io::BufReader::new(&mut *archive);
@@ -195,6 +221,14 @@ pub fn unpack(
         }?;
     }
     Ok(count)
+}
+
+/// Refuses the entry after [`MAX_ENTRIES`] (in the check pass, so nothing is written).
+fn entry_cap(count: usize) -> std::result::Result<(), String> {
+    if count >= MAX_ENTRIES {
+        return Err(format!("more than {MAX_ENTRIES} entries: refused"));
+    }
+    Ok(())
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -215,6 +249,8 @@ struct Unpacker<'a> {
     /// written through them.
     links: HashSet<PathBuf>,
     written: u64,
+    /// Bytes this archive may write in all ([`unpack_limit`]).
+    limit: u64,
     /// Validate paths and links, write nothing.
     check_only: bool,
 }
@@ -369,12 +405,21 @@ impl Unpacker<'_> {
             }
             Kind::File => {
                 let mut f = dir.create_new(name, 0o600).map_err(|e| io("create", e))?;
-                let budget = MAX_UNPACKED_BYTES.saturating_sub(self.written);
-                let n = std::io::copy(&mut data.take(budget + 1), &mut f)
-                    .map_err(|e| io("write", e))?;
+                let budget = self.limit.saturating_sub(self.written);
+                let copied = std::io::copy(&mut data.take(budget + 1), &mut f);
+                // A partial file is removed: it would fill the disk and look unpacked.
+                let partial = |dir: &Dir| {
+                    let _ = dir.unlink(name);
+                };
+                let n = copied.map_err(|e| {
+                    partial(&dir);
+                    io("write", e)
+                })?;
                 if n > budget {
+                    partial(&dir);
                     return Err(format!(
-                        "unpacks to more than {MAX_UNPACKED_BYTES} bytes: refused"
+                        "unpacks to more than {} bytes (the free space of the target's filesystem, at most {MAX_UNPACKED_BYTES}): refused",
+                        self.limit
                     ));
                 }
                 self.written += n;
@@ -425,6 +470,7 @@ impl Unpacker<'_> {
                 continue;
             };
             let mode = entry.header().mode().ok();
+            entry_cap(count)?;
             self.put(&rel, &shown, kind, mode, &mut entry)?;
             count += 1;
         }
@@ -460,6 +506,7 @@ impl Unpacker<'_> {
             let Some(rel) = self.relative(&raw, &shown)? else {
                 continue;
             };
+            entry_cap(count)?;
             self.put(&rel, &shown, kind, mode, &mut file)?;
             count += 1;
         }

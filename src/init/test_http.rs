@@ -105,9 +105,18 @@ impl Server {
                     }
                 };
                 log.lock().unwrap().push(req);
+                // A route whose body is `REDIRECT <url>` answers 302 to that URL.
+                let (status, data, location) = match data.strip_prefix(b"REDIRECT ") {
+                    Some(to) => (
+                        "302 Found",
+                        &b""[..],
+                        format!("Location: {}\r\n", String::from_utf8_lossy(to)),
+                    ),
+                    None => (status, data, String::new()),
+                };
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    "HTTP/1.1 {status}\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n",
                     data.len()
                 );
                 let _ = stream.write_all(data);

@@ -94,6 +94,25 @@ pub enum TemplateError {
     #[error("{at}: {path}: nested too deeply")]
     TooDeep { at: Origin, path: String },
 
+    /// Resolving expands past the byte budget (`Ref`/`Fn::Sub`/`Fn::Join` of large values,
+    /// many times over): a small hostile template must not take the machine's memory.
+    #[error("{at}: {path}: resolves to more than {limit} bytes")]
+    TooLarge {
+        at: Origin,
+        path: String,
+        limit: usize,
+    },
+
+    /// The template text itself is over the size cap.
+    #[error(
+        "{file}: {size} bytes: larger than the {limit} bytes a CloudFormation template may have"
+    )]
+    TooBig {
+        file: String,
+        size: u64,
+        limit: usize,
+    },
+
     #[error("{file}: no resource '{logical_id}' in Resources")]
     NoSuchResource { file: String, logical_id: String },
 
@@ -133,7 +152,8 @@ impl TemplateError {
             | TemplateError::MissingMapping { at, path, .. }
             | TemplateError::Unsupported { at, path, .. }
             | TemplateError::ConditionCycle { at, path, .. }
-            | TemplateError::TooDeep { at, path } => Some((at, path)),
+            | TemplateError::TooDeep { at, path }
+            | TemplateError::TooLarge { at, path, .. } => Some((at, path)),
             _ => None,
         }
     }
@@ -149,8 +169,10 @@ impl TemplateError {
             | TemplateError::MissingMapping { path, .. }
             | TemplateError::Unsupported { path, .. }
             | TemplateError::ConditionCycle { path, .. }
-            | TemplateError::TooDeep { path, .. } => Some(path),
+            | TemplateError::TooDeep { path, .. }
+            | TemplateError::TooLarge { path, .. } => Some(path),
             TemplateError::Read { .. }
+            | TemplateError::TooBig { .. }
             | TemplateError::Syntax { .. }
             | TemplateError::NoSuchResource { .. }
             | TemplateError::ResourceNotCreated { .. } => None,

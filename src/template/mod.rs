@@ -19,6 +19,7 @@ mod locate;
 mod resolve;
 mod sub;
 mod yaml;
+mod yaml_budget;
 
 #[cfg(test)]
 mod tests;
@@ -91,22 +92,53 @@ const MAPPING_SECTIONS: [&str; 6] = [
     "Metadata",
 ];
 
+/// CloudFormation accepts templates up to 1 MB (from S3); a local template four times that is
+/// not one, and refusing it bounds what the parsers and the resolver can be asked to do.
+pub const MAX_TEMPLATE_BYTES: usize = 4 << 20;
+
 impl Template {
     /// Reads and parses `path`; errors name the path.
     pub fn from_path(path: &Path) -> Result<Template, TemplateError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+        use std::io::Read as _;
+        let read_error = |source| TemplateError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        // Read at most one byte over the cap: a huge (or endless, /dev/zero) file is refused
+        // without being read whole.
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| {
+                f.take(MAX_TEMPLATE_BYTES as u64 + 1)
+                    .read_to_string(&mut text)
+            })
+            .map_err(read_error)?;
         Template::parse(&text, &path.display().to_string())
     }
 
     /// Parses template text. `source` labels errors (normally the file name).
     pub fn parse(text: &str, source: &str) -> Result<Template, TemplateError> {
+        if text.len() > MAX_TEMPLATE_BYTES {
+            return Err(TemplateError::TooBig {
+                file: source.to_string(),
+                size: text.len() as u64,
+                limit: MAX_TEMPLATE_BYTES,
+            });
+        }
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let root = if text.trim_start().starts_with('{') {
             match serde_json::from_str::<Value>(text) {
                 Ok(v) => v,
+                // Too deep for JSON is too deep: the YAML parser is quadratic on deep nesting
+                // (80k `[` took 51 s) and would refuse it at 128 levels anyway.
+                Err(json_err) if json_err.to_string().contains("recursion limit exceeded") => {
+                    return Err(TemplateError::Syntax {
+                        file: source.to_string(),
+                        line: Some(json_err.line()),
+                        column: Some(json_err.column()),
+                        message: format!("invalid JSON: {json_err}"),
+                    })
+                }
                 // A leading '{' may also be a YAML flow mapping; only if that fails too is
                 // the JSON error the better explanation.
                 Err(json_err) => yaml::parse(text, source).map_err(|_| TemplateError::Syntax {
@@ -211,6 +243,36 @@ impl Template {
             .keys()
             .map(String::as_str)
             .collect()
+    }
+
+    /// The values of `NoEcho` parameters (given with `--param`, else their Default), for
+    /// redaction: CloudFormation masks them, and the dry run must not show them either.
+    pub fn no_echo_values(&self, ctx: &ResolveContext) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, decl) in self.section("Parameters") {
+            let no_echo = match decl.get("NoEcho") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+                _ => false,
+            };
+            if !no_echo {
+                continue;
+            }
+            let value = match ctx.params.get(name) {
+                Some(v) => Some(v.clone()),
+                None => decl.get("Default").and_then(|d| match d {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                }),
+            };
+            if let Some(v) = value {
+                // A list parameter's members each appear alone once resolved.
+                out.extend(v.split(',').map(|m| m.trim().to_string()));
+                out.push(v);
+            }
+        }
+        out
     }
 
     /// `--param` names the template does not declare, so the CLI can flag likely typos

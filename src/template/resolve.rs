@@ -16,6 +16,12 @@ pub(super) const MAX_DEPTH: usize = 300;
 /// allocating a huge list.
 const MAX_CIDR_COUNT: u64 = 256;
 
+/// Budget on the bytes resolution produces (strings counted as they are made, each level of
+/// nesting again): far above any real Metadata (CloudFormation caps a template at 1 MB), far
+/// below what hurts an instance. `Ref`/`Fn::Sub`/`Fn::Join` copy values, so a 1 MB template
+/// could otherwise ask for gigabytes.
+pub const MAX_RESOLVED_BYTES: usize = 32 << 20;
+
 pub(super) type Resolved = Result<Option<Value>, TemplateError>;
 
 type Handler<'a> = fn(&mut Resolver<'a>, &str, &Value, &str, usize) -> Resolved;
@@ -52,6 +58,18 @@ pub(super) struct Resolver<'a> {
     pub(super) conditions: HashMap<String, bool>,
     /// Conditions being evaluated, outermost first, to report cycles.
     pub(super) evaluating: Vec<String>,
+    /// Bytes produced so far, against [`MAX_RESOLVED_BYTES`].
+    produced: usize,
+}
+
+/// Approximate bytes of `v` in memory as text: strings and keys, plus a little per node.
+fn size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Array(items) => items.iter().map(size).sum::<usize>() + 8,
+        Value::Object(m) => m.iter().map(|(k, v)| k.len() + size(v)).sum::<usize>() + 8,
+        _ => 8,
+    }
 }
 
 /// A parameter's value as CloudFormation hands it to `Ref` / `Fn::Sub`.
@@ -67,18 +85,44 @@ impl<'a> Resolver<'a> {
             ctx,
             conditions: HashMap::new(),
             evaluating: Vec::new(),
+            produced: 0,
         }
+    }
+
+    /// Counts `bytes` about to be produced at `path`; an error once over the budget, before
+    /// the allocation is made.
+    pub(super) fn charge(&mut self, path: &str, bytes: usize) -> Result<(), TemplateError> {
+        self.produced = self.produced.saturating_add(bytes);
+        if self.produced > MAX_RESOLVED_BYTES {
+            return Err(TemplateError::TooLarge {
+                at: self.tpl.origin(),
+                path: path.to_string(),
+                limit: MAX_RESOLVED_BYTES,
+            });
+        }
+        Ok(())
     }
 
     pub(super) fn value(&mut self, value: &Value, path: &str, depth: usize) -> Resolved {
         self.check_depth(path, depth)?;
         match value {
             Value::Object(map) => match single_intrinsic(map) {
-                Some((name, arg)) => self.intrinsic(name, arg, path, depth + 1),
+                Some((name, arg)) => {
+                    let resolved = self.intrinsic(name, arg, path, depth + 1)?;
+                    // What a function returns is new (a copy of a parameter, a list from
+                    // Fn::Split): counted, so that using it many times is.
+                    if let Some(v) = &resolved {
+                        self.charge(path, size(v))?;
+                    }
+                    Ok(resolved)
+                }
                 None => self.object(map, path, depth + 1),
             },
             Value::Array(items) => self.array(items, path, depth + 1),
-            scalar => Ok(Some(scalar.clone())),
+            scalar => {
+                self.charge(path, size(scalar))?;
+                Ok(Some(scalar.clone()))
+            }
         }
     }
 
@@ -370,6 +414,11 @@ impl<'a> Resolver<'a> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let joined = parts.iter().map(String::len).sum::<usize>()
+            + delimiter
+                .len()
+                .saturating_mul(parts.len().saturating_sub(1));
+        self.charge(path, joined)?;
         Ok(Value::String(parts.join(&delimiter)))
     }
 

@@ -67,11 +67,22 @@ impl Resolver<'_> {
         }
         let mut out = String::with_capacity(text.len());
         for piece in pieces(text) {
+            // Charged piece by piece: one string with many `${Big}` is the quadratic case.
             match piece {
-                Piece::Text(t) => out.push_str(t),
+                Piece::Text(t) => {
+                    self.charge(path, t.len())?;
+                    out.push_str(t)
+                }
                 Piece::Var(name) => match values.get(name) {
-                    Some(Value::String(v)) => out.push_str(v),
-                    _ => out.push_str(&self.sub_name(name, &text_path)?),
+                    Some(Value::String(v)) => {
+                        self.charge(path, v.len())?;
+                        out.push_str(v)
+                    }
+                    _ => {
+                        let v = self.sub_name(name, &text_path)?;
+                        self.charge(path, v.len())?;
+                        out.push_str(&v)
+                    }
                 },
             }
         }

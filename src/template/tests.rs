@@ -1218,3 +1218,53 @@ fn mutated_templates_never_panic() {
         }
     }
 }
+
+// ---- issue 8: small inputs must not expand without bound -------------------------------
+
+#[test]
+fn sub_of_a_large_parameter_many_times_stops_at_the_budget() {
+    // A 64 KiB Default used 4096 times in one Fn::Sub: 256 MiB from a ~80 KB template.
+    let big = "x".repeat(64 << 10);
+    let extra = format!("Parameters:\n  Big:\n    Type: String\n    Default: {big}\n");
+    let sub = "${Big}".repeat(4096);
+    let e = eval(&format!("!Sub '{sub}'"), &extra, &ctx()).unwrap_err();
+    assert!(matches!(e, TemplateError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("Resources.R.Metadata.v"), "{e}");
+}
+
+#[test]
+fn join_and_ref_fan_out_stops_at_the_budget() {
+    let big = "y".repeat(64 << 10);
+    let extra = format!("Parameters:\n  Big:\n    Type: String\n    Default: {big}\n");
+    let refs = vec!["!Ref Big"; 1024].join(", ");
+    let e = eval(&format!("[{refs}]"), &extra, &ctx()).unwrap_err();
+    assert!(matches!(e, TemplateError::TooLarge { .. }), "{e}");
+    // The separator repeated over a long list is counted before the join allocates.
+    let e = eval(
+        &format!("!Join [!Ref Big, !Split [',', '{}']]", ",".repeat(1024)),
+        &extra,
+        &ctx(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, TemplateError::TooLarge { .. }), "{e}");
+}
+
+#[test]
+fn deep_json_is_refused_without_the_yaml_fallback() {
+    // serde_json stops at 128 levels; the YAML parser would then take quadratic time.
+    let text = "{\"Resources\": ".to_string() + &"[".repeat(80_000);
+    let started = std::time::Instant::now();
+    let e = Template::parse(&text, "deep.json").unwrap_err().to_string();
+    assert!(
+        e.contains("invalid JSON") && e.contains("recursion limit"),
+        "{e}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn an_oversized_template_is_refused_before_parsing() {
+    let text = format!("Resources: {{}}\n#{}\n", " ".repeat(MAX_TEMPLATE_BYTES));
+    let e = Template::parse(&text, "big.yaml").unwrap_err();
+    assert!(matches!(e, TemplateError::TooBig { .. }), "{e}");
+}

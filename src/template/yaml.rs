@@ -30,7 +30,7 @@ const TAGS: &[(&str, &str)] = &[
 ];
 
 pub(super) fn parse(text: &str, file: &str) -> Result<Value, TemplateError> {
-    let doc: Yaml = serde_yaml_ng::from_str(text).map_err(|e| {
+    let doc: Yaml = super::yaml_budget::from_str(text).map_err(|e| {
         let location = e.location();
         TemplateError::Syntax {
             file: file.to_string(),

@@ -391,3 +391,36 @@ fn the_same_with_the_fallback_walk() {
         hard_links_out_of_the_tree_are_refused_and_zip_symlinks_are_links();
     });
 }
+
+#[test]
+fn over_the_limit_the_partial_file_is_removed() {
+    let big = vec![b'z'; 2 << 20];
+    let d = tempfile::tempdir().unwrap();
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(&tar_bytes(&[("small", b"ok"), ("big", &big)]))
+        .unwrap();
+    let target = d.path().join("t");
+    fs::create_dir_all(&target).unwrap();
+    let e = unpack_within(&mut f, &Dir::open(&target).unwrap(), false, 1 << 20).unwrap_err();
+    assert!(e.contains("unpacks to more than 1048576 bytes"), "{e}");
+    assert!(!target.join("big").exists(), "the partial file stayed");
+}
+
+#[test]
+fn the_limit_is_the_free_space_of_the_target() {
+    let d = tempfile::tempdir().unwrap();
+    let st = nix::sys::statvfs::statvfs(d.path()).unwrap();
+    let avail = st.blocks_available() * st.fragment_size();
+    let limit = unpack_limit(&Dir::open(d.path()).unwrap());
+    // The free space moves with other writers: compare within a margin.
+    assert!(
+        limit <= MAX_UNPACKED_BYTES && limit <= avail + (64 << 20),
+        "{limit} vs {avail}"
+    );
+}
+
+#[test]
+fn entries_are_capped() {
+    assert!(entry_cap(MAX_ENTRIES - 1).is_ok());
+    assert!(entry_cap(MAX_ENTRIES).unwrap_err().contains("entries"));
+}
