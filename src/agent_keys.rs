@@ -220,26 +220,39 @@ pub fn validate(key: &str, path: &str) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// KNOWN is the agent's list: the Linux rows of the conformance TSV, less the names its
-    /// README says are not settings, and the names set from `Cluster`/`Proxy`.
-    #[test]
-    fn known_is_the_agents_own_list() {
+    /// The rows of `../shared/conformance/ecs-agent-settings.tsv`: (name, read by, OS).
+    pub(crate) fn conformance_rows() -> Vec<(String, String, String)> {
         let tsv = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/conformance/ecs-agent-settings.tsv"
         );
         let text = std::fs::read_to_string(tsv)
             .unwrap_or_else(|e| panic!("{tsv}: {e} (the shared/ conformance data is needed)"));
-        let mut from_tsv: Vec<&str> = text
-            .lines()
+        text.lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .filter_map(|l| {
-                let cols: Vec<&str> = l.split('\t').collect();
-                (cols.get(2) == Some(&"linux")).then_some(cols[0])
+            .map(|l| {
+                let c: Vec<&str> = l.split('\t').collect();
+                (
+                    c[0].into(),
+                    c[1].into(),
+                    c.get(2).copied().unwrap_or("").into(),
+                )
             })
+            .collect()
+    }
+
+    /// KNOWN is the agent's list: the Linux rows of the conformance TSV, less the names its
+    /// README says are not settings, and the names set from `Cluster`/`Proxy`.
+    #[test]
+    fn known_is_the_agents_own_list() {
+        let rows = conformance_rows();
+        let mut from_tsv: Vec<&str> = rows
+            .iter()
+            .filter(|(_, _, os)| os == "linux")
+            .map(|(k, _, _)| k.as_str())
             .filter(|k| {
                 !NOT_SETTINGS.iter().any(|(n, _)| n == k)
                     && !k.starts_with("ZZZ_")
@@ -252,7 +265,7 @@ mod tests {
         known.sort_unstable();
         assert_eq!(
             known, from_tsv,
-            "src/agent_keys.rs KNOWN drifted from {tsv}"
+            "src/agent_keys.rs KNOWN drifted from the conformance TSV"
         );
         for k in ECS_INIT_OWN {
             assert!(KNOWN.contains(k), "{k}");

@@ -288,19 +288,11 @@ mod tests {
 
     #[test]
     fn ecs_init_env_is_the_agents_list() {
-        let tsv = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/conformance/ecs-agent-settings.tsv"
-        );
-        let text = std::fs::read_to_string(tsv).unwrap_or_else(|e| panic!("{tsv}: {e}"));
-        let mut want: Vec<&str> = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| {
-                let c: Vec<&str> = l.split('\t').collect();
-                let own = c.get(1)?.split(',').any(|r| r == "ecs-init");
-                (own && c.get(2) == Some(&"linux")).then_some(c[0])
-            })
+        let rows = crate::agent_keys::tests::conformance_rows();
+        let mut want: Vec<&str> = rows
+            .iter()
+            .filter(|(_, by, os)| os == "linux" && by.split(',').any(|r| r == "ecs-init"))
+            .map(|(k, _, _)| k.as_str())
             .collect();
         want.sort_unstable();
         let mut have = ECS_INIT_ENV.to_vec();

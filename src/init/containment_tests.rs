@@ -160,23 +160,7 @@ fn unpack_source(root: &Root, target: &str, bytes: &[u8]) -> crate::error::Resul
         .block_on(sources::apply(&spec, root, &fetcher, "config"))
 }
 
-/// A tar of raw entries: (path, type, link target, data).
-fn tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, kind, to, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(*kind);
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_path(path).unwrap();
-        if !to.is_empty() {
-            h.set_link_name(to).unwrap();
-        }
-        h.set_cksum();
-        b.append(&h, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
+use super::sources::tests::tar_entries as tar;
 
 fn archive_symlink_then_next_archive() {
     use tar::EntryType as T;

@@ -518,4 +518,4 @@ impl Unpacker<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -308,7 +308,7 @@ fn hard_links_out_of_the_tree_are_refused_and_zip_symlinks_are_links() {
 }
 
 /// A tar of raw entries: (path, type, link target, data).
-fn tar_entries(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+pub(crate) fn tar_entries(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, kind, to, data) in entries {
         let mut h = tar::Header::new_gnu();
