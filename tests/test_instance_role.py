@@ -109,6 +109,10 @@ def test_run_succeeds_with_the_instance_role_alone(iam_moto, iam_instance, make_
     role = iam_instance.imds.identity.iam_role
     assert iam_instance.imds.requests(
         "GET", f"/latest/meta-data/iam/security-credentials/{role}")
+    # ... through the run's one IMDS client: one IMDSv2 token for the identity document, its
+    # signature and the role's credentials (the SDK's own provider would take a second).
+    tokens = iam_instance.imds.token_requests(exclude_agent=True)
+    assert len(tokens) == 1, tokens
 
 
 @pytest.mark.parametrize("kind", ["managed", "agent_only"])
