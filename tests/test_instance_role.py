@@ -263,3 +263,24 @@ def test_discovery_through_autoscaling_with_its_permission(iam_moto, iam_instanc
     asg = [r for r in iam_moto.requests("DescribeAutoScalingInstances")
            if stack.instance_id in json.dumps(r["params"])]
     assert asg and all(r["status"] == 200 and r.get("access_key") == key for r in asg), asg
+
+
+@pytest.mark.parametrize("log", ["trace", "debug"])
+def test_the_identity_proof_is_never_logged(moto, instance, example_stack, log):
+    """The identity document and signature sign for the stack: at no log level do they (or the
+    CFN_V1 header) reach stderr, the console and the journal."""
+    res = instance.run_bootstrap(*example_stack.run_args("-vv"), timeout=60,
+                                 extra_env={"ECS_BOOTSTRAP_LOG": log})
+    assert res.returncode == 0, str(res)
+    reqs = [r for r in moto.requests() if r.get("auth") == "cfn_v1"
+            and example_stack.name in json.dumps(r["params"])]
+    assert reqs, "no identity-signed request"
+    import base64
+    doc = instance.imds.identity.document_text()
+    signature = instance.imds._signature(doc, "rsa")
+    out = (res.stdout + res.stderr).replace("\n", "")
+    assert not re.search(r"CFN_V1 [A-Za-z0-9+/]{8}", out)
+    assert base64.b64encode(doc.encode()).decode()[:40] not in out
+    assert signature.replace("\n", "")[:40] not in out
+    for line in signature.splitlines():
+        assert line not in out, line
