@@ -200,7 +200,7 @@ async fn settle(
                     m.container_instance_arn.unwrap_or_default()
                 ))
             }
-            Poll::Not(why) => return Err(format!("stopped answering ({why})")),
+            Poll::Not(why) => return Err(format!("stopped answering: {why}")),
         }
         let mut l = logs.borrow_mut();
         l.read();
