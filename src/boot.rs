@@ -175,7 +175,7 @@ async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Dead
         Err(f) => return (Err(f), Some(deadline)),
     };
     let cfn = crate::aws::cloudformation(&sdk, cfn_auth(o, h.target.proof.clone()), None, None);
-    let joined = start_and_join(&h.services, &h.join, &sdk, &deadline)
+    let joined = start_and_join(&h.services, &h.join, &sdk, &root, &deadline)
         .await
         .map(|()| h.join.cluster.clone());
     let result = finish(o.plan.signal, &root, &h.target, joined, &cfn, &deadline).await;
@@ -300,7 +300,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         Err(_) => "configuration failed; signalling FAILURE",
     });
     let joined = match (configured, then) {
-        (Ok(plan), Then::Join) => start_and_join(&plan.services, &plan.join, &sdk, deadline)
+        (Ok(plan), Then::Join) => start_and_join(&plan.services, &plan.join, &sdk, &root, deadline)
             .await
             .map(|()| plan.join.cluster),
         (Ok(plan), Then::HandOff { args }) => {
@@ -551,14 +551,28 @@ async fn write_configuration(
     .await
 }
 
-/// Steps 4-5: start docker and ecs, wait until the agent has registered in the cluster.
+/// Steps 4-5: check the cluster, start docker and ecs, wait until the agent has registered in
+/// the cluster (src/join.rs).
 async fn start_and_join(
     services: &[services::ServiceAction],
     join: &join::JoinSpec,
     sdk: &aws_config::SdkConfig,
+    root: &Root,
     deadline: &Deadline,
 ) -> Result<(), Failure> {
     let systemctl = Systemctl::default();
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    // Before anything starts: a missing cluster fails here in seconds, with the fix, instead of
+    // in the agent's log (src/join/cluster.rs).
+    bounded(
+        Step::Cluster,
+        deadline,
+        Some(join::cluster::BUDGET + Duration::from_secs(5)),
+        "ecs:DescribeClusters",
+        join::cluster::check(&ecs, sdk.credentials_provider(), &join.cluster, &region),
+    )
+    .await?;
     let left = deadline
         .work_end()
         .saturating_duration_since(tokio::time::Instant::now());
@@ -569,6 +583,8 @@ async fn start_and_join(
             "the join Timeout is longer than the run's deadline leaves; the deadline ends the wait first (raise --deadline, below the CreationPolicy timeout)"
         );
     }
+    // Only what the agent and ecs-init log from here on is this run's (src/join/agent_log.rs).
+    let logs = join::agent_log::AgentLogs::from_now(root, &join.cluster).at(Step::Services)?;
     // The join budget starts when the services are asked to start: that is what it measures.
     // Past the run's deadline, the phase bound ends the wait first and names the deadline.
     let join_end = tokio::time::Instant::now() + std::time::Duration::from_secs(join.timeout_secs);
@@ -583,10 +599,9 @@ async fn start_and_join(
         },
     )
     .await?;
-    let ecs = aws_sdk_ecs::Client::new(sdk);
     let waiting_for = format!("the ECS agent to register in cluster '{}'", join.cluster);
     bounded(Step::Join, deadline, None, &waiting_for, async {
-        let meta = join::wait_for_agent(join, &systemctl, join_end).await?;
+        let meta = join::wait_for_agent(join, &systemctl, logs, join_end).await?;
         let arn = meta.container_instance_arn.unwrap_or_default();
         join::confirm_with_ecs(
             &ecs,

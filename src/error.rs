@@ -17,8 +17,10 @@ pub enum Step {
     Init,
     AgentConfig,
     LogsConfig,
-    Services,
     HandOff,
+    /// ecs:DescribeClusters before the services start (src/join/cluster.rs).
+    Cluster,
+    Services,
     Join,
     Signal,
 }
@@ -33,6 +35,7 @@ impl Step {
             Step::Init => "AWS::CloudFormation::Init",
             Step::AgentConfig => "ECS agent config",
             Step::LogsConfig => "CloudWatch agent config",
+            Step::Cluster => "ECS cluster check",
             Step::Services => "services",
             Step::HandOff => "hand-off from UserData to a systemd unit",
             Step::Join => "cluster join",
@@ -127,6 +130,46 @@ pub enum Error {
 
     #[error("container instance {arn} is not healthy in ECS: {detail}")]
     NotHealthy { arn: String, detail: String },
+
+    /// ecs:DescribeClusters, before the services start: the agent could never register.
+    #[error("the ECS cluster '{cluster}' {} in region {region} (ecs:DescribeClusters): the agent cannot register into it; create the cluster, or fix the ecs-bootstrap block's `Cluster` (ECS_CLUSTER) or the region", cluster_state(.status))]
+    ClusterNotActive {
+        cluster: String,
+        region: String,
+        /// The cluster's status (`INACTIVE`: deleted), or `None` when ECS does not know it.
+        status: Option<String>,
+    },
+
+    /// The agent logged a terminal error (src/join/agent_log.rs). `exit` is the agent's exit
+    /// code as ecs-init logged it (`Agent exited with code N`), when it did.
+    #[error("the ECS agent stopped on a terminal error{}: {line}{}", exit_suffix(*.exit), hint_suffix(.hint))]
+    AgentTerminal {
+        line: String,
+        exit: Option<i32>,
+        hint: String,
+    },
+}
+
+fn cluster_state(status: &Option<String>) -> String {
+    match status {
+        None => "does not exist".to_string(),
+        Some(s) => format!("is {s} (not ACTIVE)"),
+    }
+}
+
+fn exit_suffix(exit: Option<i32>) -> String {
+    match exit {
+        Some(code) => format!(" (exit code {code}, from ecs-init.log)"),
+        None => " (ecs-init had not logged its exit code yet)".to_string(),
+    }
+}
+
+fn hint_suffix(hint: &str) -> String {
+    if hint.is_empty() {
+        String::new()
+    } else {
+        format!("; {hint}")
+    }
 }
 
 fn tail_suffix(tail: &str) -> String {
@@ -177,7 +220,11 @@ impl Error {
             Error::Invalid { .. } | Error::Template(_) => 3,
             Error::Io { .. } | Error::Command { .. } | Error::Tool { .. } => 4,
             Error::Systemctl { .. } | Error::UnitFailed { .. } => 5,
-            Error::JoinTimeout { .. } | Error::WrongCluster { .. } | Error::NotHealthy { .. } => 6,
+            Error::JoinTimeout { .. }
+            | Error::WrongCluster { .. }
+            | Error::NotHealthy { .. }
+            | Error::ClusterNotActive { .. }
+            | Error::AgentTerminal { .. } => 6,
             Error::Imds { .. } | Error::Aws { .. } | Error::NoCaCertificates { .. } => 7,
             Error::DeadlineExceeded { .. } => 9,
         }

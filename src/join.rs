@@ -1,11 +1,24 @@
 //! Step 5: wait until the ECS agent says this instance is registered in the expected cluster,
 //! then confirm it from the control plane.
 //!
-//! The agent opens its introspection port only after registering, so "connection refused" just
-//! means "not yet". A unit that has failed will never get there (the agent exits 5 on a terminal
-//! registration error and systemd does not restart it), so the units are watched while waiting
-//! and a failure ends the wait at once.
+//! The agent opens its introspection port only after registering (`agent/app/agent.go:500,992`
+//! @8dfceca6, shared reference.md §4), so "connection refused" just means "not yet". Three
+//! things end the wait early, watched side by side with the port:
+//! - the agent's own terminal error in its log ([`agent_log`]): a missing cluster makes the
+//!   agent exit 1 and ecs-init restart it forever, so systemd never sees it fail;
+//! - a failed `ecs.service` (only a terminal exit 5 of the agent, or ecs-init's own failure,
+//!   reaches the unit) or `docker.service`;
+//! - the deadline.
+//!
+//! Death right after registering: a registration counts only once the agent has kept answering
+//! `/v1/metadata` with the same ARN for [`SETTLE`], and ecs-init has logged no `Agent exited`
+//! line meanwhile. Otherwise the wait goes on (ecs-init restarts the agent; a registration
+//! that then holds counts), and a timeout says how often and how the agent exited.
 
+pub mod agent_log;
+pub mod cluster;
+
+use std::cell::RefCell;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -13,11 +26,18 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::services::{Systemctl, DOCKER, ECS};
+use agent_log::AgentLogs;
 
 /// Short enough that the join is seen well within 250 ms of the agent answering.
 const POLL: Duration = Duration::from_millis(100);
+/// The logs are read this often: a terminal error is reported within this of ecs-init's line.
+const LOG_CHECK: Duration = Duration::from_millis(250);
 /// Spawning systemctl is not free; the units are checked less often than the port.
 const UNIT_CHECK: Duration = Duration::from_millis(500);
+/// How long a fresh registration must hold before it counts. The real agent answers about
+/// 1.2 s after `start ecs` (reference.md §4, measured): one more second is a small price next to
+/// a SUCCESS for an instance whose agent died as it registered (README, "The join").
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JoinSpec {
@@ -45,19 +65,53 @@ pub fn cluster_name(c: &str) -> &str {
     }
 }
 
+/// `logs`: made with [`AgentLogs::from_now`] right before the services were started.
 pub async fn wait_for_agent(
     spec: &JoinSpec,
     systemctl: &Systemctl,
+    logs: AgentLogs,
     deadline: Instant,
 ) -> Result<AgentMetadata> {
-    // The two run side by side so a slow `systemctl` never delays seeing the join.
+    // One task, two futures: they share the logs through a RefCell, never borrowed across an
+    // await. Side by side so a slow `systemctl` never delays seeing the join.
+    let logs = RefCell::new(logs);
     tokio::select! {
-        r = poll_agent(spec, deadline) => r,
-        e = watch_units(systemctl) => Err(e),
+        r = poll_agent(spec, &logs, deadline) => r,
+        e = watch(systemctl, &logs) => Err(e),
     }
 }
 
-async fn poll_agent(spec: &JoinSpec, deadline: Instant) -> Result<AgentMetadata> {
+/// Why a poll did not see a registration.
+enum Poll {
+    Registered(AgentMetadata),
+    Not(String),
+}
+
+async fn poll_once(http: &reqwest::Client, url: &str) -> Poll {
+    match http.get(url).send().await {
+        Ok(resp) if resp.status().is_success() => match resp.json::<AgentMetadata>().await {
+            Ok(meta) => match meta.container_instance_arn.as_deref() {
+                Some(arn) if !arn.is_empty() => Poll::Registered(meta),
+                _ => Poll::Not("the agent answered without a ContainerInstanceArn".to_string()),
+            },
+            Err(e) => Poll::Not(format!("the agent's answer was not metadata JSON: {e}")),
+        },
+        Ok(resp) => Poll::Not(format!("the agent answered HTTP {}", resp.status())),
+        Err(e) if e.is_connect() => Poll::Not(
+            "the agent's introspection port was still closed (not registered)".to_string(),
+        ),
+        Err(e) => Poll::Not(format!(
+            "introspection request failed: {}",
+            crate::aws::error_chain(&e)
+        )),
+    }
+}
+
+async fn poll_agent(
+    spec: &JoinSpec,
+    logs: &RefCell<AgentLogs>,
+    deadline: Instant,
+) -> Result<AgentMetadata> {
     let url = format!(
         "{}/v1/metadata",
         spec.introspection_url.trim_end_matches('/')
@@ -73,65 +127,166 @@ async fn poll_agent(spec: &JoinSpec, deadline: Instant) -> Result<AgentMetadata>
             path: url.clone().into(),
             source: std::io::Error::other(e),
         })?;
+    // A registration that did not hold is worth saying at the timeout, whatever came after.
+    let mut unsettled: Option<String> = None;
     loop {
-        let last = match http.get(&url).send().await {
-            Ok(resp) if resp.status().is_success() => match resp.json::<AgentMetadata>().await {
-                Ok(meta) => match meta.container_instance_arn.as_deref() {
-                    Some(arn) if !arn.is_empty() => {
-                        if cluster_name(&meta.cluster) != cluster_name(&spec.cluster) {
-                            return Err(Error::WrongCluster {
-                                expected: spec.cluster.clone(),
-                                actual: meta.cluster,
-                            });
-                        }
-                        tracing::info!(cluster = %meta.cluster, arn, version = meta.version.as_deref().unwrap_or("?"), "ECS agent registered");
+        let last = match poll_once(&http, &url).await {
+            Poll::Registered(meta) => {
+                if cluster_name(&meta.cluster) != cluster_name(&spec.cluster) {
+                    return Err(Error::WrongCluster {
+                        expected: spec.cluster.clone(),
+                        actual: meta.cluster,
+                    });
+                }
+                match settle(&http, &url, &meta, logs, deadline).await {
+                    Ok(()) => {
+                        tracing::info!(cluster = %meta.cluster, arn = meta.container_instance_arn.as_deref().unwrap_or(""), version = meta.version.as_deref().unwrap_or("?"), "ECS agent registered");
                         return Ok(meta);
                     }
-                    _ => "the agent answered without a ContainerInstanceArn".to_string(),
-                },
-                Err(e) => format!("the agent's answer was not metadata JSON: {e}"),
-            },
-            Ok(resp) => format!("the agent answered HTTP {}", resp.status()),
-            Err(e) if e.is_connect() => {
-                "the agent's introspection port was still closed (not registered)".to_string()
+                    Err(why) => {
+                        tracing::warn!(
+                            "the ECS agent registered, then {why}: not counted, waiting for it to register again"
+                        );
+                        let note = format!(
+                            "the agent registered, then {why} within {}s",
+                            SETTLE.as_secs_f32()
+                        );
+                        unsettled = Some(note.clone());
+                        note
+                    }
+                }
             }
-            Err(e) => format!(
-                "introspection request failed: {}",
-                crate::aws::error_chain(&e)
-            ),
+            Poll::Not(why) => why,
         };
         if Instant::now() >= deadline {
+            let mut logs = logs.borrow_mut();
+            logs.read();
+            let mut detail = vec![last.clone()];
+            detail.extend(unsettled.filter(|u| *u != last));
+            detail.push(logs.summary());
+            detail.retain(|d| !d.is_empty());
             return Err(Error::JoinTimeout {
                 seconds: spec.timeout_secs,
                 cluster: spec.cluster.clone(),
-                last,
+                last: detail.join("; "),
             });
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
-/// Returns only when a unit has failed (or systemctl itself cannot be asked).
-async fn watch_units(systemctl: &Systemctl) -> Error {
+/// The registration holds for [`SETTLE`] (cut short by the deadline): the agent keeps
+/// answering with the same ARN and ecs-init logs no exit. `Err`: what happened instead.
+async fn settle(
+    http: &reqwest::Client,
+    url: &str,
+    meta: &AgentMetadata,
+    logs: &RefCell<AgentLogs>,
+    deadline: Instant,
+) -> std::result::Result<(), String> {
+    let exits = {
+        let mut l = logs.borrow_mut();
+        l.read();
+        l.exits()
+    };
+    let until = (Instant::now() + SETTLE).min(deadline);
     loop {
-        for unit in [ECS, DOCKER] {
-            match systemctl.is_failed(unit).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    let detail = if unit == ECS {
-                        "the ECS agent exited and systemd will not restart it (exit code 5 is a terminal registration error: check the cluster name, that the cluster exists and the instance role); see `journalctl -u ecs` and /var/log/ecs/ecs-agent.log"
-                    } else {
-                        "see `journalctl -u docker`"
-                    };
-                    return Error::UnitFailed {
-                        unit: unit.to_string(),
-                        detail: detail.to_string(),
-                    };
-                }
-                Err(e) => return e,
+        tokio::time::sleep(POLL).await;
+        match poll_once(http, url).await {
+            Poll::Registered(m) if m.container_instance_arn == meta.container_instance_arn => {}
+            Poll::Registered(m) => {
+                return Err(format!(
+                    "answered another container instance ({})",
+                    m.container_instance_arn.unwrap_or_default()
+                ))
+            }
+            Poll::Not(why) => return Err(format!("stopped answering: {why}")),
+        }
+        let mut l = logs.borrow_mut();
+        l.read();
+        if l.exits() > exits {
+            return Err(format!(
+                "exited ({})",
+                l.summary()
+                    .split("; ")
+                    .next()
+                    .unwrap_or("ecs-init.log: Agent exited")
+            ));
+        }
+        if Instant::now() >= until {
+            return Ok(());
+        }
+    }
+}
+
+/// Returns only with a reason to stop waiting: the agent's terminal error, a failed unit, or
+/// systemctl itself unusable.
+async fn watch(systemctl: &Systemctl, logs: &RefCell<AgentLogs>) -> Error {
+    let mut next_unit_check = Instant::now();
+    loop {
+        {
+            let mut l = logs.borrow_mut();
+            l.read();
+            if let Some(e) = l.verdict(Instant::now()) {
+                return e;
             }
         }
-        tokio::time::sleep(UNIT_CHECK).await;
+        if Instant::now() >= next_unit_check {
+            next_unit_check = Instant::now() + UNIT_CHECK;
+            for unit in [ECS, DOCKER] {
+                match systemctl.is_failed(unit).await {
+                    Ok(false) => {}
+                    Ok(true) if unit == ECS => return ecs_failed(systemctl, logs).await,
+                    Ok(true) => {
+                        return Error::UnitFailed {
+                            unit: unit.to_string(),
+                            detail: "see `journalctl -u docker`".to_string(),
+                        }
+                    }
+                    Err(e) => return e,
+                }
+            }
+        }
+        tokio::time::sleep(LOG_CHECK).await;
+    }
+}
+
+/// ecs.service failed: ecs-init's exit status and what the logs say, not a guess. ecs-init exits
+/// 5 when the agent exited 5 (`ecs-init/ecs-init.go:71-73`), 255 on its own failures (`:75`).
+async fn ecs_failed(systemctl: &Systemctl, logs: &RefCell<AgentLogs>) -> Error {
+    // ecs-init logged the agent's exit before it exited itself: read it now.
+    let (terminal, summary) = {
+        let mut l = logs.borrow_mut();
+        l.read();
+        (
+            l.verdict(Instant::now() + agent_log::EXIT_GRACE),
+            l.summary(),
+        )
+    };
+    if let Some(e) = terminal {
+        return e;
+    }
+    let status = systemctl
+        .show(ECS, "ExecMainStatus")
+        .await
+        .ok()
+        .filter(|s| !s.is_empty() && s != "0");
+    let mut parts = Vec::new();
+    match status.as_deref() {
+        Some("5") => parts.push("ecs-init exited 5: the agent's terminal exit, which systemd does not restart (RestartPreventExitStatus=5)".to_string()),
+        Some(s) => parts.push(format!("ecs-init exited {s}")),
+        None => {}
+    }
+    if !summary.is_empty() {
+        parts.push(summary);
+    }
+    parts.push(
+        "see /var/log/ecs/ecs-agent.log, /var/log/ecs/ecs-init.log and `journalctl -u ecs`"
+            .to_string(),
+    );
+    Error::UnitFailed {
+        unit: ECS.to_string(),
+        detail: parts.join("; "),
     }
 }
 

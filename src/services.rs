@@ -112,6 +112,14 @@ impl Systemctl {
         Ok(self.call(&["is-active", unit]).await?.stdout)
     }
 
+    /// One property's value (`systemctl show -p PROP --value UNIT`), e.g. `ExecMainStatus`.
+    pub async fn show(&self, unit: &str, property: &str) -> Result<String> {
+        Ok(self
+            .call(&["show", "-p", property, "--value", unit])
+            .await?
+            .stdout)
+    }
+
     pub async fn is_failed(&self, unit: &str) -> Result<bool> {
         Ok(self.call(&["is-failed", unit]).await?.success)
     }

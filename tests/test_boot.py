@@ -22,7 +22,9 @@ from harness.instance import bootstrap_bin
 # "ecs-bootstrap" prefix, hence the look-arounds.
 REASONS: dict[str, list[str]] = {
     "join_timeout": [r"timed out", r"regist"],
-    "ecs_unit_failed": [r"(?<![\w-])ecs(\.service)?(?![\w-])", r"fail"],
+    # the agent's real exit code and its own line, not a fixed text
+    "ecs_unit_failed": [r"(?<![\w-])ecs(\.service)?(?![\w-])", r"exit code 5",
+                        r"Agent will terminally exit"],
     "docker_unit_failed": [r"(?<![\w-])docker(\.service)?(?![\w-])", r"fail"],
     "init_command_failed": [r"{command_key}", r"(?<!\d)3(?!\d)"],
     "bad_settings_key": [r"Clustr"],
@@ -219,10 +221,15 @@ def test_agent_never_registers(moto, instance, example_stack):
 
 
 def test_ecs_unit_failed(moto, instance, example_stack):
+    """Exit 5 is the agent's terminal exit (InvalidParameterException, ClientException, failed
+    attribute validation: agent/app/agent.go:502-507,876-905@8dfceca6); ecs-init then exits 5
+    and systemd does not restart it (ecs-init/ecs-init.go:71-73, RestartPreventExitStatus=5):
+    the one agent failure that fails ecs.service (reference.md §4). A missing cluster is exit 1
+    instead, with the unit still active: tests/test_faults.py::test_cluster_missing_describe_denied."""
     instance.configure(agent={"mode": "exit5"})
     res = instance.run_bootstrap(*example_stack.run_args("--timeout", "60"), timeout=90)
     assert_failed_with(moto, instance, example_stack, res, "ecs_unit_failed")
-    # noticed through `systemctl is-failed ecs`, not by waiting out the timeout
+    # noticed from the agent's log and `systemctl is-failed ecs`, not by waiting out the timeout
     assert res.duration < 30, f"took {res.duration:.1f}s: is-failed ecs not watched?"
     assert any(split_call(a)[0] == "is-failed" and "ecs" in split_call(a)[2]
                for a in instance.calls())

@@ -374,10 +374,117 @@ def test_agent_wrong_cluster(moto, instance, example_stack):
 
 
 def test_ecs_unit_failed(moto, instance, example_stack):
+    """The agent's terminal exit 5 (InvalidParameterException and the like, agent.go:502-507,
+    876-905@8dfceca6): ecs-init exits 5 too (ecs-init/ecs-init.go:71-73) and systemd does not
+    restart it (RestartPreventExitStatus=5): the only agent failure that reaches the unit
+    (reference.md §4). The fake agent's `exit5` mode logs the agent's lines and exits 5. The
+    reason carries the real exit code and the agent's own line, not a fixed text."""
     instance.configure(agent={"mode": "exit5"})
     res = run(instance, example_stack, 60)
-    assert_failure(moto, example_stack, res, 20, r"ecs\.service failed")
-    record("ecs unit failed (agent exit 5)", "FAILURE (fast)", observed(moto, example_stack, res), res)
+    line = assert_failure(moto, example_stack, res, 20, r"exit code 5",
+                          r"Agent will terminally exit")
+    assert "exit code 5 is a terminal registration error" not in line
+    record("ecs unit failed (agent exit 5)", "FAILURE (fast), exit code and agent's line",
+           observed(moto, example_stack, res), res)
+
+
+CLUSTER_LINE = "        Cluster: !Ref ApplicationCluster\n"
+
+
+def missing_cluster_stack(make_stack) -> tuple:
+    name = f"no-such-cluster-{os.urandom(4).hex()}"
+    stack = make_stack(stack_variant(CLUSTER_LINE, f"        Cluster: {name}\n"))
+    return stack, name
+
+
+def test_cluster_missing(moto, instance, make_stack):
+    """ecs:DescribeClusters before the services start: MISSING is a FAILURE in seconds naming
+    the cluster, the region and the fix; ecs is never started."""
+    stack, name = missing_cluster_stack(make_stack)
+    res = run(instance, stack, 60)
+    assert_failure(moto, stack, res, 15, "ECS cluster check", f"'{name}'", "does not exist",
+                   stack.region, "create the cluster")
+    assert res.returncode == 6
+    assert not [a for a in instance.calls()
+                if a[:1] == ["start"] and any(u.startswith("ecs") for u in a[1:])]
+    record("cluster does not exist (DescribeClusters allowed)", "FAILURE before the services",
+           observed(moto, stack, res), res)
+
+
+def test_cluster_deleted(moto, instance, example_stack):
+    """A deleted cluster is INACTIVE in ECS (moto keeps it so too)."""
+    moto.client("ecs").delete_cluster(cluster=example_stack.cluster)
+    res = run(instance, example_stack, 60)
+    assert_failure(moto, example_stack, res, 15, example_stack.cluster, "INACTIVE")
+    record("cluster deleted (INACTIVE)", "FAILURE before the services",
+           observed(moto, example_stack, res), res)
+
+
+DENY_DESCRIBE_CLUSTERS = {
+    "action": "DescribeClusters", "service": "ecs", "status": 400,
+    "code": "AccessDeniedException",
+    "message": "User: arn:aws:sts::123456789012:assumed-role/r/i is not authorized to perform: "
+               "ecs:DescribeClusters on resource: *"}
+
+
+def test_cluster_missing_describe_denied(moto, instance, make_stack):
+    """Without ecs:DescribeClusters the agent's own log tells: the real agent logs
+    `Received terminal error from RegisterContainerInstance call, exiting` with the
+    ClusterNotFoundException and exits 1 (ecs-agent/api/ecs/client/ecs_client.go:262-270,
+    agent/app/agent.go:509-510@8dfceca6); ecs-init logs `Agent exited with code 1` and restarts
+    it forever (ecs-init/engine/engine.go:293-340), so ecs.service stays active. The run fails
+    fast on that line, with the real exit code, not at the Timeout (600 s here)."""
+    moto.set_faults([DENY_DESCRIBE_CLUSTERS])
+    stack, name = missing_cluster_stack(make_stack)
+    res = run(instance, stack, 120)
+    line = assert_failure(moto, stack, res, 25, "cluster join", "exit code 1",
+                          "Received terminal error from RegisterContainerInstance call",
+                          "ClusterNotFoundException: Cluster not found", f"'{name}'")
+    assert res.returncode == 6
+    warnings = [ln for ln in res.stderr.splitlines() if "ecs:DescribeClusters" in ln
+                and re.search(r"\bwarn(ing)?\b", ln, re.I)]
+    assert len(warnings) == 1, res.stderr
+    assert instance.unit_states()["ecs"]["state"] == "active", "the unit should not have failed"
+    record("cluster does not exist, ecs:DescribeClusters denied",
+           "FAILURE fast from the agent's log (exit 1, unit active)",
+           observed(moto, stack, res), res, line.split(": ", 2)[-1][:90])
+
+
+def test_describe_clusters_denied_does_not_fail_a_good_boot(moto, instance, example_stack):
+    moto.set_faults([DENY_DESCRIBE_CLUSTERS])
+    res = run(instance, example_stack, 40)
+    assert_success(moto, example_stack, res, 40)
+    warnings = [ln for ln in res.stderr.splitlines() if "ecs:DescribeClusters" in ln
+                and re.search(r"\bwarn(ing)?\b", ln, re.I)]
+    assert len(warnings) == 1, res.stderr
+    record("ecs:DescribeClusters AccessDenied, cluster exists", "SUCCESS, one warning",
+           observed(moto, example_stack, res), res)
+
+
+def test_agent_dies_right_after_registering(moto, instance, example_stack):
+    """An agent that registers and dies 0.3 s later (SIGKILL: docker's 137), every time:
+    ecs-init restarts it (engine.go:293-340) and it registers again, but a registration counts
+    only once it held for the settle window (1 s, src/join.rs SETTLE). The run fails at the
+    Timeout saying how the agent exited."""
+    instance.configure(agent={"mode": "die_after_register", "up": 0.3, "exit_code": 137})
+    res = run(instance, example_stack, 60, "--timeout", "8")
+    line = assert_failure(moto, example_stack, res, 25, "timed out", "registered, then",
+                          "last with code 137")
+    record("agent dies 0.3 s after every registration", "FAILURE at the Timeout, exit code named",
+           observed(moto, example_stack, res), res, line.split(": ", 2)[-1][:90])
+
+
+def test_agent_dies_once_right_after_registering(moto, instance, example_stack):
+    """The first registration dies at once; ecs-init restarts the agent and the second holds."""
+    instance.configure(agent={"mode": "die_after_register", "up": 0.8, "exit_code": 1,
+                              "times": 1})
+    res = run(instance, example_stack, 60)
+    assert_success(moto, example_stack, res, 60)
+    assert re.search(r"registered, then (stopped answering|exited)", res.stderr), res.stderr
+    init_log = instance.path("/var/log/ecs/ecs-init.log").read_text()
+    assert init_log.count("Agent exited with code 1") == 1, init_log
+    record("agent dies once right after registering, then holds", "SUCCESS after the restart",
+           observed(moto, example_stack, res), res)
 
 
 def test_docker_unit_failed(moto, instance, example_stack):

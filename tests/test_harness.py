@@ -111,6 +111,16 @@ def test_imds_paths_and_log(imds):
     imds.identity.tags = None
     assert get("/latest/meta-data/tags/instance")[0] == 404
     assert get("/latest/meta-data/tags/instance/team")[0] == 404
+    # What the ECS agent reads besides the identity document (reference.md §4,
+    # ecs-agent/ec2/ec2_metadata_client.go:44-47@8dfceca6)
+    mac = get("/latest/meta-data/mac")[2]
+    base = f"/latest/meta-data/network/interfaces/macs/{mac}"
+    assert get(f"{base}/vpc-id")[2].startswith("vpc-")
+    assert get(f"{base}/subnet-id")[2].startswith("subnet-")
+    imds.identity.subnet_id = None
+    assert get(f"{base}/subnet-id")[0] == 404
+    imds.identity.mac = None
+    assert get("/latest/meta-data/mac")[0] == 404
 
     puts = imds.token_requests()
     assert len(puts) == 1
@@ -368,14 +378,29 @@ def test_agent_registers_after_docker_and_no_block_start(moto, instance, example
 
 
 def test_agent_reads_quoted_cluster_literally(moto, instance, example_stack):
-    # A quoted value stays quoted for ecs-init: cluster '"name"' does not exist -> exit 5.
+    """A quoted value stays quoted for ecs-init: cluster '"name"' does not exist. As the real
+    agent does (reference.md §4, ecs-agent/api/ecs/client/ecs_client.go:262-270@8dfceca6), the
+    fake logs ClusterNotFoundException in `Received terminal error from
+    RegisterContainerInstance call, exiting` and exits 1; the ecs-init-like supervisor logs
+    `Agent exited with code 1` and restarts it (ecs-init/engine/engine.go:293-340): the unit
+    stays active."""
     _write_ecs_config(instance, f'ECS_CLUSTER="{example_stack.cluster}"\n')
     instance.systemctl("start", "docker")
     instance.systemctl("start", "--no-block", "ecs")
-    procs.wait_until(lambda: instance.systemctl("is-failed", "ecs").returncode == 0, 30,
-                     what="ecs failed")
+    init_log = instance.path("/var/log/ecs/ecs-init.log")
+    procs.wait_until(lambda: init_log.exists()
+                     and init_log.read_text().count("Agent exited with code 1") >= 2, 30,
+                     what="two exits, the second after a restart")
     assert instance.agent_config()["ECS_CLUSTER"] == f'"{example_stack.cluster}"'
-    assert "ClusterNotFoundException" in instance.agent_log()
+    agent_log = instance.path("/var/log/ecs/ecs-agent.log").read_text()
+    terminal = [ln for ln in agent_log.splitlines()
+                if "Received terminal error from RegisterContainerInstance call" in ln]
+    assert terminal and "ClusterNotFoundException: Cluster not found." in terminal[0], agent_log
+    assert "retrying in" in init_log.read_text()
+    assert instance.systemctl("is-active", "ecs").stdout.strip() == "active"
+    assert instance.systemctl("is-failed", "ecs").returncode == 1
+    shown = instance.systemctl("show", "-p", "ExecMainStatus", "--value", "ecs").stdout.strip()
+    assert shown == "0"
     assert not procs.port_open(instance.agent_port)
 
 
@@ -389,6 +414,11 @@ def test_agent_exit5_mode_fails_unit(instance, example_stack):
     r = instance.systemctl("is-failed", "ecs")
     assert r.returncode == 0
     assert instance.systemctl("is-active", "ecs").returncode == 3
+    # ecs-init exits 5 after the agent's exit 5 (ecs-init/ecs-init.go:71-73@8dfceca6)
+    shown = instance.systemctl("show", "-p", "ExecMainStatus", "--value", "ecs").stdout.strip()
+    assert shown == "5"
+    assert "Agent exited with code 5" in instance.path("/var/log/ecs/ecs-init.log").read_text()
+    assert "Agent will terminally exit" in instance.path("/var/log/ecs/ecs-agent.log").read_text()
 
 
 def test_ecs_fails_without_docker_and_docker_fail_knob(instance):
@@ -711,10 +741,15 @@ def test_fake_agent_registers_with_the_instance_role(iam_moto, iam_instance, mak
 
 
 def test_fake_agent_denied_without_ecs_permissions(iam_moto, iam_instance, make_role_stack):
+    """AccessDenied is not a transient error for the agent: `Received terminal error ...`, exit 1,
+    restarted by ecs-init (ecs_client.go:262-270, engine.go:293-340@8dfceca6)."""
     stack = make_role_stack("none")
     _start_agent(iam_instance, stack.cluster)
-    procs.wait_until(lambda: iam_instance.systemctl("is-failed", "ecs").returncode == 0, 30,
-                     interval=0.1, what="ecs unit failed")
+    init_log = iam_instance.path("/var/log/ecs/ecs-init.log")
+    procs.wait_until(lambda: init_log.exists()
+                     and "Agent exited with code 1" in init_log.read_text(), 30,
+                     interval=0.1, what="the agent exited 1")
+    assert iam_instance.systemctl("is-active", "ecs").stdout.strip() == "active"
     log = iam_instance.agent_log()
     lines = [ln for ln in log.splitlines()
              if ln.startswith("level=error") and 'msg="Error registering container instance"' in ln]
@@ -723,3 +758,48 @@ def test_fake_agent_denied_without_ecs_permissions(iam_moto, iam_instance, make_
     assert not procs.port_open(iam_instance.agent_port)
     assert iam_moto.client("ecs").list_container_instances(
         cluster=stack.cluster)["containerInstanceArns"] == []
+
+
+def test_moto_echoes_registered_attributes(moto, instance, example_stack):
+    """The real agent checks that every attribute it sent comes back (reference.md §4,
+    ecs_client.go:438-452@8dfceca6); the patched moto keeps and echoes them."""
+    doc = instance.imds.identity.document_text()
+    ecs = moto.client("ecs")
+    ci = ecs.register_container_instance(
+        cluster=example_stack.cluster, instanceIdentityDocument=doc,
+        attributes=[{"name": "team", "value": "core"},
+                    {"name": "com.amazonaws.ecs.capability.docker-remote-api.1.17"}],
+    )["containerInstance"]
+    got = {a["name"]: a.get("value") for a in ci["attributes"]}
+    assert got["team"] == "core" and "com.amazonaws.ecs.capability.docker-remote-api.1.17" in got
+    # a deleted (INACTIVE) cluster takes no registration, as ECS answers
+    other = ecs.create_cluster(clusterName="deleted-" + example_stack.cluster[-8:])
+    ecs.delete_cluster(cluster=other["cluster"]["clusterName"])
+    with pytest.raises(botocore.exceptions.ClientError, match="ClusterNotFoundException"):
+        ecs.register_container_instance(cluster=other["cluster"]["clusterName"],
+                                        instanceIdentityDocument=doc)
+
+
+def test_fake_agent_attribute_validation_and_imds_mac(moto, instance, example_stack):
+    """ECS_INSTANCE_ATTRIBUTES are sent and must come back; a 404 on meta-data/mac is fatal,
+    exit 1, restarted (agent.go:473-487,1279-1302@8dfceca6)."""
+    _write_ecs_config(instance, f"ECS_CLUSTER={example_stack.cluster}\n"
+                                'ECS_INSTANCE_ATTRIBUTES={"team": "core"}\n')
+    instance.systemctl("start", "docker")
+    instance.systemctl("start", "--no-block", "ecs")
+    meta = _register_and_metadata(instance)
+    ecs = moto.client("ecs")
+    (ci,) = ecs.describe_container_instances(
+        cluster=example_stack.cluster,
+        containerInstances=[meta["ContainerInstanceArn"]])["containerInstances"]
+    attrs = {a["name"]: a.get("value") for a in ci["attributes"]}
+    assert attrs["team"] == "core" and attrs["ecs.subnet-id"].startswith("subnet-")
+    instance.systemctl("stop", "ecs")
+    instance.imds.identity.mac = None
+    instance.systemctl("start", "--no-block", "ecs")
+    init_log = instance.path("/var/log/ecs/ecs-init.log")
+    procs.wait_until(lambda: init_log.read_text().count("Agent exited with code 1") >= 2, 30,
+                     what="exit 1 twice (restarted after the backoff)")
+    assert "Unable to get VPC and subnet ID" in instance.path(
+        "/var/log/ecs/ecs-agent.log").read_text()
+    assert instance.systemctl("is-active", "ecs").stdout.strip() == "active"

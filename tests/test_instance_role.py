@@ -177,6 +177,55 @@ def test_run_role_without_permissions_signals_failure(iam_moto, iam_instance, ma
     assert "AccessDeniedException" in agent_log and "ecs:RegisterContainerInstance" in agent_log
 
 
+CLUSTER_LINE = "        Cluster: !Ref ApplicationCluster\n"
+
+
+def missing_cluster_body(name: str) -> str:
+    from harness.aws import example_template
+    body = example_template("stack.yml")
+    assert CLUSTER_LINE in body
+    return body.replace(CLUSTER_LINE, f"        Cluster: {name}\n", 1)
+
+
+def test_missing_cluster_without_describe_clusters(iam_moto, iam_instance, make_role_stack):
+    """The classic role (AmazonEC2ContainerServiceforEC2Role) may not call ecs:DescribeClusters:
+    one warning naming it, then the services start. The agent's RegisterContainerInstance gets
+    ClusterNotFoundException: it logs `Received terminal error from RegisterContainerInstance
+    call, exiting` and exits 1; ecs-init logs `Agent exited with code 1` and restarts it
+    (reference.md §4; ecs_client.go:262-270, engine.go:293-340@8dfceca6). The run fails in
+    seconds on that line with exit code 1, not at the Timeout."""
+    name = f"no-such-cluster-{iam_moto.port}"
+    stack = make_role_stack("managed", body=missing_cluster_body(name))
+    res = run(iam_instance, stack, 120)
+    assert not res.timed_out and res.returncode == 6, str(res)
+    assert res.duration < 40, f"took {res.duration:.1f}s: not from the agent's log?"
+    assert one_signal(iam_moto, stack, res)["Status"] == "FAILURE"
+    failure = [ln for ln in res.stderr.splitlines() if "FAILURE at" in ln][-1]
+    for want in ("cluster join", "exit code 1", "ClusterNotFoundException", f"'{name}'"):
+        assert want in failure, f"{want!r} not in {failure!r}"
+    assert len(warning_lines(res.stderr, "ecs:DescribeClusters")) == 1, res.stderr
+    denied = [r for r in iam_moto.requests("DescribeClusters") if name in json.dumps(r["params"])]
+    assert denied and all(r["status"] == 400 for r in denied), denied
+
+
+def test_missing_cluster_with_describe_clusters(iam_moto, iam_instance, make_role_stack):
+    """With ecs:DescribeClusters granted, the missing cluster is found before the services
+    start: FAILURE naming the cluster, the region and the fix; the agent is never started."""
+    name = f"no-such-cluster-{iam_moto.port}-x"
+    stack = make_role_stack(ROLE_POLICIES["managed"] + ["ecs:DescribeClusters"],
+                            body=missing_cluster_body(name))
+    res = run(iam_instance, stack, 60)
+    assert not res.timed_out and res.returncode == 6, str(res)
+    assert res.duration < 20
+    assert one_signal(iam_moto, stack, res)["Status"] == "FAILURE"
+    failure = [ln for ln in res.stderr.splitlines() if "FAILURE at" in ln][-1]
+    for want in ("ECS cluster check", f"'{name}'", "does not exist", stack.region,
+                 "create the cluster"):
+        assert want in failure, f"{want!r} not in {failure!r}"
+    assert not warning_lines(res.stderr, "ecs:DescribeClusters"), res.stderr
+    assert iam_instance.agent_config() is None, "the agent was started"
+
+
 def test_run_with_a_wrong_identity_signature(iam_moto, iam_instance, make_role_stack):
     """CloudFormation refuses the identity: nothing can be signalled; exit 7, named."""
     stack = make_role_stack("managed")

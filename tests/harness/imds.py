@@ -6,6 +6,10 @@ Rules (as EC2 with ``HttpTokens: required``):
   400) and is refused with 403 when it carries ``X-Forwarded-For``; the answer is a random token
   and echoes the TTL header (aws-config refuses a token response without it).
 * Tokens expire after their TTL. Any GET without a valid ``x-aws-ec2-metadata-token`` -> 401.
+* Served: the identity document and signatures, instance-id, placement, instance-type, ami-id,
+  local-ipv4, the role credentials, tags, and what the ECS agent also reads: ``meta-data/mac``,
+  ``network/interfaces/macs/<mac>/vpc-id`` and ``.../subnet-id`` (``identity.mac``/``vpc_id``/
+  ``subnet_id``; set one to None for a 404: the agent exits 1 without ``mac`` or ``subnet-id``).
 * Unknown paths -> 404; tag paths -> 404 when instance metadata tags are disabled (the default
   for launch configurations; only launch templates can enable them).
 
@@ -78,6 +82,12 @@ class InstanceIdentity:
     iam_role: str | None = None
     # more roles: name -> {"AccessKeyId", "SecretAccessKey", "Token"}
     role_credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The primary interface, as the ECS agent reads it besides the identity document:
+    # meta-data/mac, network/interfaces/macs/<mac>/vpc-id and .../subnet-id (reference.md §4,
+    # ecs-agent/ec2/ec2_metadata_client.go:44-47@8dfceca6). None: that path answers 404.
+    mac: str | None = "0a:1b:2c:3d:4e:5f"
+    vpc_id: str | None = "vpc-0123456789abcdef0"
+    subnet_id: str | None = "subnet-0123456789abcdef0"
 
     def document_text(self) -> str:
         """The exact text IMDS serves at dynamic/instance-identity/document (and signs)."""
@@ -285,6 +295,13 @@ class ImdsServer:
             return 200, self._signature(document, "pkcs7")
         if path in simple:
             return 200, simple[path]
+        if path == "/latest/meta-data/mac":
+            return (200, ident.mac) if ident.mac else (404, "")
+        macs = "/latest/meta-data/network/interfaces/macs/"
+        if ident.mac and path.startswith(macs + ident.mac + "/"):
+            value = {"vpc-id": ident.vpc_id, "subnet-id": ident.subnet_id}.get(
+                path[len(macs + ident.mac) + 1:])
+            return (200, value) if value else (404, "")
         creds_prefix = "/latest/meta-data/iam/security-credentials/"
         if path.startswith(creds_prefix) or path == creds_prefix.rstrip("/"):
             if self.credentials_delay:

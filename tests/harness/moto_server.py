@@ -19,8 +19,12 @@ CloudFormation implementation is otherwise used as is):
   is "CREATE_COMPLETE") or one FAILURE (then "CREATE_FAILED"); after that, and for a resource
   without a CreationPolicy, AWS's "Resource X is in <STATE> state and cannot be signaled" is
   answered. Accepted signals are recorded (see ``GET /_harness/signals``).
-* ECS ``RegisterContainerInstance`` on a cluster that does not exist raises moto's
-  ``ClusterNotFoundException`` (moto raises a bare Exception -> HTTP 500), and
+* ECS ``RegisterContainerInstance`` on a cluster that does not exist (or was deleted: INACTIVE)
+  raises moto's ``ClusterNotFoundException`` (moto raises a bare Exception -> HTTP 500, and
+  registers into an INACTIVE cluster); it keeps and echoes the ``attributes`` it was sent (stock
+  moto answers only its four ``ecs.*`` defaults, and the real agent, which checks that every
+  attribute it sent comes back, then exits 5 "Attribute validation failed": reference.md §4,
+  ``ecs-agent/api/ecs/client/ecs_client.go:438-452,550-562@8dfceca6``); and
   ``DescribeContainerInstances`` on a cluster without any instance answers ``failures`` MISSING
   instead of a KeyError (HTTP 500), as AWS does.
 
@@ -198,6 +202,7 @@ def patch_moto() -> None:
     from moto.cloudformation.exceptions import ValidationError
     from moto.core.responses import ActionResult
     from moto.ecs import models as ecs_models
+    from moto.ecs import responses as ecs_responses
     from moto.ecs.exceptions import ClusterNotFoundException
 
     # --- DescribeStackResource: Metadata -------------------------------------------------
@@ -281,7 +286,8 @@ def patch_moto() -> None:
         original_describe = backend_cls.describe_container_instances
 
         def register_container_instance(self: Any, cluster_str: str, ec2_instance_id: str):
-            if cluster_str.split("/")[-1] not in self.clusters:
+            cluster = self.clusters.get(cluster_str.split("/")[-1])
+            if cluster is None or cluster.status != "ACTIVE":
                 raise ClusterNotFoundException()
             return original_register(self, cluster_str, ec2_instance_id)
 
@@ -291,6 +297,18 @@ def patch_moto() -> None:
             return original_describe(self, cluster_str, ids)
 
         backend_cls.register_container_instance = register_container_instance
+
+        def register_response(self: Any) -> ActionResult:
+            # moto's EC2ContainerServiceResponse.register_container_instance, plus the sent
+            # attributes kept on the instance (so echoed, and listed by ListAttributes).
+            cluster_str = self._get_param("cluster", "default")
+            document = json.loads(self._get_param("instanceIdentityDocument"))
+            ci = self.ecs_backend.register_container_instance(cluster_str, document["instanceId"])
+            for attr in self._get_param("attributes", []) or []:
+                ci.attributes[attr["name"]] = attr.get("value")
+            return ActionResult({"containerInstance": ci})
+
+        ecs_responses.EC2ContainerServiceResponse.register_container_instance = register_response
         backend_cls.describe_container_instances = describe_container_instances
         backend_cls._harness_patched = True
 
