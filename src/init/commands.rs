@@ -37,7 +37,8 @@ const TAIL_BYTES: u64 = 400;
 pub struct CommandSpec {
     pub key: String,
     pub command: CommandLine,
-    /// `Some` replaces the environment (cfn-init semantics), `None` inherits it.
+    /// `Some` replaces the environment (cfn-init semantics), `None` (no `env`, or an empty one)
+    /// inherits it.
     pub env: Option<BTreeMap<String, String>>,
     pub cwd: Option<String>,
     pub test: Option<String>,
@@ -112,6 +113,9 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
         None => return Err(Error::invalid(format!("{path}.command"), "is required")),
     };
     let env = match map.get("env") {
+        // As cfn-init (`if not env: env = None`): an empty map inherits the environment.
+        Some(Value::Object(m)) if m.is_empty() => None,
+        Some(Value::Null) => None,
         Some(Value::Object(m)) => Some(
             m.iter()
                 .map(|(k, v)| Ok((k.clone(), scalar(v, &format!("{path}.env.{k}"))?)))
@@ -392,6 +396,10 @@ mod tests {
             CommandLine::Exec(vec!["echo".into(), "x".into(), "1".into()])
         );
         assert_eq!(v[1].command, CommandLine::Shell("echo y".into()));
+        // An empty (or null) env is no env: the command inherits the environment.
+        let v =
+            specs(json!({"a": {"command": "x", "env": {}}, "b": {"command": "x", "env": null}}));
+        assert_eq!((v[0].env.as_ref(), v[1].env.as_ref()), (None, None));
     }
 
     #[test]
