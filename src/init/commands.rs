@@ -142,15 +142,7 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
     };
     let ignore_errors = match map.get("ignoreErrors") {
         None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
-        Some(other) => {
-            return Err(Error::invalid(
-                format!("{path}.ignoreErrors"),
-                format!("must be true or false, got {}", short(other)),
-            ))
-        }
+        Some(v) => crate::settings::init_boolean(v, &format!("{path}.ignoreErrors"))?,
     };
     let wait_for_reboot = map.get("waitAfterCompletion").and_then(Value::as_str) == Some("forever");
     let wait_after_completion = match map.get("waitAfterCompletion") {
@@ -416,13 +408,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("p.a.command"), "{e}");
-        let e = parse(
-            &json!({"a": {"command": "x", "ignoreErrors": "maybe"}}),
-            "p",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("p.a.ignoreErrors") && e.contains("maybe"), "{e}");
+        for (v, want) in [
+            (json!("maybe"), false),
+            (json!(" Yes "), true),
+            (json!("1"), true),
+            (json!(1), true),
+            (json!(null), false),
+        ] {
+            let spec = parse(&json!({"a": {"command": "x", "ignoreErrors": v}}), "p")
+                .unwrap()
+                .remove(0);
+            assert_eq!(spec.ignore_errors, want, "{v}");
+        }
         let e = parse(&json!({"a": {"command": "x", "env": {"A": [1]}}}), "p")
             .unwrap_err()
             .to_string();

@@ -127,17 +127,11 @@ fn parse_one(manager: &str, name: &str, spec: &Value, path: &str) -> Result<Serv
             ));
         }
     }
+    // Present (even as null) means "set it", as cfn-init's `"enabled" in properties`.
     let boolean = |k: &str| -> Result<Option<bool>> {
-        match map.get(k) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-            Some(other) => Err(Error::invalid(
-                format!("{path}.{k}"),
-                format!("must be true or false, got {}", short(other)),
-            )),
-        }
+        map.get(k)
+            .map(|v| crate::settings::init_boolean(v, &format!("{path}.{k}")))
+            .transpose()
     };
     let list = |k: &str| -> Result<Vec<String>> {
         match map.get(k) {
@@ -351,15 +345,14 @@ mod tests {
             e.contains("I.c.services.windows") && e.contains("'windows'"),
             "{e}"
         );
-        let e = parse(
-            &json!({"systemd": {"x": {"ensureRunning": "yes"}}}),
+        let v = parse(
+            &json!({"systemd": {"x": {"ensureRunning": "yes", "enabled": "on"}}}),
             "I.c.services",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("I.c.services.systemd.x.ensureRunning") && e.contains("\"yes\""),
-            "{e}"
+        .unwrap();
+        assert_eq!(
+            (v[0].ensure_running, v[0].enabled),
+            (Some(true), Some(false))
         );
         let e = parse(&json!({"systemd": {"x": {"file": []}}}), "p")
             .unwrap_err()
