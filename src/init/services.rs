@@ -1,6 +1,6 @@
 //! Init `services`: `systemd` and `sysvinit` maps with `enabled`, `ensureRunning` and restart
-//! triggers. A running service is restarted only when something it lists changed earlier in the
-//! same config, as cfn-init does. These are the template's own services, so starts and stops
+//! triggers. A service is restarted when something it lists changed earlier in the same config,
+//! whatever its state or `ensureRunning`, as cfn-init does. These are the template's own services, so starts and stops
 //! block (bounded); the ECS units are started by the boot sequence, never here.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -242,32 +242,12 @@ pub async fn apply(
                 .or_default()
                 .push(if on { "enable" } else { "disable" });
         }
-        let Some(want_running) = s.ensure_running else {
-            continue;
-        };
-        let running = if systemd {
-            let a = exec::call(ctx, &argv(["systemctl", "is-active", n]), &[], exec::QUERY).await?;
-            a.stdout.trim() == "active"
-        } else {
-            exec::call(ctx, &argv(["service", n, "status"]), &[], exec::QUERY)
-                .await?
-                .success()
-        };
-        let verb = match (want_running, running) {
-            (true, false) => Some("start"),
-            (false, true) => Some("stop"),
-            (true, true) => match s.triggers.fired(changes) {
-                Some(why) => {
-                    tracing::info!(config, service = n, trigger = %why, "restarting");
-                    Some("restart")
-                }
-                None => None,
-            },
-            (false, false) => None,
-        };
-        match (verb, systemd) {
-            (None, _) => tracing::info!(config, service = n, running, "nothing to do"),
-            (Some("restart"), true) => {
+        // cfn-init (systemd_tool.py:74-106, service_tools.py:153-176@25fabe91): a service that
+        // lists something changed in this config is restarted whatever its state and whatever
+        // `ensureRunning` says; `ensureRunning` is consulted only when nothing forced a restart.
+        if let Some(why) = s.triggers.fired(changes) {
+            tracing::info!(config, service = n, trigger = %why, "restarting");
+            if systemd {
                 // The unit file may be one of the files that changed.
                 exec::must(
                     ctx,
@@ -276,6 +256,7 @@ pub async fn apply(
                     exec::CHANGE,
                 )
                 .await?;
+                // Also starts a stopped unit.
                 exec::must(
                     ctx,
                     &argv(["systemctl", "reload-or-restart", n]),
@@ -283,17 +264,37 @@ pub async fn apply(
                     exec::CHANGE,
                 )
                 .await?;
+            } else {
+                exec::must(ctx, &argv(["service", n, "restart"]), &[], exec::CHANGE).await?;
             }
-            (Some(v), true) => {
-                exec::must(ctx, &argv(["systemctl", v, n]), &[], exec::CHANGE).await?;
-            }
-            (Some(v), false) => {
-                exec::must(ctx, &argv(["service", n, v]), &[], exec::CHANGE).await?;
-            }
+            done.entry(s.name.clone()).or_default().push("restart");
+            continue;
         }
-        if let Some(v) = verb {
-            done.entry(s.name.clone()).or_default().push(v);
+        let Some(want_running) = s.ensure_running else {
+            continue;
+        };
+        // Running is what the exit status says (`is-active` 0, `service NAME status` 0).
+        let running = if systemd {
+            exec::call(ctx, &argv(["systemctl", "is-active", n]), &[], exec::QUERY).await?
+        } else {
+            exec::call(ctx, &argv(["service", n, "status"]), &[], exec::QUERY).await?
         }
+        .success();
+        let verb = match (want_running, running) {
+            (true, false) => "start",
+            (false, true) => "stop",
+            _ => {
+                tracing::info!(config, service = n, running, "nothing to do");
+                continue;
+            }
+        };
+        let a = if systemd {
+            argv(["systemctl", verb, n])
+        } else {
+            argv(["service", n, verb])
+        };
+        exec::must(ctx, &a, &[], exec::CHANGE).await?;
+        done.entry(s.name.clone()).or_default().push(verb);
     }
     Ok(())
 }
