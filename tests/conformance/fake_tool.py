@@ -157,6 +157,10 @@ if NAME == "gem":
         save()
         out(0, "1 gem installed")
 
+if NAME == "getent" and ARGS == ["group"]:
+    # The whole database, as `getent group` lists it.
+    out(0, "\n".join(f"{n}:x:{g['gid']}:{','.join(g.get('members', []))}" for n, g in W["groups"].items()))
+
 if NAME == "getent":
     db, key = ARGS[0], ARGS[1]
     if db == "group" and key in W["groups"]:
