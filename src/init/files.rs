@@ -221,6 +221,9 @@ pub fn apply(spec: &FileSpec, root: &Root, config: &str) -> Result<WriteOutcome>
 }
 
 /// Writes `content` (the spec's own, or what its `source` gave) with the spec's mode and owner.
+/// A file whose content was already this is reported `Unchanged` even when its mode or owner
+/// were corrected: as in cfn-init (file_tool.py:187-192@25fabe91), only a content change is a
+/// change for restart triggers.
 pub(super) fn write(
     spec: &FileSpec,
     content: &[u8],
@@ -260,12 +263,23 @@ pub(super) fn write(
             })
             .transpose()?,
     };
+    let same_content = existing_mode.is_some() && same_bytes(&target, content);
     let outcome = write_atomic(&target, content, meta)?;
     tracing::info!(config, path = %spec.path, mode = format!("{:04o}", meta.mode), ?outcome, "file");
-    Ok(outcome)
+    Ok(if same_content {
+        WriteOutcome::Unchanged
+    } else {
+        outcome
+    })
 }
 
 const BLOCK_PATH: &str = "AWS::CloudFormation::Init.";
+
+/// Whether the regular file at `path` holds exactly `content`.
+fn same_bytes(path: &Path, content: &[u8]) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == content.len() as u64)
+        && std::fs::read(path).is_ok_and(|c| c == content)
+}
 
 fn lookup_user(name: &str, path: &str) -> Result<u32> {
     if let Ok(uid) = name.parse::<u32>() {
@@ -426,7 +440,13 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"hi");
         assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
 
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        // A mode-only correction is applied but is not a change (cfn-init compares content).
+        let spec = one(json!({"content": "hi", "mode": "000640"})).unwrap();
+        assert_eq!(
+            apply(&spec, &root, "config").unwrap(),
+            WriteOutcome::Unchanged
+        );
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o640);
         let spec = one(json!({"content": "hi2"})).unwrap();
         apply(&spec, &root, "config").unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o640);
