@@ -104,8 +104,8 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<ServiceSpec>> {
             out.push(parse_one(manager, name, spec, &format!("{mpath}.{name}"))?);
         }
     }
-    // Deterministic: by manager, then by service name.
-    out.sort_by(|a, b| (&a.manager, &a.name).cmp(&(&b.manager, &b.name)));
+    // Document order, managers and services alike, as cfn-init iterates its mappings
+    // (construction.py:286, systemd_tool.py:74@25fabe91; `preserve_order` keeps it).
     Ok(out)
 }
 
@@ -315,8 +315,11 @@ mod tests {
             "I.c.services",
         )
         .unwrap();
-        assert_eq!(v[0].manager, "systemd");
-        let s = &v[1];
+        assert_eq!(
+            v.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["nginx", "a"]
+        );
+        let s = &v[0];
         assert_eq!((s.enabled, s.ensure_running), (Some(true), Some(true)));
         let mut c = Changes::default();
         assert_eq!(s.triggers.fired(&c), None);
