@@ -174,6 +174,11 @@ fn select_configs(
     } else {
         requested.to_vec()
     };
+    // As cfn-init (construction.py:446-540@25fabe91), every set is resolved before anything
+    // runs: an undefined config or set, or a cycle, in a set not asked for is an error too.
+    for set in sets.keys() {
+        flatten(init, sets, set, &mut Vec::new(), &mut Vec::new())?;
+    }
     let mut names = Vec::new();
     for set in &wanted {
         if !sets.contains_key(set) {
@@ -216,13 +221,34 @@ fn flatten(
         ));
     };
     stack.push(set.to_string());
+    flatten_item(init, sets, value, &path, stack, out)?;
+    stack.pop();
+    Ok(())
+}
+
+/// One item of a configSet: a config name, `{"ConfigSet": name}`, or a list of items (nested
+/// lists are flattened, as cfn-init's `_processConfigList` recursion does).
+fn flatten_item(
+    init: &Map<String, Value>,
+    sets: &Map<String, Value>,
+    value: &Value,
+    path: &str,
+    stack: &mut Vec<String>,
+    out: &mut Vec<String>,
+) -> Result<()> {
     let items: Vec<&Value> = match value {
         Value::Array(items) => items.iter().collect(),
         single => vec![single],
     };
+    let top = !matches!(value, Value::Array(_));
     for (i, item) in items.iter().enumerate() {
-        let item_path = format!("{path}[{i}]");
+        let item_path = if top {
+            path.to_string()
+        } else {
+            format!("{path}[{i}]")
+        };
         match item {
+            Value::Array(_) => flatten_item(init, sets, item, &item_path, stack, out)?,
             Value::String(config) => {
                 if config == "configSets" || !init.contains_key(config.as_str()) {
                     return Err(Error::invalid(
@@ -232,17 +258,16 @@ fn flatten(
                 }
                 out.push(config.clone());
             }
-            Value::Object(m) if m.len() == 1 && m.contains_key("ConfigSet") => {
-                match &m["ConfigSet"] {
-                    Value::String(nested) => flatten(init, sets, nested, stack, out)?,
-                    other => {
-                        return Err(Error::invalid(
-                            format!("{item_path}.ConfigSet"),
-                            format!("must be a configSet name, got {}", kind(other)),
-                        ))
-                    }
+            // cfn-init reads only the `ConfigSet` key of such a mapping.
+            Value::Object(m) if m.contains_key("ConfigSet") => match &m["ConfigSet"] {
+                Value::String(nested) => flatten(init, sets, nested, stack, out)?,
+                other => {
+                    return Err(Error::invalid(
+                        format!("{item_path}.ConfigSet"),
+                        format!("must be a configSet name, got {}", kind(other)),
+                    ))
                 }
-            }
+            },
             other => {
                 return Err(Error::invalid(
                     item_path,
@@ -254,7 +279,6 @@ fn flatten(
             }
         }
     }
-    stack.pop();
     Ok(())
 }
 
@@ -518,6 +542,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("'nope'"), "{e}");
+        // Every set is checked, not only the ones asked for.
+        let e = names(
+            json!({"configSets": {"default": ["a"], "other": ["a", "missing"]}, "a": {}}),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("configSets.other[1]") && e.contains("'missing'"),
+            "{e}"
+        );
+        // Nested lists flatten; a ConfigSet mapping's other keys are ignored, as in cfn-init.
+        assert_eq!(
+            names(
+                json!({"configSets": {"default": [["a", ["b"]], {"ConfigSet": "s", "x": 1}], "s": "a"}, "a": {}, "b": {}}),
+                &[]
+            )
+            .unwrap(),
+            ["a", "b", "a"]
+        );
         let e = names(json!({"configSets": {"default": [5]}, "a": {}}), &[])
             .unwrap_err()
             .to_string();
