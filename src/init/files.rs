@@ -146,9 +146,7 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
             }
         },
         // cfn-init serialises a JSON object as JSON: the usual way to ship a config file.
-        Some(v @ (Value::Object(_) | Value::Array(_))) => {
-            serde_json::to_vec(v).expect("a JSON value always serialises")
-        }
+        Some(v @ (Value::Object(_) | Value::Array(_))) => python_json(v).into_bytes(),
         Some(other) => {
             return Err(Error::invalid(
                 format!("{path}.content"),
@@ -193,6 +191,114 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
         source,
         context,
     })
+}
+
+/// `json.dumps(v)` as Python writes it (cfn-init's `json.dump(content, f)`, file_tool.py:265-269
+/// @25fabe91), so the file has the same bytes: `", "` and `": "` separators, document key order,
+/// everything outside printable ASCII as `\uXXXX` (surrogate pairs beyond the BMP), floats as
+/// Python's `repr`.
+pub(crate) fn python_json(v: &Value) -> String {
+    let mut out = String::new();
+    python_json_into(v, &mut out);
+    out
+}
+
+fn python_json_into(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => out.push_str(&i.to_string()),
+            (_, Some(u), _) => out.push_str(&u.to_string()),
+            (_, _, Some(f)) => out.push_str(&python_float_repr(f)),
+            _ => out.push_str(&n.to_string()),
+        },
+        Value::String(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    '\u{8}' => out.push_str("\\b"),
+                    '\u{c}' => out.push_str("\\f"),
+                    ' '..='~' => out.push(c),
+                    _ => {
+                        let mut units = [0u16; 2];
+                        for u in c.encode_utf16(&mut units) {
+                            out.push_str(&format!("\\u{u:04x}"));
+                        }
+                    }
+                }
+            }
+            out.push('"');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_json_into(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_json_into(&Value::String(k.clone()), out);
+                out.push_str(": ");
+                python_json_into(x, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Python's `repr(float)`: the shortest digits that read back to `f`, positional when the
+/// decimal exponent is in -4..16 (with at least `.0`), else `d.ddde+XX`.
+fn python_float_repr(f: f64) -> String {
+    if !f.is_finite() {
+        // Not reachable from JSON; Python would write these.
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e2".
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is a number");
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if !(-5 < exp && exp < 16) {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
+    }
+    let point = exp + 1; // digits before the decimal point
+    let body = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+    } else {
+        let (int, frac) = digits.split_at(point as usize);
+        format!("{int}.{frac}")
+    };
+    format!("{sign}{body}")
 }
 
 /// cfn-init modes are six octal digits: two for the file type (10 regular, 12 symlink) and four
@@ -359,8 +465,11 @@ mod tests {
     fn content_kinds() {
         assert_eq!(one(json!({"content": "a\n"})).unwrap().content.0, b"a\n");
         assert_eq!(
-            one(json!({"content": {"k": [1]}})).unwrap().content.0,
-            br#"{"k":[1]}"#
+            one(json!({"content": {"k": [1], "a": "\u{e9}"}}))
+                .unwrap()
+                .content
+                .0,
+            br#"{"k": [1], "a": "\u00e9"}"#
         );
         let b = one(json!({"content": "aGVs\nbG8=", "encoding": "base64"})).unwrap();
         assert_eq!(b.content.0, b"hello");
@@ -381,6 +490,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no 'content' or 'source'"));
+    }
+
+    #[test]
+    fn json_content_is_python_json_dumps() {
+        // Expected strings from CPython 3.11 json.dumps.
+        let v: Value = serde_json::from_str(
+            r#"[1, -7, 2.5, 1e16, 1e15, 0.00001, 0.0001, 123456789.125, -0.0, 1E2, 1.5e-7, 12345678901234567890, 0.1]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            python_json(&v),
+            "[1, -7, 2.5, 1e+16, 1000000000000000.0, 1e-05, 0.0001, 123456789.125, -0.0, 100.0, 1.5e-07, 12345678901234567890, 0.1]"
+        );
+        let v = json!({"q": "a\"b\\c/d\n\t\u{1}\u{7f} \u{1F600}", "e": {}, "l": []});
+        assert_eq!(
+            python_json(&v),
+            r#"{"q": "a\"b\\c/d\n\t\u0001\u007f \ud83d\ude00", "e": {}, "l": []}"#
+        );
     }
 
     #[test]
