@@ -28,6 +28,7 @@ tests/conformance/cases/<name>/
                    "files": {"/path": {"content": "..." | "content_json": {...} |
                              "content_base64": "...", "mode": "0644", "owner": "root",
                              "group": "root", "symlink": "target", "absent": true}},
+                                                # (a symlink's owner/group are the link's own)
                    "calls": [["argv", ...] | {"argv": [...], "env": {...}, "env_absent": [...],
                              "cwd": "..."}],       # every fake call, in order, exactly
                    "world": {...},                  # subset of the fakes' state afterwards
@@ -369,6 +370,11 @@ def test_case(name, tmp_path, request):
                 errors.append(f"{path}: not a symlink")
             elif os.readlink(p) != want["symlink"]:
                 errors.append(f"{path}: links to {os.readlink(p)!r}, expected {want['symlink']!r}")
+            # The link's own owner (lstat), not its target's.
+            if "owner" in want and pwd.getpwuid(st.st_uid).pw_name != want["owner"]:
+                errors.append(f"{path}: link owner {pwd.getpwuid(st.st_uid).pw_name}, expected {want['owner']}")
+            if "group" in want and grp.getgrgid(st.st_gid).gr_name != want["group"]:
+                errors.append(f"{path}: link group {grp.getgrgid(st.st_gid).gr_name}, expected {want['group']}")
             continue
         data = p.read_bytes()
         if "content" in want and data.decode(errors="replace") != want["content"]:

@@ -339,6 +339,7 @@ pub(super) fn write(
     let target = root.map(&spec.path)?;
     if spec.symlink {
         let outcome = write_symlink(&target, spec.content.as_text().unwrap_or_default())?;
+        lchown_link(spec, &target, config)?;
         tracing::info!(config, path = %spec.path, ?outcome, "symlink");
         return Ok(outcome);
     }
@@ -380,6 +381,26 @@ pub(super) fn write(
 }
 
 const BLOCK_PATH: &str = "AWS::CloudFormation::Init.";
+
+/// A symlink entry's `owner`/`group` apply to the link itself, as cfn-init's `os.lchown`
+/// (posix_security.py:25-43@25fabe91); its target is never touched.
+fn lchown_link(spec: &FileSpec, link: &Path, config: &str) -> Result<()> {
+    let key = |k: &str| format!("{BLOCK_PATH}{config}.files.{}.{k}", spec.path);
+    let uid = spec
+        .owner
+        .as_deref()
+        .map(|o| lookup_user(o, &key("owner")))
+        .transpose()?;
+    let gid = spec
+        .group
+        .as_deref()
+        .map(|g| lookup_group(g, &key("group")))
+        .transpose()?;
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::lchown(link, uid, gid).map_err(|e| Error::io("lchown", link, e))?;
+    }
+    Ok(())
+}
 
 /// Whether the regular file at `path` holds exactly `content`.
 fn same_bytes(path: &Path, content: &[u8]) -> bool {
