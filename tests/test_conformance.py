@@ -22,7 +22,7 @@ tests/conformance/cases/<name>/
   world.json      optional: what the fakes report as installed/existing (see
                   conformance/fake_tool.py), `files` already under the root before the run
                   ({"/etc/x": {"content": "...", "mode": "0640"}}), and `missing_tools` (fakes
-                  not put on PATH).
+                  not put on PATH; the case then runs with only the fakes on PATH).
   expect.json     {"args": [...extra init args...], "stdin": false,
                    "exit_code": 0, "stderr_contains": ["..."], "stderr_excludes": ["..."],
                    "files": {"/path": {"content": "..." | "content_json": {...} |
@@ -53,6 +53,7 @@ import os
 import pwd
 import stat
 import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -66,7 +67,7 @@ from harness.instance import bootstrap_bin
 CASES = REPO_ROOT / "tests" / "conformance" / "cases"
 FAKE = REPO_ROOT / "tests" / "conformance" / "fake_tool.py"
 TOOLS = ["yum", "dnf", "zypper", "rpm", "apt-get", "dpkg-query", "pip3", "gem", "getent",
-         "groupadd", "useradd", "usermod", "systemctl", "chkconfig", "service", "record"]
+         "groupadd", "useradd", "usermod", "systemctl", "chkconfig", "update-rc.d", "service", "record"]
 
 
 def binary() -> str:
@@ -262,6 +263,13 @@ class Case:
         for t in TOOLS:
             if t not in missing:
                 (self.bin / t).symlink_to(FAKE)
+        # A missing tool must not be found on the host's PATH either (this machine has a real
+        # update-rc.d): such a case runs with only the fakes' directory on PATH, plus python3 for
+        # the fakes themselves.
+        self.path = f"{self.bin}:{os.environ['PATH']}"
+        if missing:
+            (self.bin / "python3").symlink_to(sys.executable)
+            self.path = str(self.bin)
         for path, spec in world.pop("files", {}).items():
             p = self.host(path)
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -278,7 +286,7 @@ class Case:
 
     def run(self) -> subprocess.CompletedProcess:
         env = {
-            "PATH": f"{self.bin}:{os.environ['PATH']}",
+            "PATH": self.path,
             "HOME": str(self.home),
             "FAKE_WORLD": str(self.world),
             "FAKE_LOG": str(self.log),

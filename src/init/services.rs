@@ -233,14 +233,36 @@ pub async fn apply(
         let systemd = s.manager == "systemd";
         if let Some(on) = s.enabled {
             let a = if systemd {
-                argv(["systemctl", if on { "enable" } else { "disable" }, n])
+                Some(argv([
+                    "systemctl",
+                    if on { "enable" } else { "disable" },
+                    n,
+                ]))
+            } else if on_path("chkconfig") {
+                Some(argv(["chkconfig", n, if on { "on" } else { "off" }]))
+            } else if on_path("update-rc.d") {
+                // Debian family (service_tools.py:238-251,303-328@25fabe91).
+                Some(argv([
+                    "update-rc.d",
+                    n,
+                    if on { "enable" } else { "disable" },
+                ]))
             } else {
-                argv(["chkconfig", n, if on { "on" } else { "off" }])
+                // cfn-init logs this and goes on (service_tools.py:228-232@25fabe91).
+                tracing::error!(
+                    config,
+                    service = n,
+                    "could not {} the service: neither chkconfig nor update-rc.d is available",
+                    if on { "enable" } else { "disable" }
+                );
+                None
             };
-            exec::must(ctx, &a, &[], exec::CHANGE).await?;
-            done.entry(s.name.clone())
-                .or_default()
-                .push(if on { "enable" } else { "disable" });
+            if let Some(a) = a {
+                exec::must(ctx, &a, &[], exec::CHANGE).await?;
+                done.entry(s.name.clone())
+                    .or_default()
+                    .push(if on { "enable" } else { "disable" });
+            }
         }
         // cfn-init (systemd_tool.py:74-106, service_tools.py:153-176@25fabe91): a service that
         // lists something changed in this config is restarted whatever its state and whatever
@@ -297,6 +319,17 @@ pub async fn apply(
         done.entry(s.name.clone()).or_default().push(verb);
     }
     Ok(())
+}
+
+/// Whether `tool` is an executable file in a directory of `PATH` (how [`exec::call`] finds it).
+fn on_path(tool: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 #[cfg(test)]

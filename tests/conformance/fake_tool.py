@@ -2,7 +2,7 @@
 """One recording fake for every tool the Init engine calls, selected by the name it is run as.
 
 yum dnf zypper rpm apt-get dpkg-query pip3 gem getent groupadd useradd usermod systemctl
-chkconfig service, plus `record` (for Init commands: records argv, cwd and environment).
+chkconfig update-rc.d service, plus `record` (for Init commands: records argv, cwd and environment).
 
 Every call is appended to $FAKE_LOG (default: ../calls.jsonl from the fakes' directory) (JSONL: {"argv": [name, ...], "cwd": ..., "env": {...}}).
 Answers come from the world state in $FAKE_WORLD (default ../world.json; JSON, rewritten after each changing call):
@@ -252,15 +252,19 @@ if NAME == "systemctl":
     save()
     out(0)
 
-if NAME in ("chkconfig", "service"):
+if NAME in ("chkconfig", "update-rc.d", "service"):
     name, verb = ARGS[0], ARGS[1]
     s = W["sysv"].get(name)
     if s is None:
         if NAME == "chkconfig":
             out(1, stderr=f"error reading information on service {name}: No such file or directory")
+        if NAME == "update-rc.d":
+            out(1, stderr=f"update-rc.d: error: cannot find a LSB script for {name}")
         out(1, stderr=f"{name}: unrecognized service")
     if NAME == "chkconfig":
         s["on"] = verb == "on"
+    elif NAME == "update-rc.d":
+        s["on"] = verb == "enable"
     elif verb == "status":
         out(0 if s["running"] else 3, f"{name} is {'running' if s['running'] else 'stopped'}")
     elif verb in ("start", "restart"):
