@@ -1,7 +1,7 @@
 //! Init `files` with `source` (downloaded, with `authentication`) and `context` (mustache).
 //!
-//! cfn-init renders `context` with pystache: see [`super::mustache`] for how closely that is
-//! followed.
+//! cfn-init renders `context` with chevron (Amazon Linux 2023) or pystache (Amazon Linux 2): see
+//! [`super::chevron`] and [`super::mustache`] for how closely each is followed.
 
 use serde_json::Value;
 
@@ -88,7 +88,7 @@ mod tests {
     }
 
     #[test]
-    fn context_renders_content_like_pystache() {
+    fn context_renders_content_like_chevron() {
         let s = spec(json!({
             "content": "port={{port}} name={{name}} raw={{{name}}} {{#list}}[{{.}}]{{/list}}{{^none}}!{{/none}}",
             "context": {"port": 8080, "name": "<a&b>", "list": ["x", "y"]}

@@ -262,7 +262,7 @@ fn python_json_into(v: &Value, out: &mut String) {
 
 /// Python's `repr(float)`: the shortest digits that read back to `f`, positional when the
 /// decimal exponent is in -4..16 (with at least `.0`), else `d.ddde+XX`.
-fn python_float_repr(f: f64) -> String {
+pub(super) fn python_float_repr(f: f64) -> String {
     if !f.is_finite() {
         // Not reachable from JSON; Python would write these.
         return if f.is_nan() {

@@ -5,13 +5,14 @@
 
 mod accounts;
 pub mod auth;
+mod chevron;
 mod commands;
 pub mod describe;
 mod exec;
 mod fetch;
 pub(crate) mod file_source;
 mod files;
-mod mustache;
+pub mod mustache;
 mod packages;
 pub mod record;
 mod resume;
