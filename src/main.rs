@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     }
     let args = cli.into_args();
     ecs_bootstrap::init::mustache::set_flavour(args.mustache);
+    ecs_bootstrap::init::set_strict(args.strict);
     init_logging(args.verbose);
     let foreground = args.foreground || args.dry_run;
     let mode = match args.into_mode() {
@@ -115,6 +116,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 /// `ecs-bootstrap init`: silent on success, as cfn-init; one FAILURE line otherwise.
 fn init_main(a: &ecs_bootstrap::init_cmd::InitArgs) -> ExitCode {
     ecs_bootstrap::init::mustache::set_flavour(a.mustache);
+    ecs_bootstrap::init::set_strict(a.strict);
     init_logging(a.verbose);
     let runtime = match runtime() {
         Ok(rt) => rt,

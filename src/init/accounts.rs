@@ -61,10 +61,7 @@ fn entries<'a>(
         };
         for k in spec.keys() {
             if !keys.contains(&k.as_str()) {
-                return Err(Error::invalid(
-                    format!("{p}.{k}"),
-                    format!("unknown key '{k}' (allowed: {})", keys.join(", ")),
-                ));
+                super::unknown(&format!("{p}.{k}"), "key", k, keys)?;
             }
         }
         out.push((name, spec));
@@ -373,10 +370,14 @@ mod tests {
             e.contains("I.c.groups.a.gid") && e.contains("\"x1\""),
             "{e}"
         );
-        let e = parse_groups(&json!({"a": {"gdi": 1}}), "I.c.groups")
+        assert!(parse_groups(&json!({"a": {"gdi": 1}}), "I.c.groups").is_ok());
+        let e = crate::init::strictly(|| parse_groups(&json!({"a": {"gdi": 1}}), "I.c.groups"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("I.c.groups.a.gdi: unknown key"), "{e}");
+        assert!(
+            e.contains("I.c.groups.a.gdi: unknown key 'gdi' (did you mean 'gid'?)"),
+            "{e}"
+        );
         let e = parse_users(&json!({"u": {"groups": "wheel"}}), "I.c.users")
             .unwrap_err()
             .to_string();

@@ -201,13 +201,7 @@ fn parse_one(v: &Value, path: &str) -> Result<Auth> {
     ];
     for key in map.keys() {
         if !KEYS.contains(&key.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!(
-                    "unknown key '{key}' (an Authentication entry has: {})",
-                    KEYS.join(", ")
-                ),
-            ));
+            super::unknown(&format!("{path}.{key}"), "key", key, KEYS)?;
         }
     }
     // The values of secret keys are never put into an error message.
@@ -381,7 +375,7 @@ mod tests {
         assert!(e.contains("roleName") && !e.contains("AKIAX"), "{e}");
         let e = bad(json!({"type": "basic", "username": "u", "password": 5}));
         assert!(e.contains("A.password") && !e.contains('5'), "{e}");
-        let e = bad(json!({"type": "basic", "user": "u"}));
+        let e = crate::init::strictly(|| bad(json!({"type": "basic", "user": "u"})));
         assert!(e.contains("A.user") && e.contains("unknown key"), "{e}");
         assert!(parse(&json!({})).unwrap().is_empty());
     }

@@ -89,10 +89,7 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
         .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(spec))))?;
     for k in map.keys() {
         if !KEYS.contains(&k.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{k}"),
-                format!("unknown key '{k}' (a command has: {})", KEYS.join(", ")),
-            ));
+            super::unknown(&format!("{path}.{k}"), "key", k, KEYS)?;
         }
     }
     let command = match map.get("command") {
@@ -396,10 +393,13 @@ mod tests {
 
     #[test]
     fn parse_errors_name_the_key() {
-        let e = parse(&json!({"a": {"comand": "x"}}), "I.c.commands")
+        let e = crate::init::strictly(|| parse(&json!({"a": {"comand": "x"}}), "I.c.commands"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("I.c.commands.a.comand"), "{e}");
+        assert!(
+            e.contains("I.c.commands.a.comand") && e.contains("did you mean 'command'"),
+            "{e}"
+        );
         let e = parse(&json!({"a": {}}), "I.c.commands")
             .unwrap_err()
             .to_string();

@@ -98,10 +98,7 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
         .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(spec))))?;
     for key in map.keys() {
         if !KEYS.contains(&key.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!("unknown key '{key}' (a file has: {})", KEYS.join(", ")),
-            ));
+            super::unknown(&format!("{path}.{key}"), "key", key, KEYS)?;
         }
     }
     let str_key = |key: &str| -> Result<Option<String>> {
@@ -553,7 +550,11 @@ mod tests {
 
     #[test]
     fn unknown_and_unsupported_keys() {
-        let e = one(json!({"content": "", "mod": "000644"}))
+        assert_eq!(
+            one(json!({"content": "", "mod": "000644"})).unwrap().mode,
+            None
+        );
+        let e = crate::init::strictly(|| one(json!({"content": "", "mod": "000644"})))
             .unwrap_err()
             .to_string();
         assert!(e.contains("/etc/x.mod") && e.contains("unknown key"), "{e}");

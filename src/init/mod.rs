@@ -107,9 +107,62 @@ impl InitPlan {
     }
 }
 
+thread_local! {
+    /// Whether the parse running on this thread is strict (see [`parse_with`]).
+    static STRICT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+static STRICT_DEFAULT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--strict`: an unknown key in the Init block is an error instead of a warning.
+pub fn set_strict(on: bool) {
+    STRICT_DEFAULT.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// An unknown key (`what` = "key", "package manager", ...) at `path`: cfn-init ignores it
+/// silently (its objects read only the keys they know), so a drop-in must too; here it is a
+/// warning naming the key, with the closest known one, and the key is ignored. Under
+/// `--strict` it is the error.
+pub(crate) fn unknown(path: &str, what: &str, key: &str, known: &[&str]) -> Result<()> {
+    let hint = crate::settings::closest(key, known.iter().copied())
+        .map(|k| format!(" (did you mean '{k}'?)"))
+        .unwrap_or_default();
+    let msg = format!("unknown {what} '{key}'{hint}; known: {}", known.join(", "));
+    if STRICT.with(std::cell::Cell::get) {
+        return Err(Error::invalid(path, msg));
+    }
+    tracing::warn!("{path}: {msg}. Ignored, as cfn-init ignores it (--strict makes it an error)");
+    Ok(())
+}
+
 /// Reads the Init block of a resource's Metadata. No block at all is an empty plan: the
-/// `ecs-bootstrap:` block alone is a complete setup.
+/// `ecs-bootstrap:` block alone is a complete setup. Unknown keys are warnings, or errors after
+/// [`set_strict`].
 pub fn parse(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
+    parse_with(
+        metadata,
+        requested_sets,
+        STRICT_DEFAULT.load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+/// [`parse`] with unknown keys as errors (`strict`) or warnings.
+pub fn parse_with(metadata: &Value, requested_sets: &[String], strict: bool) -> Result<InitPlan> {
+    let before = STRICT.with(|s| s.replace(strict));
+    let result = parse_block(metadata, requested_sets);
+    STRICT.with(|s| s.set(before));
+    result
+}
+
+/// Runs `f` (a section parser, in a unit test) with unknown keys as errors.
+#[cfg(test)]
+pub(crate) fn strictly<T>(f: impl FnOnce() -> T) -> T {
+    let before = STRICT.with(|s| s.replace(true));
+    let r = f();
+    STRICT.with(|s| s.set(before));
+    r
+}
+
+fn parse_block(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
     let Some(block) = metadata.get(BLOCK) else {
         if !requested_sets.is_empty() {
             return Err(Error::invalid(
@@ -291,13 +344,7 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
         .ok_or_else(|| Error::invalid(&path, format!("must be a mapping, got {}", kind(value))))?;
     for key in map.keys() {
         if !SECTIONS.contains(&key.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!(
-                    "unknown key '{key}' (a config has: {})",
-                    SECTIONS.join(", ")
-                ),
-            ));
+            unknown(&format!("{path}.{key}"), "key", key, SECTIONS)?;
         }
     }
     let sources = match map.get("sources") {
@@ -570,12 +617,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_sections_are_errors() {
-        let e = names(json!({"config": {"comands": {}}}), &[])
-            .unwrap_err()
-            .to_string();
+    fn unknown_sections_are_warnings_or_strict_errors() {
+        let m = json!({ BLOCK: {"config": {"comands": {"a": {"command": "x"}}}} });
+        let plan = parse_with(&m, &[], false).unwrap();
+        assert!(plan.configs[0].commands.is_empty());
+        let e = parse_with(&m, &[], true).unwrap_err().to_string();
         assert!(
-            e.contains("config.comands") && e.contains("unknown key"),
+            e.contains("config.comands")
+                && e.contains("unknown key 'comands' (did you mean 'commands'?)"),
             "{e}"
         );
         // Empty sections are harmless and common in generated templates.

@@ -51,14 +51,14 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
         .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
     for (manager, value) in map {
         if !MANAGERS.contains(&manager.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{manager}"),
-                format!(
-                    "unknown package manager '{manager}' (known: {}), value {}",
-                    MANAGERS.join(", "),
-                    short(value)
-                ),
-            ));
+            // cfn-init skips it without a word (construction.py:239-240@25fabe91).
+            let _ = value;
+            super::unknown(
+                &format!("{path}.{manager}"),
+                "package manager",
+                manager,
+                MANAGERS,
+            )?;
         }
     }
     let mut out = Vec::new();
@@ -419,7 +419,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_value() {
-        let e = parse(&json!({"brew": {"jq": []}}), "I.c.packages")
+        assert!(parse(&json!({"brew": {"jq": []}}), "I.c.packages")
+            .unwrap()
+            .is_empty());
+        let e = crate::init::strictly(|| parse(&json!({"brew": {"jq": []}}), "I.c.packages"))
             .unwrap_err()
             .to_string();
         assert!(

@@ -87,15 +87,21 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<ServiceSpec>> {
     let mut out = Vec::new();
     for (manager, services) in map {
         let mpath = format!("{path}.{manager}");
-        if !KINDS.contains(&manager.as_str()) {
+        if manager == "windows" {
+            // cfn-init fails on it off Windows ("Cannot modify windows services without
+            // pywin32", service_tools.py:85-86@25fabe91).
             return Err(Error::invalid(
                 mpath,
                 format!(
-                    "unknown service manager '{manager}' (supported: {}), value {}",
-                    KINDS.join(", "),
+                    "'windows' services cannot be managed on Linux (cfn-init fails on them too), value {}",
                     short(services)
                 ),
             ));
+        }
+        if !KINDS.contains(&manager.as_str()) {
+            // cfn-init: "Unsupported service manager" warning, skipped (construction.py:290-291).
+            super::unknown(&mpath, "service manager", manager, KINDS)?;
+            continue;
         }
         let services = services.as_object().ok_or_else(|| {
             Error::invalid(&mpath, format!("must be a mapping, got {}", kind(services)))
@@ -121,10 +127,7 @@ fn parse_one(manager: &str, name: &str, spec: &Value, path: &str) -> Result<Serv
         .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", short(spec))))?;
     for k in map.keys() {
         if !KEYS.contains(&k.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{k}"),
-                format!("unknown key '{k}' (a service has: {})", KEYS.join(", ")),
-            ));
+            super::unknown(&format!("{path}.{k}"), "key", k, KEYS)?;
         }
     }
     // Present (even as null) means "set it", as cfn-init's `"enabled" in properties`.
@@ -160,13 +163,9 @@ fn parse_one(manager: &str, name: &str, spec: &Value, path: &str) -> Result<Serv
             for (mgr, names) in m {
                 let p = format!("{path}.packages.{mgr}");
                 if !MANAGERS.contains(&mgr.as_str()) {
-                    return Err(Error::invalid(
-                        p,
-                        format!(
-                            "unknown package manager '{mgr}' (known: {})",
-                            MANAGERS.join(", ")
-                        ),
-                    ));
+                    // Nothing is ever installed by it, so it never triggers (as in cfn-init).
+                    super::unknown(&p, "package manager", mgr, MANAGERS)?;
+                    continue;
                 }
                 let names = match names {
                     Value::Array(items) => items
@@ -391,7 +390,7 @@ mod tests {
             (v[0].ensure_running, v[0].enabled),
             (Some(true), Some(false))
         );
-        let e = parse(&json!({"systemd": {"x": {"file": []}}}), "p")
+        let e = crate::init::strictly(|| parse(&json!({"systemd": {"x": {"file": []}}}), "p"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("p.systemd.x.file: unknown key"), "{e}");
@@ -402,9 +401,19 @@ mod tests {
             e.contains("p.systemd.x.files") && e.contains("/etc/a"),
             "{e}"
         );
-        let e = parse(&json!({"systemd": {"x": {"packages": {"brew": []}}}}), "p")
-            .unwrap_err()
-            .to_string();
+        let e = crate::init::strictly(|| {
+            parse(&json!({"systemd": {"x": {"packages": {"brew": []}}}}), "p")
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("p.systemd.x.packages.brew"), "{e}");
+        // Without --strict: a warning, and the key is ignored.
+        let v = parse(
+            &json!({"upstart": {"y": {}}, "systemd": {"x": {"file": [], "packages": {"brew": ["a"]}}}}),
+            "p",
+        )
+        .unwrap();
+        assert_eq!(v.len(), 1);
+        assert!(v[0].triggers.is_empty());
     }
 }
