@@ -233,7 +233,14 @@ impl Plan {
                 };
                 let _ = writeln!(w, "   - command {}: {}", cmd.key, line);
                 if let Some(t) = &cmd.test {
+                    let t = match t {
+                        CommandLine::Shell(s) => s.clone(),
+                        CommandLine::Exec(argv) => argv.join(" "),
+                    };
                     let _ = writeln!(w, "       only if `{t}` succeeds");
+                }
+                if let Some(user) = &cmd.runas {
+                    let _ = writeln!(w, "       as {user} (su {user} -c ...)");
                 }
                 if let Some(cwd) = &cmd.cwd {
                     let _ = writeln!(w, "       cwd: {cwd}");

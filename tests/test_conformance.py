@@ -67,7 +67,7 @@ from harness.instance import bootstrap_bin
 CASES = REPO_ROOT / "tests" / "conformance" / "cases"
 FAKE = REPO_ROOT / "tests" / "conformance" / "fake_tool.py"
 TOOLS = ["yum", "dnf", "zypper", "rpm", "apt-get", "dpkg-query", "pip3", "gem", "getent",
-         "groupadd", "useradd", "usermod", "systemctl", "chkconfig", "update-rc.d", "service", "record"]
+         "groupadd", "useradd", "usermod", "systemctl", "chkconfig", "update-rc.d", "service", "su", "record"]
 
 
 def binary() -> str:

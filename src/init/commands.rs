@@ -14,6 +14,7 @@ use crate::settings::{kind, short};
 
 const KEYS: &[&str] = &[
     "command",
+    "runas",
     "env",
     "cwd",
     "test",
@@ -41,7 +42,11 @@ pub struct CommandSpec {
     /// inherits it.
     pub env: Option<BTreeMap<String, String>>,
     pub cwd: Option<String>,
-    pub test: Option<String>,
+    /// Run first (same env and cwd, never as `runas`); non-zero skips the command.
+    pub test: Option<CommandLine>,
+    /// cfn-init's `runas`: the command becomes `su USER -c COMMAND` (command_tool.py:105-114).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runas: Option<String>,
     pub ignore_errors: bool,
     pub wait_after_completion: Option<u64>,
     /// `waitAfterCompletion: forever`: the command reboots the machine; Init stops after it and
@@ -93,20 +98,7 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
         }
     }
     let command = match map.get("command") {
-        Some(Value::String(s)) if !s.trim().is_empty() => CommandLine::Shell(s.clone()),
-        Some(Value::Array(items)) if !items.is_empty() => CommandLine::Exec(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, a)| scalar(a, &format!("{path}.command[{i}]")))
-                .collect::<Result<_>>()?,
-        ),
-        Some(other) => {
-            return Err(Error::invalid(
-                format!("{path}.command"),
-                format!("must be a non-empty string or list, got {}", short(other)),
-            ))
-        }
+        Some(v) => command_line(v, &format!("{path}.command"))?,
         None => return Err(Error::invalid(format!("{path}.command"), "is required")),
     };
     let env = match map.get("env") {
@@ -185,11 +177,36 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
         command,
         env,
         cwd: opt_string("cwd")?,
-        test: opt_string("test")?,
+        // A string runs under /bin/sh -c, a list without a shell, as the command
+        // (cfn-init hands both to the same ProcessHelper, command_tool.py:89-93).
+        test: map
+            .get("test")
+            .map(|v| command_line(v, &format!("{path}.test")))
+            .transpose()?,
+        runas: opt_string("runas")?.filter(|u| !u.is_empty()),
         ignore_errors,
         wait_after_completion,
         wait_for_reboot,
     })
+}
+
+/// A `command` or `test`: a string for `/bin/sh -c` (an empty one is a no-op, as in cfn-init),
+/// or a non-empty list run without a shell.
+fn command_line(v: &Value, path: &str) -> Result<CommandLine> {
+    match v {
+        Value::String(s) => Ok(CommandLine::Shell(s.clone())),
+        Value::Array(items) if !items.is_empty() => Ok(CommandLine::Exec(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, a)| scalar(a, &format!("{path}[{i}]")))
+                .collect::<Result<_>>()?,
+        )),
+        other => Err(Error::invalid(
+            path,
+            format!("must be a string or a non-empty list, got {}", short(other)),
+        )),
+    }
 }
 
 fn scalar(v: &Value, path: &str) -> Result<String> {
@@ -207,14 +224,27 @@ fn scalar(v: &Value, path: &str) -> Result<String> {
 /// Runs one command; `false` when its `test` skipped it.
 pub async fn run(spec: &CommandSpec, config: &str) -> Result<bool> {
     if let Some(test) = &spec.test {
-        let (status, _) = execute(spec, &CommandLine::Shell(test.clone()), config).await?;
+        let (status, _) = execute(spec, test, config).await?;
         if !status.success() {
-            tracing::info!(config, command = %spec.key, test, "test did not pass; skipping command");
+            tracing::info!(config, command = %spec.key, test = %test, "test did not pass; skipping command");
             return Ok(false);
         }
     }
     tracing::info!(config, command = %spec.key, "running command");
-    let (status, tail) = execute(spec, &spec.command, config).await?;
+    // cfn-init's runas, built as it builds it (command_tool.py:105-114@25fabe91): the string
+    // form is one shell line `su USER -c COMMAND`, the list form `su USER -c ARGV...`.
+    let line = match (&spec.runas, &spec.command) {
+        (None, line) => line.clone(),
+        (Some(user), CommandLine::Shell(s)) => CommandLine::Shell(format!("su {user} -c {s}")),
+        (Some(user), CommandLine::Exec(argv)) => CommandLine::Exec(
+            ["su", user.as_str(), "-c"]
+                .into_iter()
+                .map(str::to_string)
+                .chain(argv.iter().cloned())
+                .collect(),
+        ),
+    };
+    let (status, tail) = execute(spec, &line, config).await?;
     if !status.success() {
         let outcome = describe(status);
         if spec.ignore_errors {
@@ -404,7 +434,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("I.c.commands.a.command: is required"), "{e}");
-        let e = parse(&json!({"a": {"command": ""}}), "p")
+        // An empty string is a no-op shell line in cfn-init; an empty list is not a command.
+        assert_eq!(
+            parse(&json!({"a": {"command": ""}}), "p").unwrap()[0].command,
+            CommandLine::Shell(String::new())
+        );
+        let e = parse(&json!({"a": {"command": []}}), "p")
             .unwrap_err()
             .to_string();
         assert!(e.contains("p.a.command"), "{e}");

@@ -2,7 +2,7 @@
 """One recording fake for every tool the Init engine calls, selected by the name it is run as.
 
 yum dnf zypper rpm apt-get dpkg-query pip3 gem getent groupadd useradd usermod systemctl
-chkconfig update-rc.d service, plus `record` (for Init commands: records argv, cwd and environment).
+chkconfig update-rc.d service su, plus `record` (for Init commands: records argv, cwd and environment).
 
 Every call is appended to $FAKE_LOG (default: ../calls.jsonl from the fakes' directory) (JSONL: {"argv": [name, ...], "cwd": ..., "env": {...}}).
 Answers come from the world state in $FAKE_WORLD (default ../world.json; JSON, rewritten after each changing call):
@@ -86,6 +86,17 @@ def install_rpms(specs):
 if NAME == "record":
     code = int(opt(ARGS, "--exit") or 0)
     out(code, "recorded " + " ".join(ARGS))
+
+if NAME == "su":
+    # `su USER -c COMMAND [ARG...]`: runs COMMAND with /bin/sh (ARGs are $0, $1, ...), as util-linux
+    # su does with the user's shell, without changing user.
+    import subprocess
+    user, rest = ARGS[0], ARGS[1:]
+    if user not in W["users"] and user != "root":
+        out(1, stderr=f"su: user {user} does not exist or the user entry does not contain all the required fields")
+    if rest[:1] != ["-c"] or len(rest) < 2:
+        out(1, stderr=f"su (fake): unsupported call {ARGS}")
+    sys.exit(subprocess.call(["/bin/sh", "-c"] + rest[1:]))
 
 if NAME in ("yum", "dnf", "zypper"):
     pos = positional(ARGS)
