@@ -114,19 +114,32 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
     };
 
     let encoding = str_key("encoding")?.unwrap_or_else(|| "plain".into());
-    let source = str_key("source")?;
+    let mut source = str_key("source")?;
     let context = super::file_source::context(map.get("context"), path)?;
-    if source.is_some() && map.contains_key("content") {
-        // cfn-init silently ignores one of them; which one was meant is anybody's guess.
-        return Err(Error::invalid(
-            path,
-            "has both 'content' and 'source': give one",
-        ));
+    let content_value = map.get("content");
+    // cfn-init (file_tool.py:213-221@25fabe91): a truthy `content` is written and `source`
+    // ignored; a falsy one (`""`, `0`, `false`, `null`, `{}`, `[]`) falls back to `source`.
+    let content_given = content_value.is_some_and(crate::init::mustache::truthy);
+    if content_given && source.is_some() {
+        tracing::warn!(
+            key = path,
+            "has both 'content' and 'source': the content is written and the source ignored, as cfn-init does"
+        );
+        source = None;
     }
-    let content = match map.get("content") {
-        Some(Value::String(s)) => match encoding.as_str() {
-            "plain" => s.clone().into_bytes(),
-            "base64" => base64::engine::general_purpose::STANDARD
+    if encoding != "plain" && encoding != "base64" {
+        tracing::warn!(
+            key = %format!("{path}.encoding"),
+            encoding,
+            "not base64: the content is written as plain text, as cfn-init does"
+        );
+    }
+    // A string's context applies unless it is base64 (file_tool.py:271-280@25fabe91).
+    let mut context_applies = true;
+    let content = match content_value {
+        Some(Value::String(s)) if encoding == "base64" && !s.is_empty() => {
+            context_applies = false;
+            base64::engine::general_purpose::STANDARD
                 // Templates often wrap base64 across lines.
                 .decode(s.split_whitespace().collect::<String>())
                 .map_err(|e| {
@@ -134,30 +147,35 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
                         format!("{path}.content"),
                         format!("is not valid base64: {e}"),
                     )
-                })?,
-            other => {
-                return Err(Error::invalid(
-                    format!("{path}.encoding"),
-                    format!("must be plain or base64, got '{other}'"),
-                ))
-            }
-        },
-        // cfn-init serialises a JSON object as JSON: the usual way to ship a config file.
-        Some(v @ (Value::Object(_) | Value::Array(_))) => python_json(v).into_bytes(),
+                })?
+        }
+        _ if source.is_some() => Vec::new(),
+        // Not in cfn-init, which fails ("File specified without source or content"): an empty
+        // string writes an empty file.
+        Some(Value::String(s)) => s.clone().into_bytes(),
+        // cfn-init writes any other truthy value with json.dump (the usual way to ship a JSON
+        // config file); `context` does not apply to it.
+        Some(v) if content_given => {
+            context_applies = false;
+            python_json(v).into_bytes()
+        }
         Some(other) => {
             return Err(Error::invalid(
                 format!("{path}.content"),
-                format!("must be a string or a JSON object, got {}", short(other)),
+                format!(
+                    "is empty ({}) and there is no 'source' (cfn-init fails on it too)",
+                    short(other)
+                ),
             ))
         }
-        None if source.is_some() => Vec::new(),
         None => return Err(Error::invalid(path, "has no 'content' or 'source'")),
     };
     let (content, context) = match context {
-        Some(ctx) if source.is_none() => (
+        Some(ctx) if source.is_none() && context_applies => (
             super::file_source::render(&content, &ctx, &format!("{path}.content"))?,
             None,
         ),
+        Some(_) if source.is_none() => (content, None),
         other => (content, other),
     };
 
@@ -298,8 +316,10 @@ pub(super) fn python_float_repr(f: f64) -> String {
     format!("{sign}{body}")
 }
 
-/// cfn-init modes are six octal digits: two for the file type (10 regular, 12 symlink) and four
-/// for the permissions. Shorter strings ("644", "0644") are permissions only.
+/// cfn-init modes are octal (`int(mode, 8)`, so blanks, a `0o` prefix and `_` between digits
+/// are accepted): usually six digits, two for the file type and four for the permissions. The
+/// entry is a symlink when the type is 12 (`stat.S_ISLNK`); the permissions are the low twelve
+/// bits (`stat.S_IMODE`), whatever other type is given (file_tool.py:93-94,136-139@25fabe91).
 fn parse_mode(m: &str, path: &str) -> Result<(Option<u32>, bool)> {
     let bad = || {
         Error::invalid(
@@ -307,16 +327,22 @@ fn parse_mode(m: &str, path: &str) -> Result<(Option<u32>, bool)> {
             format!("'{m}' is not an octal mode like \"000644\" (or \"120777\" for a symlink)"),
         )
     };
-    if m.is_empty() || m.len() > 6 || !m.chars().all(|c| ('0'..='7').contains(&c)) {
+    let t = m.trim();
+    let t = t
+        .strip_prefix("0o")
+        .or_else(|| t.strip_prefix("0O"))
+        .unwrap_or(t);
+    if t.is_empty()
+        || t.starts_with('_')
+        || t.ends_with('_')
+        || t.contains("__")
+        || !t.chars().all(|c| ('0'..='7').contains(&c) || c == '_')
+    {
         return Err(bad());
     }
-    let value = u32::from_str_radix(m, 8).map_err(|_| bad())?;
-    let kind = value >> 12;
-    match kind {
-        0 | 0o10 => Ok((Some(value & 0o7777), false)),
-        0o12 => Ok((Some(value & 0o7777), true)),
-        _ => Err(bad()),
-    }
+    let value = u64::from_str_radix(&t.replace('_', ""), 8).map_err(|_| bad())?;
+    let symlink = value & 0o170000 == 0o120000;
+    Ok((Some((value & 0o7777) as u32), symlink))
 }
 
 pub fn apply(spec: &FileSpec, root: &Root, config: &str) -> Result<WriteOutcome> {
@@ -498,12 +524,24 @@ mod tests {
             e.contains("I.config.files./etc/x.content") && e.contains("base64"),
             "{e}"
         );
-        let e = one(json!({"content": "x", "encoding": "gzip"}))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("encoding") && e.contains("gzip"), "{e}");
-        let e = one(json!({"content": true})).unwrap_err().to_string();
-        assert!(e.contains("content") && e.contains("true"), "{e}");
+        // As cfn-init: an encoding other than base64 is plain; a truthy non-string is JSON;
+        // context does not apply to base64 or JSON content; a falsy content is no content.
+        let c = |v| one(v).unwrap().content.0;
+        assert_eq!(c(json!({"content": "x", "encoding": "gzip"})), b"x");
+        assert_eq!(c(json!({"content": true})), b"true");
+        assert_eq!(c(json!({"content": 5, "encoding": "base64"})), b"5");
+        assert_eq!(
+            c(json!({"content": "e3t4fX0=", "encoding": "base64", "context": {"x": 1}})),
+            b"{{x}}"
+        );
+        assert_eq!(
+            c(json!({"content": {"a": "{{x}}"}, "context": {"x": 1}})),
+            br#"{"a": "{{x}}"}"#
+        );
+        for empty in [json!(0), json!(false), json!(null), json!({}), json!([])] {
+            let e = one(json!({ "content": empty })).unwrap_err().to_string();
+            assert!(e.contains("content") && e.contains("empty"), "{e}");
+        }
         assert!(one(json!({"mode": "000644"}))
             .unwrap_err()
             .to_string()
@@ -534,7 +572,11 @@ mod tests {
         assert_eq!(parse_mode("100600", "p").unwrap(), (Some(0o600), false));
         assert_eq!(parse_mode("0755", "p").unwrap(), (Some(0o755), false));
         assert_eq!(parse_mode("120777", "p").unwrap(), (Some(0o777), true));
-        for bad in ["", "0008", "abc", "1000644", "060644"] {
+        // As Python's int(mode, 8); another file type is a regular file with those permissions.
+        assert_eq!(parse_mode(" 0o644 ", "p").unwrap(), (Some(0o644), false));
+        assert_eq!(parse_mode("060644", "p").unwrap(), (Some(0o644), false));
+        assert_eq!(parse_mode("0000644", "p").unwrap(), (Some(0o644), false));
+        for bad in ["", "0008", "abc", "6_", "0x1"] {
             let e = parse_mode(bad, "I.files./x.mode").unwrap_err().to_string();
             assert!(
                 e.contains("I.files./x.mode") && e.contains(&format!("'{bad}'")),
@@ -558,10 +600,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/etc/x.mod") && e.contains("unknown key"), "{e}");
-        let e = one(json!({"source": "https://example.com/x", "content": "x"}))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("/etc/x") && e.contains("both"), "{e}");
+        // A truthy content wins over source; a falsy one gives way to it (cfn-init).
+        let f = one(json!({"source": "https://example.com/x", "content": "x"})).unwrap();
+        assert_eq!((f.source, f.content.0), (None, b"x".to_vec()));
+        let f = one(json!({"source": "https://example.com/x", "content": {}})).unwrap();
+        assert_eq!(f.source.as_deref(), Some("https://example.com/x"));
         let e = parse(&json!({"etc/x": {"content": ""}}), "f")
             .unwrap_err()
             .to_string();
