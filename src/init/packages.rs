@@ -95,7 +95,21 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
                 }));
                 continue;
             }
-            let versions = strings(spec, &ppath)?;
+            let mut versions = strings(spec, &ppath)?;
+            // yum and zypper install only the newest of a list (cfn-init's RpmTool.max_version,
+            // rpm_tools.py:59-66,240-246; zypper_tool.py:42-46@25fabe91).
+            if matches!(*manager, "yum" | "dnf" | "zypper") && versions.len() > 1 {
+                let newest = versions
+                    .iter()
+                    .fold(None::<&String>, |max, v| match max {
+                        Some(m) if compare_rpm_versions(m, v) >= std::cmp::Ordering::Equal => {
+                            Some(m)
+                        }
+                        _ => Some(v),
+                    })
+                    .cloned();
+                versions = newest.into_iter().collect();
+            }
             if versions.is_empty() {
                 packages.push(Package {
                     name: name.clone(),
@@ -117,6 +131,75 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
         }
     }
     Ok(out)
+}
+
+/// cfn-init's `RpmTool.compare_rpm_versions` (rpm_tools.py:249-295@25fabe91): VERSION then
+/// RELEASE (split at the first `-`), each as runs of letters or digits; digits compare as
+/// numbers and beat letters, letters compare as strings, and with equal common runs the one
+/// with more runs is newer.
+fn compare_rpm_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn runs(s: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut start = None;
+        let mut digit = false;
+        for (i, c) in s.char_indices() {
+            let class = if c.is_ascii_digit() {
+                Some(true)
+            } else if c.is_ascii_alphabetic() {
+                Some(false)
+            } else {
+                None
+            };
+            match (start, class) {
+                (Some(st), Some(d)) if d == digit => {
+                    let _ = st;
+                }
+                (Some(st), _) => {
+                    out.push(&s[st..i]);
+                    start = class.map(|d| {
+                        digit = d;
+                        i
+                    });
+                }
+                (None, Some(d)) => {
+                    digit = d;
+                    start = Some(i);
+                }
+                (None, None) => {}
+            }
+        }
+        if let Some(st) = start {
+            out.push(&s[st..]);
+        }
+        out
+    }
+    let fa: Vec<&str> = a.splitn(2, '-').collect();
+    let fb: Vec<&str> = b.splitn(2, '-').collect();
+    for i in 0..2 {
+        let ra = fa.get(i).map(|s| runs(s)).unwrap_or_default();
+        let rb = fb.get(i).map(|s| runs(s)).unwrap_or_default();
+        for (x, y) in ra.iter().zip(rb.iter()) {
+            let xd = x.starts_with(|c: char| c.is_ascii_digit());
+            let yd = y.starts_with(|c: char| c.is_ascii_digit());
+            let o = match (xd, yd) {
+                (true, true) => {
+                    let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                    x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+                }
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                (false, false) => x.cmp(y),
+            };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        if ra.len() != rb.len() {
+            return ra.len().cmp(&rb.len());
+        }
+    }
+    Ordering::Equal
 }
 
 /// A version (or rpm location) as a string, a number (YAML `1.2`) or a list of them; "" and []
@@ -387,7 +470,8 @@ mod tests {
         let order: Vec<&str> = sets.iter().map(|s| s.manager.as_str()).collect();
         assert_eq!(order, ["rpm", "apt", "yum", "dnf", "python", "rubygems"]);
         let yum: Vec<String> = sets[2].packages.iter().map(|p| p.spec("yum")).collect();
-        assert_eq!(yum, ["httpd", "php", "mysql-5.1", "mysql-5.5"]);
+        // yum installs only the newest of a list, as cfn-init.
+        assert_eq!(yum, ["httpd", "php", "mysql-5.5"]);
         assert_eq!(sets[1].packages[0].spec("apt"), "curl=7.1");
         assert_eq!(sets[3].packages[0].spec("dnf"), "jq-1.6");
         assert_eq!(sets[4].packages[0].spec("python"), "boto3==1.0");
@@ -415,6 +499,43 @@ mod tests {
         assert_eq!(rpm_file_name("https://h/", "epel"), "epel.rpm");
         assert_eq!(rpm_file_name("s3://b/..", "epel"), "epel.rpm");
         assert_eq!(rpm_file_name("https://h/a%2Fb.rpm", "epel"), "epel.rpm");
+    }
+
+    #[test]
+    fn rpm_version_order_and_yum_takes_the_newest() {
+        use std::cmp::Ordering::*;
+        for (a, b, want) in [
+            ("1.10", "1.9", Greater),
+            ("1.2-3", "1.2-10", Less),
+            ("1.0", "1.0.1", Less),
+            ("1.0a", "1.0", Greater),
+            ("2", "a", Greater),
+            ("1.01", "1.1", Equal),
+            ("1_0", "1.0", Equal),
+        ] {
+            assert_eq!(compare_rpm_versions(a, b), want, "{a} vs {b}");
+        }
+        let p = parse(
+            &json!({"yum": {"app": ["1.2-3", "1.10-1", "1.9"]}, "apt": {"x": ["1", "2"]}}),
+            "p",
+        )
+        .unwrap();
+        let specs: Vec<(String, Option<String>)> = p
+            .iter()
+            .flat_map(|s| {
+                s.packages
+                    .iter()
+                    .map(|p| (p.name.clone(), p.version.clone()))
+            })
+            .collect();
+        assert_eq!(
+            specs,
+            [
+                ("x".into(), Some("1".into())),
+                ("x".into(), Some("2".into())),
+                ("app".into(), Some("1.10-1".into()))
+            ]
+        );
     }
 
     #[test]
