@@ -417,15 +417,26 @@ async fn installed(ctx: Ctx<'_>, manager: &str, p: &Package) -> Result<bool> {
         "rpm" => exec::call(ctx, &argv(["rpm", "-q", &p.name]), &[], exec::QUERY)
             .await?
             .success(),
+        // As cfn-init's AptTool._pkg_installed (apt_tool.py:104-125@25fabe91): installed, and
+        // `name=version` starts with the requested spec (any version when none is asked for).
         "apt" => {
             let a = exec::call(
                 ctx,
-                &argv(["dpkg-query", "-W", "-f=${Status}", &p.name]),
+                &argv([
+                    "dpkg-query",
+                    "-f",
+                    "${Status}|${Package}=${Version}",
+                    "-W",
+                    &p.name,
+                ]),
                 &[],
                 exec::QUERY,
             )
             .await?;
-            a.success() && a.stdout.contains("install ok installed")
+            let (status, spec) = a.stdout.trim().split_once('|').unwrap_or(("", ""));
+            a.success()
+                && status.rsplit(' ').next() == Some("installed")
+                && spec.starts_with(&p.spec("apt"))
         }
         "python" => {
             let a = exec::call(ctx, &argv(["pip3", "show", &p.name]), &[], exec::QUERY).await?;

@@ -6,7 +6,7 @@ chkconfig update-rc.d service su, plus `record` (for Init commands: records argv
 
 Every call is appended to $FAKE_LOG (default: ../calls.jsonl from the fakes' directory) (JSONL: {"argv": [name, ...], "cwd": ..., "env": {...}}).
 Answers come from the world state in $FAKE_WORLD (default ../world.json; JSON, rewritten after each changing call):
-  rpm: [installed rpm names, "name" or "name-version"]   apt: [names]
+  rpm: [installed rpm names, "name" or "name-version"]   apt: ["name" or "name=version"]
   rpm_files: {basename: {"content", "mode", "dir_mode"}}  (written by `rpm -U <local file>`)
   pip: {name: version}                                   gem: {name: [versions]}
   groups: {name: {"gid": n, "members": [users]}}         users: {name: {"uid": n, "home": p}}
@@ -126,9 +126,13 @@ if NAME == "rpm":
     out(1, stderr=f"rpm: unsupported by the fake: {ARGS}")
 
 if NAME == "dpkg-query":
+    # `dpkg-query -f '${Status}|${Package}=${Version}' -W NAME`; apt entries are "name" (version
+    # 1.0) or "name=version".
     name = positional(ARGS)[-1]
-    if name in W["apt"]:
-        out(0, "install ok installed")
+    for entry in W["apt"]:
+        n, _, v = entry.partition("=")
+        if n == name:
+            out(0, f"install ok installed|{n}={v or '1.0'}")
     out(1, stderr=f"dpkg-query: no packages found matching {name}")
 
 if NAME == "apt-get":
@@ -137,8 +141,7 @@ if NAME == "apt-get":
     pos = positional(ARGS)
     for spec in pos[1:]:
         n = spec.split("=")[0]
-        if n not in W["apt"]:
-            W["apt"].append(n)
+        W["apt"] = [e for e in W["apt"] if e.partition("=")[0] != n] + [spec]
     save()
     out(0, "done")
 
