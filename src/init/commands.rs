@@ -384,12 +384,34 @@ fn read_tail(mut f: std::fs::File) -> String {
         .join(" | ")
 }
 
+/// Python's `os.path.expanduser`, as cfn-init applies it to `cwd` (command_tool.py:85-86
+/// @25fabe91): `~` and `~/x` are `$HOME` (or the current user's home), `~user[/x]` that user's
+/// home; anything else, or an unknown user, is left as it is.
 fn expand_home(cwd: &str) -> String {
-    match (cwd.strip_prefix('~'), std::env::var("HOME")) {
-        (Some(rest), Ok(home)) if rest.is_empty() || rest.starts_with('/') => {
-            format!("{home}{rest}")
-        }
-        _ => cwd.to_string(),
+    let Some(rest) = cwd.strip_prefix('~') else {
+        return cwd.to_string();
+    };
+    let (user, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let home = if user.is_empty() {
+        std::env::var("HOME").ok().or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir.to_string_lossy().into_owned())
+        })
+    } else {
+        nix::unistd::User::from_name(user)
+            .ok()
+            .flatten()
+            .map(|u| u.dir.to_string_lossy().into_owned())
+    };
+    match home {
+        // expanduser strips a trailing '/' of the home (`userhome.rstrip('/')`).
+        Some(h) => format!("{}{tail}", h.trim_end_matches('/')),
+        None => cwd.to_string(),
     }
 }
 
@@ -475,6 +497,20 @@ mod tests {
         assert!(
             e.contains("p.a.waitAfterCompletion") && e.contains("never"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn cwd_expands_like_python_expanduser() {
+        let home = std::env::var("HOME").unwrap_or_default();
+        assert_eq!(expand_home("~"), home.trim_end_matches('/'));
+        assert_eq!(expand_home("/x/~"), "/x/~");
+        assert_eq!(expand_home("~no-such-user-xyz/a"), "~no-such-user-xyz/a");
+        let root = nix::unistd::User::from_uid(0.into()).unwrap().unwrap();
+        let root_home = root.dir.to_string_lossy().into_owned();
+        assert_eq!(
+            expand_home(&format!("~{}/a", root.name)),
+            format!("{}/a", root_home.trim_end_matches('/'))
         );
     }
 

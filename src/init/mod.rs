@@ -347,19 +347,21 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
             unknown(&format!("{path}.{key}"), "key", key, SECTIONS)?;
         }
     }
-    let sources = match map.get("sources") {
+    // cfn-init applies a section only `if self._config.<section>:` (construction.py:238-293
+    // @25fabe91): a null, empty or false one (YAML `files:` with nothing under it) is absent.
+    let section = |key: &str| map.get(key).filter(|v| mustache::truthy(v));
+    let sources = match section("sources") {
         Some(v) => sources::parse(v, &format!("{path}.sources"))?,
         None => Vec::new(),
     };
-    let files = match map.get("files") {
+    let files = match section("files") {
         Some(v) => files::parse(v, &format!("{path}.files"))?,
         None => Vec::new(),
     };
-    let commands = match map.get("commands") {
+    let commands = match section("commands") {
         Some(v) => commands::parse(v, &format!("{path}.commands"))?,
         None => Vec::new(),
     };
-    let section = |key: &str| map.get(key).filter(|v| !v.is_null());
     let packages = match section("packages") {
         Some(v) => packages::parse(v, &format!("{path}.packages"))?,
         None => Vec::new(),
