@@ -345,9 +345,30 @@ pub async fn apply(
         let specs: Vec<String> = missing.iter().map(|p| p.spec(m)).collect();
         match m {
             "yum" | "dnf" => {
-                let mut a = argv([m, "-y", "install"]);
-                a.extend(specs);
-                exec::must(ctx, &a, &[], exec::INSTALL).await?;
+                // As cfn-init (rpm_tools.py:78-115@25fabe91): a requested version that is not
+                // newer than the installed one is a `yum downgrade`; the rest one install.
+                let (mut install, mut downgrade) = (Vec::new(), Vec::new());
+                for p in &missing {
+                    match &p.version {
+                        Some(v) => {
+                            let current = installed_rpm_version(ctx, &p.name).await?;
+                            if compare_rpm_versions(v, &current) == std::cmp::Ordering::Greater {
+                                install.push(p.spec(m));
+                            } else {
+                                tracing::info!(config, package = %p.name, installed = %current, requested = %v, "downgrading");
+                                downgrade.push(p.spec(m));
+                            }
+                        }
+                        None => install.push(p.spec(m)),
+                    }
+                }
+                for (verb, list) in [("install", install), ("downgrade", downgrade)] {
+                    if !list.is_empty() {
+                        let mut a = argv([m, "-y", verb]);
+                        a.extend(list);
+                        exec::must(ctx, &a, &[], exec::INSTALL).await?;
+                    }
+                }
             }
             "zypper" => {
                 let mut a = argv(["zypper", "--non-interactive", "install"]);
@@ -404,6 +425,33 @@ pub async fn apply(
             .extend(missing.iter().map(|p| p.name.clone()));
     }
     Ok(())
+}
+
+/// The installed `VERSION-RELEASE` of an rpm package ("" when none), as cfn-init's
+/// `RpmTool.get_package_version(name, False)` asks it (rpm_tools.py:207-233@25fabe91).
+async fn installed_rpm_version(ctx: Ctx<'_>, name: &str) -> Result<String> {
+    let a = exec::call(
+        ctx,
+        &argv([
+            "rpm",
+            "-qa",
+            "--queryformat",
+            "%{NAME}|%{VERSION}-%{RELEASE}",
+            "--nosignature",
+            name,
+        ]),
+        &[],
+        exec::QUERY,
+    )
+    .await?;
+    if !a.success() {
+        return Ok(String::new());
+    }
+    Ok(a.stdout
+        .trim()
+        .split_once('|')
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default())
 }
 
 async fn installed(ctx: Ctx<'_>, manager: &str, p: &Package) -> Result<bool> {

@@ -98,13 +98,35 @@ if NAME == "su":
         out(1, stderr=f"su (fake): unsupported call {ARGS}")
     sys.exit(subprocess.call(["/bin/sh", "-c"] + rest[1:]))
 
+def rpm_version(entry, name):
+    """The VERSION-RELEASE of an rpm world entry ("name" is 1.0-1, "name-V-R" is V-R), or None."""
+    if entry == name:
+        return "1.0-1"
+    if entry.startswith(name + "-") and entry[len(name) + 1:][:1].isdigit():
+        return entry[len(name) + 1:]
+    return None
+
+
 if NAME in ("yum", "dnf", "zypper"):
     pos = positional(ARGS)
+    if pos[:1] == ["downgrade"] and NAME != "zypper":
+        for spec in pos[1:]:
+            W["rpm"] = [e for e in W["rpm"] if not any(
+                rpm_version(e, spec[:i]) for i in range(1, len(spec)) if spec[i] == "-")]
+        install_rpms(pos[1:])
     if pos[:1] != ["install"]:
         out(1, stderr=f"{NAME}: unsupported by the fake: {ARGS}")
     install_rpms(pos[1:])
 
 if NAME == "rpm":
+    if ARGS[:1] == ["-qa"]:
+        # `rpm -qa --queryformat '%{NAME}|%{VERSION}-%{RELEASE}' --nosignature NAME`
+        name = ARGS[-1]
+        for e in W["rpm"]:
+            v = rpm_version(e, name)
+            if v:
+                out(0, f"{name}|{v}")
+        out(0)
     if ARGS[:1] == ["-q"]:
         q = ARGS[1]
         if q in W["rpm"]:
