@@ -286,7 +286,13 @@ pub async fn apply(
                 )
                 .await?;
             } else {
-                exec::must(ctx, &argv(["service", n, "restart"]), &[], exec::CHANGE).await?;
+                exec::must(
+                    ctx,
+                    &sysv(n, "restart", on_path("service")),
+                    &[],
+                    exec::CHANGE,
+                )
+                .await?;
             }
             done.entry(s.name.clone()).or_default().push("restart");
             continue;
@@ -298,7 +304,13 @@ pub async fn apply(
         let running = if systemd {
             exec::call(ctx, &argv(["systemctl", "is-active", n]), &[], exec::QUERY).await?
         } else {
-            exec::call(ctx, &argv(["service", n, "status"]), &[], exec::QUERY).await?
+            exec::call(
+                ctx,
+                &sysv(n, "status", on_path("service")),
+                &[],
+                exec::QUERY,
+            )
+            .await?
         }
         .success();
         let verb = match (want_running, running) {
@@ -312,12 +324,23 @@ pub async fn apply(
         let a = if systemd {
             argv(["systemctl", verb, n])
         } else {
-            argv(["service", n, verb])
+            sysv(n, verb, on_path("service"))
         };
         exec::must(ctx, &a, &[], exec::CHANGE).await?;
         done.entry(s.name.clone()).or_default().push(verb);
     }
     Ok(())
+}
+
+/// A sysvinit action: `service NAME VERB`, or without a `service` command the init script
+/// itself, `/etc/init.d/NAME VERB`, as cfn-init's `_get_service_executable`
+/// (service_tools.py:253-274@25fabe91).
+fn sysv(name: &str, verb: &str, has_service: bool) -> Vec<String> {
+    if has_service {
+        argv(["service", name, verb])
+    } else {
+        vec![format!("/etc/init.d/{name}"), verb.to_string()]
+    }
 }
 
 /// Whether `tool` is an executable file in a directory of `PATH` (how [`exec::call`] finds it).
@@ -370,6 +393,12 @@ mod tests {
             s.triggers.fired(&c).as_deref(),
             Some("file /etc/nginx/nginx.conf")
         );
+    }
+
+    #[test]
+    fn sysvinit_without_service_runs_the_init_script() {
+        assert_eq!(sysv("web", "start", true), ["service", "web", "start"]);
+        assert_eq!(sysv("web", "status", false), ["/etc/init.d/web", "status"]);
     }
 
     #[test]
