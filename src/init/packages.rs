@@ -33,13 +33,23 @@ pub struct Package {
     pub source: Option<String>,
 }
 
+/// `^https?://.*$` on the lowered string, as cfn-init's `PythonTool._url_pattern`.
+fn is_http_url(v: &str) -> bool {
+    let v = v.to_ascii_lowercase();
+    v.starts_with("http://") || v.starts_with("https://")
+}
+
 impl Package {
     /// How the manager spells "this name at this version" on its command line.
     pub fn spec(&self, manager: &str) -> String {
         match (&self.version, manager) {
             (None, _) => self.name.clone(),
-            (Some(v), "apt" | "zypper") => format!("{}={v}", self.name),
+            (Some(v), "apt") => format!("{}={v}", self.name),
+            // A URL as a python "version" is what to install (lang_package_tools.py:71-77
+            // @25fabe91).
+            (Some(v), "python") if is_http_url(v) => v.clone(),
             (Some(v), "python") => format!("{}=={v}", self.name),
+            // yum, dnf and zypper (zypper_tool.py:50-51@25fabe91): NAME-VERSION.
             (Some(v), _) => format!("{}-{v}", self.name),
         }
     }
