@@ -270,6 +270,8 @@ pub async fn apply_users(
     for u in users {
         let upath = format!("{path}.{}", u.name);
         let mut want_gids = BTreeSet::new();
+        // In the order given: `-G` takes these gids, as cfn-init's `_get_gids` builds it.
+        let mut gid_list = Vec::new();
         for (i, g) in u.groups.iter().enumerate() {
             let Some(fields) = getent(ctx, "group", g).await? else {
                 return Err(Error::invalid(
@@ -279,9 +281,11 @@ pub async fn apply_users(
                     ),
                 ));
             };
-            want_gids.insert(fields.get(2).cloned().unwrap_or_default());
+            let gid = fields.get(2).cloned().unwrap_or_default();
+            want_gids.insert(gid.clone());
+            gid_list.push(gid);
         }
-        let groups = u.groups.join(",");
+        let groups = gid_list.join(",");
         match getent(ctx, "passwd", &u.name).await? {
             Some(fields) => {
                 existing_id(&fields, "user", &u.name, u.uid, &format!("{upath}.uid"))?;
@@ -307,12 +311,13 @@ pub async fn apply_users(
                 }
             }
             None => {
+                // cfn-init's order (posix_security.py:126-140@25fabe91): -d, -u, -G gids.
                 let mut a = argv(["useradd", "-M", "-r", "--shell", "/sbin/nologin"]);
-                if let Some(uid) = u.uid {
-                    a.extend(argv(["-u", &uid.to_string()]));
-                }
                 if let Some(h) = &u.home_dir {
                     a.extend(argv(["-d", h]));
+                }
+                if let Some(uid) = u.uid {
+                    a.extend(argv(["-u", &uid.to_string()]));
                 }
                 if !u.groups.is_empty() {
                     a.extend(argv(["-G", &groups]));

@@ -229,6 +229,9 @@ if NAME == "groupadd":
 
 
 def set_groups(user, groups):
+    # -G takes names or gids, as the real tools do.
+    by_gid = {str(g["gid"]): n for n, g in W["groups"].items()}
+    groups = [by_gid.get(n, n) for n in groups]
     for n in groups:
         if n not in W["groups"]:
             out(6, stderr=f"{NAME}: group '{n}' does not exist")
