@@ -342,6 +342,10 @@ pub async fn apply(
     for set in sets {
         let m = set.manager.as_str();
         let mut missing = Vec::new();
+        if m == "rpm" {
+            apply_rpm(ctx, &set.packages, fetcher, changed).await?;
+            continue;
+        }
         for p in &set.packages {
             if installed(ctx, m, p).await? {
                 tracing::info!(config, manager = m, package = %p.spec(m), "already installed");
@@ -396,23 +400,6 @@ pub async fn apply(
                 )
                 .await?;
             }
-            "rpm" => {
-                for p in &missing {
-                    let source = p.source.as_deref().unwrap_or_default();
-                    let local = download_rpm(p, source, config, fetcher).await?;
-                    let file = match &local {
-                        Some(l) => l.path.to_string_lossy().into_owned(),
-                        None => source.to_string(),
-                    };
-                    exec::must(
-                        ctx,
-                        &argv(["rpm", "-U", "--quiet", &file]),
-                        &[],
-                        exec::INSTALL,
-                    )
-                    .await?;
-                }
-            }
             "python" => {
                 for spec in &specs {
                     exec::must(ctx, &argv(["pip3", "install", spec]), &[], exec::INSTALL).await?;
@@ -435,6 +422,92 @@ pub async fn apply(
             .extend(missing.iter().map(|p| p.name.clone()));
     }
     Ok(())
+}
+
+/// `rpm` packages as cfn-init's RpmTool (rpm_tools.py:147-206,296-311@25fabe91): the name and
+/// version inside each file (`rpm -qp`) say whether it is installed (`rpm -q --quiet
+/// NAME-VERSION-RELEASE`), so a file of another version than the installed one is installed
+/// (upgraded); the others go in one `rpm -U --quiet --nosignature --replacepkgs`. Unlike cfn-init,
+/// a file `rpm -qp` cannot read is not silently taken as installed: the package is then judged
+/// by its key (`rpm -q KEY`) and a bad location fails in `rpm -U`.
+async fn apply_rpm(
+    ctx: Ctx<'_>,
+    packages: &[Package],
+    fetcher: &Fetcher<'_>,
+    changed: &mut BTreeMap<String, BTreeSet<String>>,
+) -> Result<()> {
+    let config = ctx.config;
+    let mut files = Vec::new();
+    let mut names = Vec::new();
+    // Downloaded files live until the install is done.
+    let mut locals = Vec::new();
+    for p in packages {
+        let source = p.source.as_deref().unwrap_or_default();
+        let local = download_rpm(p, source, config, fetcher).await?;
+        let file = match &local {
+            Some(l) => l.path.to_string_lossy().into_owned(),
+            None => source.to_string(),
+        };
+        let present = match rpm_file_spec(ctx, &file).await? {
+            Some(spec) => exec::call(
+                ctx,
+                &argv(["rpm", "-q", "--quiet", &spec]),
+                &[],
+                exec::QUERY,
+            )
+            .await?
+            .success(),
+            None => installed(ctx, "rpm", p).await?,
+        };
+        if present {
+            tracing::info!(config, manager = "rpm", package = %p.name, "already installed");
+            continue;
+        }
+        files.push(file);
+        names.push(p.name.clone());
+        locals.extend(local);
+    }
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut a = argv(["rpm", "-U", "--quiet", "--nosignature", "--replacepkgs"]);
+    a.extend(files);
+    exec::must(ctx, &a, &[], exec::INSTALL).await?;
+    drop(locals);
+    changed.entry("rpm".into()).or_default().extend(names);
+    Ok(())
+}
+
+/// `NAME-VERSION-RELEASE` of the rpm file at `file` (a path or URL rpm reads itself), as
+/// cfn-init's `get_package_version(pkg)` asks it; `None` when rpm cannot read it.
+async fn rpm_file_spec(ctx: Ctx<'_>, file: &str) -> Result<Option<String>> {
+    let a = exec::call(
+        ctx,
+        &argv([
+            "rpm",
+            "-qp",
+            "--queryformat",
+            "%{NAME}|%{VERSION}-%{RELEASE}",
+            "--nosignature",
+            file,
+        ]),
+        &[],
+        exec::QUERY,
+    )
+    .await?;
+    if !a.success() {
+        return Ok(None);
+    }
+    let (name, version) = a
+        .stdout
+        .trim()
+        .split_once('|')
+        .unwrap_or((a.stdout.trim(), ""));
+    Ok(match (name, version) {
+        ("", _) => None,
+        (n, "") => Some(n.to_string()),
+        (n, v) => Some(format!("{n}-{v}")),
+    })
 }
 
 /// The installed `VERSION-RELEASE` of an rpm package ("" when none), as cfn-init's

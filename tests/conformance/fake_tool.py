@@ -107,6 +107,20 @@ def rpm_version(entry, name):
     return None
 
 
+def rpm_file_nv(base):
+    """(NAME, VERSION-RELEASE) from an rpm file name or world entry: the first dash-separated
+    field starting with a digit begins the version; an arch suffix and .rpm are dropped."""
+    base = base[:-4] if base.endswith(".rpm") else base
+    for arch in (".noarch", ".x86_64", ".aarch64", ".i386", ".i686"):
+        if base.endswith(arch):
+            base = base[: -len(arch)]
+    parts = base.split("-")
+    for i in range(1, len(parts)):
+        if parts[i][:1].isdigit():
+            return "-".join(parts[:i]), "-".join(parts[i:])
+    return base, "1.0-1"
+
+
 if NAME in ("yum", "dnf", "zypper"):
     pos = positional(ARGS)
     if pos[:1] == ["downgrade"] and NAME != "zypper":
@@ -127,24 +141,36 @@ if NAME == "rpm":
             if v:
                 out(0, f"{name}|{v}")
         out(0)
+    if ARGS[:1] == ["-qp"]:
+        # `rpm -qp --queryformat '%{NAME}|%{VERSION}-%{RELEASE}' --nosignature FILE`: read from
+        # the file's name (NAME-VERSION[-RELEASE][.ARCH].rpm; no version is 1.0-1); a file
+        # listed in `rpm_unreadable` cannot be read.
+        src = ARGS[-1]
+        if src in W.get("rpm_unreadable", []):
+            out(1, stderr=f"error: open of {src} failed")
+        name, ver = rpm_file_nv(src.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
+        out(0, f"{name}|{ver}")
     if ARGS[:1] == ["-q"]:
-        q = ARGS[1]
-        if q in W["rpm"]:
+        q = ARGS[-1]
+        if q in W["rpm"] or any("-".join(rpm_file_nv(e)) == q for e in W["rpm"]):
             out(0, q)
         out(1, f"package {q} is not installed")
     if ARGS[:1] == ["-U"]:
-        src = positional(ARGS)[0]
-        if os.path.isfile(src):
-            # A downloaded file: what it held and how private it was, for the expectations.
-            with open(src, "rb") as f:
-                data = f.read()
-            W.setdefault("rpm_files", {})[os.path.basename(src)] = {
-                "content": data.decode(errors="replace"),
-                "mode": "%04o" % (os.stat(src).st_mode & 0o7777),
-                "dir_mode": "%04o" % (os.stat(os.path.dirname(src)).st_mode & 0o7777)}
-        name = os.path.basename(src)
-        name = name[:-4] if name.endswith(".rpm") else name
-        install_rpms([name])
+        for src in positional(ARGS):
+            if os.path.isfile(src):
+                # A downloaded file: what it held and how private it was, for the expectations.
+                with open(src, "rb") as f:
+                    data = f.read()
+                W.setdefault("rpm_files", {})[os.path.basename(src)] = {
+                    "content": data.decode(errors="replace"),
+                    "mode": "%04o" % (os.stat(src).st_mode & 0o7777),
+                    "dir_mode": "%04o" % (os.stat(os.path.dirname(src)).st_mode & 0o7777)}
+            name = os.path.basename(src)
+            name = name[:-4] if name.endswith(".rpm") else name
+            if name not in W["rpm"]:
+                W["rpm"].append(name)
+        save()
+        out(0)
     out(1, stderr=f"rpm: unsupported by the fake: {ARGS}")
 
 if NAME == "dpkg-query":
