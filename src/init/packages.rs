@@ -358,9 +358,10 @@ pub async fn apply(
         }
         let specs: Vec<String> = missing.iter().map(|p| p.spec(m)).collect();
         match m {
-            "yum" | "dnf" => {
-                // As cfn-init (rpm_tools.py:78-115@25fabe91): a requested version that is not
-                // newer than the installed one is a `yum downgrade`; the rest one install.
+            "yum" | "dnf" | "zypper" => {
+                // As cfn-init (rpm_tools.py:78-115, zypper_tool.py:63-110@25fabe91): a requested
+                // version that is not newer than the installed one is a downgrade; the rest one
+                // install.
                 let (mut install, mut downgrade) = (Vec::new(), Vec::new());
                 for p in &missing {
                     match &p.version {
@@ -376,18 +377,26 @@ pub async fn apply(
                         None => install.push(p.spec(m)),
                     }
                 }
-                for (verb, list) in [("install", install), ("downgrade", downgrade)] {
+                let (up, down) = if m == "zypper" {
+                    (
+                        argv(["zypper", "--non-interactive", "install"]),
+                        argv([
+                            "zypper",
+                            "--non-interactive",
+                            "install",
+                            "--oldpackage",
+                            "--force-resolution",
+                        ]),
+                    )
+                } else {
+                    (argv([m, "-y", "install"]), argv([m, "-y", "downgrade"]))
+                };
+                for (mut a, list) in [(up, install), (down, downgrade)] {
                     if !list.is_empty() {
-                        let mut a = argv([m, "-y", verb]);
                         a.extend(list);
                         exec::must(ctx, &a, &[], exec::INSTALL).await?;
                     }
                 }
-            }
-            "zypper" => {
-                let mut a = argv(["zypper", "--non-interactive", "install"]);
-                a.extend(specs);
-                exec::must(ctx, &a, &[], exec::INSTALL).await?;
             }
             "apt" => {
                 let mut a = argv(["apt-get", "-q", "-y", "install"]);

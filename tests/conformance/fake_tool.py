@@ -123,7 +123,8 @@ def rpm_file_nv(base):
 
 if NAME in ("yum", "dnf", "zypper"):
     pos = positional(ARGS)
-    if pos[:1] == ["downgrade"] and NAME != "zypper":
+    if pos[:1] == ["downgrade"] or "--oldpackage" in ARGS:
+        pos = ["downgrade"] + pos[1:]
         for spec in pos[1:]:
             W["rpm"] = [e for e in W["rpm"] if not any(
                 rpm_version(e, spec[:i]) for i in range(1, len(spec)) if spec[i] == "-")]
