@@ -14,6 +14,7 @@ use crate::settings::{kind, short};
 
 const KEYS: &[&str] = &[
     "command",
+    "defaults",
     "runas",
     "env",
     "cwd",
@@ -47,6 +48,11 @@ pub struct CommandSpec {
     /// cfn-init's `runas`: the command becomes `su USER -c COMMAND` (command_tool.py:105-114).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runas: Option<String>,
+    /// cfn-init's `defaults` (command_tool.py:60-78): a command run first whose JSON output
+    /// gives the command's attributes, the template's own winning (`env` merged key by key).
+    /// Held with the template's attributes; the command is parsed again after it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<(CommandLine, serde_json::Map<String, Value>)>,
     pub ignore_errors: bool,
     pub wait_after_completion: Option<u64>,
     /// `waitAfterCompletion: forever`: the command reboots the machine; Init stops after it and
@@ -97,8 +103,15 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
             super::unknown(&format!("{path}.{k}"), "key", k, KEYS)?;
         }
     }
+    let defaults = map
+        .get("defaults")
+        .map(|v| command_line(v, &format!("{path}.defaults")))
+        .transpose()?
+        .map(|d| (d, map.clone()));
     let command = match map.get("command") {
         Some(v) => command_line(v, &format!("{path}.command"))?,
+        // It may come from `defaults`' output: checked once that has run.
+        None if defaults.is_some() => CommandLine::Shell(String::new()),
         None => return Err(Error::invalid(format!("{path}.command"), "is required")),
     };
     let env = match map.get("env") {
@@ -189,6 +202,7 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
             .map(|v| command_line(v, &format!("{path}.test")))
             .transpose()?,
         runas: opt_string("runas")?.filter(|u| !u.is_empty()),
+        defaults,
         ignore_errors,
         wait_after_completion,
         wait_for_reboot,
@@ -228,6 +242,78 @@ fn scalar(v: &Value, path: &str) -> Result<String> {
 
 /// Runs one command; `false` when its `test` skipped it.
 pub async fn run(spec: &CommandSpec, config: &str) -> Result<bool> {
+    match &spec.defaults {
+        None => run_spec(spec, config).await,
+        Some((defaults, own)) => {
+            let merged = with_defaults(spec, defaults, own, config).await?;
+            run_spec(&merged, config).await
+        }
+    }
+}
+
+/// Runs `defaults` (inherited environment, no cwd, as cfn-init's ProcessHelper) and parses the
+/// command again from its JSON output overlaid with the template's attributes.
+async fn with_defaults(
+    spec: &CommandSpec,
+    defaults: &CommandLine,
+    own: &serde_json::Map<String, Value>,
+    config: &str,
+) -> Result<CommandSpec> {
+    let fail = |outcome: String| Error::Command {
+        config: config.to_string(),
+        key: spec.key.clone(),
+        outcome,
+        output_tail: String::new(),
+    };
+    let mut cmd = match defaults {
+        CommandLine::Shell(s) => {
+            let mut c = tokio::process::Command::new("/bin/sh");
+            c.arg("-c").arg(s);
+            c
+        }
+        CommandLine::Exec(argv) => {
+            let mut c = tokio::process::Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    let out = cmd
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| fail(format!("defaults could not be started ({defaults}): {e}")))?;
+    if !out.status.success() {
+        return Err(fail(format!(
+            "defaults script {} ({defaults})",
+            describe(out.status)
+        )));
+    }
+    let mut attrs = match serde_json::from_slice::<Value>(&out.stdout) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Err(fail(
+                "defaults script did not print a JSON mapping".to_string(),
+            ))
+        }
+    };
+    // command_tool.py:72-78: the defaults' env updated with the template's, then the template's
+    // attributes over the defaults'.
+    let mut env = match attrs.get("env") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    if let Some(Value::Object(m)) = own.get("env") {
+        env.extend(m.clone());
+    }
+    attrs.extend(own.clone());
+    attrs.insert("env".to_string(), Value::Object(env));
+    attrs.remove("defaults");
+    let path = format!("{}{config}.commands.{}", super::BLOCK_PREFIX, spec.key);
+    parse_one(&spec.key, &Value::Object(attrs), &path)
+}
+
+async fn run_spec(spec: &CommandSpec, config: &str) -> Result<bool> {
     if let Some(test) = &spec.test {
         let (status, _) = execute(spec, test, config).await?;
         if !status.success() {
