@@ -63,6 +63,14 @@ pub struct RunArgs {
     /// Write every file under DIR instead of /.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
+    /// How Init `files.context` templates render: chevron (cfn-init on Amazon Linux 2023) or
+    /// pystache (cfn-init on Amazon Linux 2).
+    #[arg(long, value_enum, value_name = "FLAVOUR", default_value = "chevron")]
+    pub mustache: crate::init::mustache::Flavour,
+    /// An unknown key in the Init block is an error (exit 3) instead of a warning (cfn-init
+    /// ignores unknown keys silently). With --dry-run: a check of the whole document.
+    #[arg(long)]
+    pub strict: bool,
     /// Base URL of the ECS agent's introspection API.
     #[arg(long, value_name = "URL", default_value = DEFAULT_INTROSPECTION_URL)]
     pub introspection_url: String,

@@ -55,6 +55,14 @@ pub struct InitArgs {
     /// Write every file under DIR instead of /.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
+    /// How `files.context` templates render: chevron (cfn-init on Amazon Linux 2023) or
+    /// pystache (cfn-init on Amazon Linux 2).
+    #[arg(long, value_enum, value_name = "FLAVOUR", default_value = "chevron")]
+    pub mustache: init::mustache::Flavour,
+    /// An unknown key in the Init block is an error (exit 3) instead of a warning (cfn-init
+    /// ignores unknown keys silently).
+    #[arg(long)]
+    pub strict: bool,
     /// A metadata document (the resource's Metadata, JSON or YAML) instead of a stack; `-` reads
     /// it from stdin.
     #[arg(value_name = "METADATA_FILE", conflicts_with_all = ["stack", "resource"])]

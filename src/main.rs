@@ -25,6 +25,8 @@ fn main() -> ExitCode {
         return code;
     }
     let args = cli.into_args();
+    ecs_bootstrap::init::mustache::set_flavour(args.mustache);
+    ecs_bootstrap::init::set_strict(args.strict);
     init_logging(args.verbose);
     let foreground = args.foreground || args.dry_run;
     let mode = match args.into_mode() {
@@ -113,6 +115,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 /// `ecs-bootstrap init`: silent on success, as cfn-init; one FAILURE line otherwise.
 fn init_main(a: &ecs_bootstrap::init_cmd::InitArgs) -> ExitCode {
+    ecs_bootstrap::init::mustache::set_flavour(a.mustache);
+    ecs_bootstrap::init::set_strict(a.strict);
     init_logging(a.verbose);
     let runtime = match runtime() {
         Ok(rt) => rt,

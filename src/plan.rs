@@ -250,7 +250,14 @@ impl Plan {
                 };
                 let _ = writeln!(w, "   - command {}: {}", v(&cmd.key), v(&line));
                 if let Some(t) = &cmd.test {
-                    let _ = writeln!(w, "       only if `{}` succeeds", v(t));
+                    let t = match t {
+                        CommandLine::Shell(s) => s.clone(),
+                        CommandLine::Exec(argv) => argv.join(" "),
+                    };
+                    let _ = writeln!(w, "       only if `{}` succeeds", v(&t));
+                }
+                if let Some(user) = &cmd.runas {
+                    let _ = writeln!(w, "       as {user} (su {user} -c ...)");
                 }
                 if let Some(cwd) = &cmd.cwd {
                     let _ = writeln!(w, "       cwd: {}", v(cwd));

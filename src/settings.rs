@@ -182,16 +182,80 @@ fn integer(v: &Value, path: &str) -> Result<u64> {
     parsed.ok_or_else(|| Error::invalid(path, format!("must be a whole number, got {}", short(v))))
 }
 
+/// This block's booleans: what cfn-init reads as true ([`cfn_boolean`]) is true; an explicit
+/// false (`false`, `"no"`, `0`, ...) is false; anything else is an error (this block is ours,
+/// so a typo is not silently false).
 fn boolean(v: &Value, path: &str) -> Result<bool> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        other => Err(Error::invalid(
+    match cfn_boolean(v, path)? {
+        Boolean::True => Ok(true),
+        Boolean::False => Ok(false),
+        Boolean::OtherFalse => Err(Error::invalid(
             path,
-            format!("must be true or false, got {}", short(other)),
+            format!("must be true or false, got {}", short(v)),
         )),
     }
+}
+
+/// How cfn-init read a boolean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Boolean {
+    True,
+    /// An explicit false: `false`, `null`, `0`, `""`, `"false"`, `"no"`, `"n"`, `"0"`, `[]`, `{}`.
+    False,
+    /// Anything else (`"maybe"`, `"on"`, `2`): false for cfn-init too, but probably not meant.
+    OtherFalse,
+}
+
+impl Boolean {
+    pub(crate) fn is_true(self) -> bool {
+        self == Boolean::True
+    }
+}
+
+/// cfn-init's `util.interpret_boolean` (util.py:368-386@25fabe91), the one boolean reader for
+/// `ignoreErrors`, `enabled` and `ensureRunning`: a falsy value is false; a string is lowered and
+/// stripped; true is `true`, `1`, `"true"`, `"yes"`, `"y"`, `"1"` (so `" YES "` and `1.0` too),
+/// anything else false. A non-empty list or mapping makes cfn-init fail (unhashable): an error.
+pub(crate) fn cfn_boolean(v: &Value, path: &str) -> Result<Boolean> {
+    let word = |s: &str| -> Boolean {
+        match s.to_lowercase().trim() {
+            "true" | "yes" | "y" | "1" => Boolean::True,
+            "" | "false" | "no" | "n" | "0" => Boolean::False,
+            _ => Boolean::OtherFalse,
+        }
+    };
+    Ok(match v {
+        Value::Null | Value::Bool(false) => Boolean::False,
+        Value::Bool(true) => Boolean::True,
+        Value::Number(n) => match n.as_f64() {
+            Some(1.0) => Boolean::True,
+            Some(0.0) => Boolean::False,
+            _ => Boolean::OtherFalse,
+        },
+        Value::String(s) => word(s),
+        Value::Array(a) if a.is_empty() => Boolean::False,
+        Value::Object(m) if m.is_empty() => Boolean::False,
+        other => {
+            return Err(Error::invalid(
+                path,
+                format!("must be true or false, got {}", short(other)),
+            ))
+        }
+    })
+}
+
+/// [`cfn_boolean`] for the Init block: a value cfn-init reads as false without it looking like
+/// one (`"maybe"`) is false here too, with a warning naming the key.
+pub(crate) fn init_boolean(v: &Value, path: &str) -> Result<bool> {
+    let b = cfn_boolean(v, path)?;
+    if b == Boolean::OtherFalse {
+        tracing::warn!(
+            key = path,
+            value = %short(v),
+            "read as false, as cfn-init does (true is true, 1, \"true\", \"yes\", \"y\" or \"1\")"
+        );
+    }
+    Ok(b.is_true())
 }
 
 /// A value as it appears in an error: short, on one line.
@@ -591,6 +655,34 @@ mod tests {
             Values::MayBePlaceholders,
         );
         assert!(dry.is_ok());
+    }
+
+    #[test]
+    fn booleans_read_as_cfn_init_reads_them() {
+        use Boolean::*;
+        for (v, want) in [
+            (json!(true), True),
+            (json!(1), True),
+            (json!(1.0), True),
+            (json!("true"), True),
+            (json!(" YES "), True),
+            (json!("y"), True),
+            (json!("1"), True),
+            (json!(false), False),
+            (json!(null), False),
+            (json!(0), False),
+            (json!(""), False),
+            (json!("No"), False),
+            (json!([]), False),
+            (json!("maybe"), OtherFalse),
+            (json!("on"), OtherFalse),
+            (json!(2), OtherFalse),
+        ] {
+            assert_eq!(cfn_boolean(&v, "p").unwrap(), want, "{v}");
+        }
+        assert!(cfn_boolean(&json!(["x"]), "p").is_err());
+        assert!(boolean(&json!("yes"), "p").unwrap());
+        assert!(boolean(&json!("maybe"), "p").is_err());
     }
 
     #[test]

@@ -22,12 +22,13 @@ tests/conformance/cases/<name>/
   world.json      optional: what the fakes report as installed/existing (see
                   conformance/fake_tool.py), `files` already under the root before the run
                   ({"/etc/x": {"content": "...", "mode": "0640"}}), and `missing_tools` (fakes
-                  not put on PATH).
+                  not put on PATH; the case then runs with only the fakes on PATH).
   expect.json     {"args": [...extra init args...], "stdin": false,
                    "exit_code": 0, "stderr_contains": ["..."], "stderr_excludes": ["..."],
                    "files": {"/path": {"content": "..." | "content_json": {...} |
                              "content_base64": "...", "mode": "0644", "owner": "root",
                              "group": "root", "symlink": "target", "absent": true}},
+                                                # (a symlink's owner/group are the link's own)
                    "calls": [["argv", ...] | {"argv": [...], "env": {...}, "env_absent": [...],
                              "cwd": "..."}],       # every fake call, in order, exactly
                    "world": {...},                  # subset of the fakes' state afterwards
@@ -52,6 +53,7 @@ import os
 import pwd
 import stat
 import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -65,7 +67,7 @@ from harness.instance import bootstrap_bin
 CASES = REPO_ROOT / "tests" / "conformance" / "cases"
 FAKE = REPO_ROOT / "tests" / "conformance" / "fake_tool.py"
 TOOLS = ["yum", "dnf", "zypper", "rpm", "apt-get", "dpkg-query", "pip3", "gem", "getent",
-         "groupadd", "useradd", "usermod", "systemctl", "chkconfig", "service", "record"]
+         "groupadd", "useradd", "usermod", "systemctl", "chkconfig", "update-rc.d", "service", "su", "record"]
 
 
 def binary() -> str:
@@ -261,6 +263,13 @@ class Case:
         for t in TOOLS:
             if t not in missing:
                 (self.bin / t).symlink_to(FAKE)
+        # A missing tool must not be found on the host's PATH either (this machine has a real
+        # update-rc.d): such a case runs with only the fakes' directory on PATH, plus python3 for
+        # the fakes themselves.
+        self.path = f"{self.bin}:{os.environ['PATH']}"
+        if missing:
+            (self.bin / "python3").symlink_to(sys.executable)
+            self.path = str(self.bin)
         for path, spec in world.pop("files", {}).items():
             p = self.host(path)
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -277,7 +286,7 @@ class Case:
 
     def run(self) -> subprocess.CompletedProcess:
         env = {
-            "PATH": f"{self.bin}:{os.environ['PATH']}",
+            "PATH": self.path,
             "HOME": str(self.home),
             "FAKE_WORLD": str(self.world),
             "FAKE_LOG": str(self.log),
@@ -369,6 +378,11 @@ def test_case(name, tmp_path, request):
                 errors.append(f"{path}: not a symlink")
             elif os.readlink(p) != want["symlink"]:
                 errors.append(f"{path}: links to {os.readlink(p)!r}, expected {want['symlink']!r}")
+            # The link's own owner (lstat), not its target's.
+            if "owner" in want and pwd.getpwuid(st.st_uid).pw_name != want["owner"]:
+                errors.append(f"{path}: link owner {pwd.getpwuid(st.st_uid).pw_name}, expected {want['owner']}")
+            if "group" in want and grp.getgrgid(st.st_gid).gr_name != want["group"]:
+                errors.append(f"{path}: link group {grp.getgrgid(st.st_gid).gr_name}, expected {want['group']}")
             continue
         data = p.read_bytes()
         if "content" in want and data.decode(errors="replace") != want["content"]:

@@ -192,6 +192,19 @@ impl Dir {
         nix::unistd::symlinkat(target, self.as_fd(), entry(name)?).map_err(io::Error::from)
     }
 
+    /// Sets the owner and group of the entry `name` itself: a symlink's own, never its
+    /// target's (`AT_SYMLINK_NOFOLLOW`, as `lchown`).
+    pub fn lchown(&self, name: &OsStr, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        nix::unistd::fchownat(
+            self.as_fd(),
+            entry(name)?,
+            uid.map(nix::unistd::Uid::from_raw),
+            gid.map(nix::unistd::Gid::from_raw),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(io::Error::from)
+    }
+
     pub fn read_link(&self, name: &OsStr) -> io::Result<PathBuf> {
         nix::fcntl::readlinkat(self.as_fd(), entry(name)?)
             .map(PathBuf::from)

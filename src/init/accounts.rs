@@ -1,7 +1,8 @@
 //! Init `groups` and `users`, created as cfn-init creates them: system accounts
 //! (`groupadd -r`, `useradd -M -r --shell /sbin/nologin`), in alphabetical order. An existing
 //! account with a different id is an error; an existing user's groups are replaced
-//! (`usermod -G`); a user's groups must exist.
+//! (`usermod -G`) when they differ, its home directory when it differs; a user's groups must
+//! exist. A created or modified account is a change for restart triggers.
 
 use std::collections::BTreeSet;
 
@@ -60,10 +61,7 @@ fn entries<'a>(
         };
         for k in spec.keys() {
             if !keys.contains(&k.as_str()) {
-                return Err(Error::invalid(
-                    format!("{p}.{k}"),
-                    format!("unknown key '{k}' (allowed: {})", keys.join(", ")),
-                ));
+                super::unknown(&format!("{p}.{k}"), "key", k, keys)?;
             }
         }
         out.push((name, spec));
@@ -200,6 +198,28 @@ fn existing_id(
     }
 }
 
+/// The gids of the groups that list `user` as a member (`getent group`), as cfn-init's
+/// `_gids_for_user` reads them: the primary group counts only when it lists the user too.
+async fn member_gids(ctx: Ctx<'_>, user: &str) -> Result<BTreeSet<String>> {
+    let a = argv(["getent", "group"]);
+    let answer = exec::call(ctx, &a, &[], exec::QUERY).await?;
+    if !answer.success() {
+        return Err(exec::failed(ctx, &a, answer));
+    }
+    Ok(answer
+        .stdout
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            let members = f.get(3)?;
+            members
+                .split(',')
+                .any(|m| m.trim() == user)
+                .then(|| f[2].to_string())
+        })
+        .collect())
+}
+
 pub async fn apply_groups(
     groups: &[GroupSpec],
     config: &str,
@@ -240,6 +260,7 @@ pub async fn apply_users(
     users: &[UserSpec],
     config: &str,
     path: &str,
+    // Users created or modified.
     created: &mut BTreeSet<String>,
 ) -> Result<()> {
     let ctx = Ctx {
@@ -248,41 +269,55 @@ pub async fn apply_users(
     };
     for u in users {
         let upath = format!("{path}.{}", u.name);
+        let mut want_gids = BTreeSet::new();
+        // In the order given: `-G` takes these gids, as cfn-init's `_get_gids` builds it.
+        let mut gid_list = Vec::new();
         for (i, g) in u.groups.iter().enumerate() {
-            if getent(ctx, "group", g).await?.is_none() {
+            let Some(fields) = getent(ctx, "group", g).await? else {
                 return Err(Error::invalid(
                     format!("{upath}.groups[{i}]"),
                     format!(
                         "group '{g}' does not exist (create it in this config's or an earlier config's groups)"
                     ),
                 ));
-            }
+            };
+            let gid = fields.get(2).cloned().unwrap_or_default();
+            want_gids.insert(gid.clone());
+            gid_list.push(gid);
         }
-        let groups = u.groups.join(",");
+        let groups = gid_list.join(",");
         match getent(ctx, "passwd", &u.name).await? {
             Some(fields) => {
                 existing_id(&fields, "user", &u.name, u.uid, &format!("{upath}.uid"))?;
-                // As cfn-init: the user's supplementary groups become exactly these. This does
-                // not count as a change for restart triggers (cfn-init does not count it either).
-                if !u.groups.is_empty() || u.home_dir.is_some() {
-                    let mut a = argv(["usermod"]);
-                    if !u.groups.is_empty() {
-                        a.extend(argv(["-G", &groups]));
-                    }
-                    if let Some(h) = &u.home_dir {
+                // As cfn-init (posix_security.py:85-121@25fabe91): the supplementary groups
+                // become exactly these when their gids differ (as a set) from the groups that
+                // list the user now, the home directory changes when it differs; a user
+                // modified so is a change for restart triggers, one left alone is not.
+                let mut a = argv(["usermod"]);
+                if !u.groups.is_empty() && member_gids(ctx, &u.name).await? != want_gids {
+                    a.extend(argv(["-G", &groups]));
+                }
+                if let Some(h) = &u.home_dir {
+                    if fields.get(5) != Some(h) {
                         a.extend(argv(["-d", h]));
                     }
+                }
+                if a.len() == 1 {
+                    tracing::info!(config, user = %u.name, "user exists as asked");
+                } else {
                     a.push(u.name.clone());
                     exec::must(ctx, &a, &[], exec::CHANGE).await?;
+                    created.insert(u.name.clone());
                 }
             }
             None => {
+                // cfn-init's order (posix_security.py:126-140@25fabe91): -d, -u, -G gids.
                 let mut a = argv(["useradd", "-M", "-r", "--shell", "/sbin/nologin"]);
-                if let Some(uid) = u.uid {
-                    a.extend(argv(["-u", &uid.to_string()]));
-                }
                 if let Some(h) = &u.home_dir {
                     a.extend(argv(["-d", h]));
+                }
+                if let Some(uid) = u.uid {
+                    a.extend(argv(["-u", &uid.to_string()]));
                 }
                 if !u.groups.is_empty() {
                     a.extend(argv(["-G", &groups]));
@@ -340,10 +375,14 @@ mod tests {
             e.contains("I.c.groups.a.gid") && e.contains("\"x1\""),
             "{e}"
         );
-        let e = parse_groups(&json!({"a": {"gdi": 1}}), "I.c.groups")
+        assert!(parse_groups(&json!({"a": {"gdi": 1}}), "I.c.groups").is_ok());
+        let e = crate::init::strictly(|| parse_groups(&json!({"a": {"gdi": 1}}), "I.c.groups"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("I.c.groups.a.gdi: unknown key"), "{e}");
+        assert!(
+            e.contains("I.c.groups.a.gdi: unknown key 'gdi' (did you mean 'gid'?)"),
+            "{e}"
+        );
         let e = parse_users(&json!({"u": {"groups": "wheel"}}), "I.c.users")
             .unwrap_err()
             .to_string();

@@ -156,15 +156,17 @@ impl AuthConfig {
         match named {
             Some(name) => match self.entries.iter().find(|(n, _)| n == name) {
                 Some((n, a)) => Ok(Some((n.as_str(), a))),
-                // cfn-init silently fetches without credentials here; the 403 that follows
-                // would hide the typo.
-                None => Err(Error::invalid(
-                    key_path,
-                    format!(
-                        "names Authentication '{name}', which is not defined in {BLOCK} (defined: {})",
+                // As cfn-init (auth.py:360-362@25fabe91): an undefined name falls back to the
+                // entry chosen by bucket or URI. A warning names it, so a 403 that follows does
+                // not hide the typo.
+                None => {
+                    tracing::warn!(
+                        key = key_path,
+                        "names Authentication '{name}', which is not defined in {BLOCK} (defined: {}); choosing by URL as cfn-init does",
                         self.names().collect::<Vec<_>>().join(", ")
-                    ),
-                )),
+                    );
+                    Ok(self.for_url(url))
+                }
             },
             None => Ok(self.for_url(url)),
         }
@@ -178,14 +180,18 @@ pub fn parse(metadata: &Value) -> Result<AuthConfig> {
     let map = block
         .as_object()
         .ok_or_else(|| Error::invalid(BLOCK, format!("must be a mapping, got {}", kind(block))))?;
-    let entries = map
-        .iter()
-        .map(|(name, v)| Ok((name.clone(), parse_one(v, &format!("{BLOCK}.{name}"))?)))
-        .collect::<Result<Vec<_>>>()?;
+    let mut entries = Vec::new();
+    for (name, v) in map {
+        if let Some(auth) = parse_one(v, &format!("{BLOCK}.{name}"))? {
+            entries.push((name.clone(), auth));
+        }
+    }
     Ok(AuthConfig { entries })
 }
 
-fn parse_one(v: &Value, path: &str) -> Result<Auth> {
+/// One entry; `None` for one cfn-init skips with a warning (auth.py:322-356@25fabe91): an S3
+/// entry with neither keys nor roleName, or a type other than S3 or basic.
+fn parse_one(v: &Value, path: &str) -> Result<Option<Auth>> {
     let map = v
         .as_object()
         .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
@@ -201,13 +207,7 @@ fn parse_one(v: &Value, path: &str) -> Result<Auth> {
     ];
     for key in map.keys() {
         if !KEYS.contains(&key.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!(
-                    "unknown key '{key}' (an Authentication entry has: {})",
-                    KEYS.join(", ")
-                ),
-            ));
+            super::unknown(&format!("{path}.{key}"), "key", key, KEYS)?;
         }
     }
     // The values of secret keys are never put into an error message.
@@ -243,52 +243,59 @@ fn parse_one(v: &Value, path: &str) -> Result<Auth> {
             )),
         }
     };
-    let ty = string("type")?.ok_or_else(|| Error::invalid(path, "has no 'type' (S3 or basic)"))?;
+    let ty = string("type")?.unwrap_or_default();
     match ty.to_ascii_lowercase().as_str() {
         "s3" => {
+            // cfn-init's order: keys when both are there, else roleName.
             let credentials = match (
-                string("roleName")?,
                 string("accessKeyId")?,
                 string("secretKey")?,
+                string("roleName")?,
             ) {
-                (Some(role), None, None) => S3Credentials::Role(role),
-                (None, Some(ak), Some(sk)) => S3Credentials::Keys {
-                    access_key_id: Secret::new(ak),
-                    secret_key: Secret::new(sk),
-                },
-                (Some(_), _, _) => {
-                    return Err(Error::invalid(
-                        path,
-                        "has both roleName and keys: give one or the other",
-                    ))
+                (Some(ak), Some(sk), role) => {
+                    if role.is_some() {
+                        tracing::warn!(
+                            key = path,
+                            "has both keys and roleName: the keys are used, as cfn-init does"
+                        );
+                    }
+                    S3Credentials::Keys {
+                        access_key_id: Secret::new(ak),
+                        secret_key: Secret::new(sk),
+                    }
                 }
+                (_, _, Some(role)) => S3Credentials::Role(role),
                 _ => {
-                    return Err(Error::invalid(
-                        path,
-                        "an S3 entry needs roleName, or accessKeyId and secretKey",
-                    ))
+                    tracing::warn!(
+                        key = path,
+                        "an S3 entry needs accessKeyId and secretKey, or roleName: skipped, as cfn-init skips it"
+                    );
+                    return Ok(None);
                 }
             };
-            Ok(Auth::S3 {
+            Ok(Some(Auth::S3 {
                 credentials,
                 buckets: list("buckets")?,
-            })
+            }))
         }
         "basic" => {
             let username = string("username")?
                 .ok_or_else(|| Error::invalid(path, "a basic entry needs a username"))?;
             let password = string("password")?
                 .ok_or_else(|| Error::invalid(path, "a basic entry needs a password"))?;
-            Ok(Auth::Basic {
+            Ok(Some(Auth::Basic {
                 username,
                 password: Secret::new(password),
                 uris: list("uris")?,
-            })
+            }))
         }
-        other => Err(Error::invalid(
-            format!("{path}.type"),
-            format!("must be S3 or basic, got '{other}'"),
-        )),
+        _ => {
+            tracing::warn!(
+                key = %format!("{path}.type"),
+                "'{ty}' is not S3 or basic: the entry is skipped, as cfn-init skips it"
+            );
+            Ok(None)
+        }
     }
 }
 
@@ -383,18 +390,19 @@ mod tests {
         );
         assert!(c.for_url("https://example.com/public/x").is_none());
         assert!(c.for_url("s3://third-bucket/k").is_none());
-        let e = c
-            .choose(
+        // An undefined name falls back to the choice by URL, as in cfn-init (with a warning).
+        assert_eq!(
+            c.choose(
                 Some("Nope"),
-                "https://x",
+                "https://example.com/private/x",
                 "I.config.files./a.authentication",
             )
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("I.config.files./a.authentication") && e.contains("'Nope'"),
-            "{e}"
+            .unwrap()
+            .unwrap()
+            .0,
+            "Web"
         );
+        assert!(c.choose(Some("Nope"), "https://x", "p").unwrap().is_none());
         assert_eq!(
             c.choose(Some("Web"), "https://x", "p").unwrap().unwrap().0,
             "Web"
@@ -408,16 +416,29 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        let e = bad(json!({"type": "ftp"}));
-        assert!(
-            e.contains("Authentication.A.type") && e.contains("ftp"),
-            "{e}"
-        );
-        let e = bad(json!({"type": "S3", "accessKeyId": "AKIAX"}));
-        assert!(e.contains("roleName") && !e.contains("AKIAX"), "{e}");
+        // Skipped with a warning, as cfn-init skips them: an unknown type, an S3 entry without
+        // credentials.
+        for skipped in [
+            json!({"type": "ftp"}),
+            json!({"type": "S3", "accessKeyId": "AKIAX"}),
+        ] {
+            assert!(parse(&json!({ BLOCK: { "A": skipped } }))
+                .unwrap()
+                .is_empty());
+        }
+        // Keys win over roleName (cfn-init's order).
+        let c = parse(&json!({ BLOCK: { "A": {"type": "S3", "accessKeyId": "AKIAX", "secretKey": "s", "roleName": "R"} } }))
+            .unwrap();
+        assert!(matches!(
+            &c.entries[0].1,
+            Auth::S3 {
+                credentials: S3Credentials::Keys { .. },
+                ..
+            }
+        ));
         let e = bad(json!({"type": "basic", "username": "u", "password": 5}));
         assert!(e.contains("A.password") && !e.contains('5'), "{e}");
-        let e = bad(json!({"type": "basic", "user": "u"}));
+        let e = crate::init::strictly(|| bad(json!({"type": "basic", "user": "u"})));
         assert!(e.contains("A.user") && e.contains("unknown key"), "{e}");
         assert!(parse(&json!({})).unwrap().is_empty());
     }

@@ -14,6 +14,8 @@ use crate::settings::{kind, short};
 
 const KEYS: &[&str] = &[
     "command",
+    "defaults",
+    "runas",
     "env",
     "cwd",
     "test",
@@ -37,10 +39,20 @@ const TAIL_BYTES: u64 = 400;
 pub struct CommandSpec {
     pub key: String,
     pub command: CommandLine,
-    /// `Some` replaces the environment (cfn-init semantics), `None` inherits it.
+    /// `Some` replaces the environment (cfn-init semantics), `None` (no `env`, or an empty one)
+    /// inherits it.
     pub env: Option<BTreeMap<String, String>>,
     pub cwd: Option<String>,
-    pub test: Option<String>,
+    /// Run first (same env and cwd, never as `runas`); non-zero skips the command.
+    pub test: Option<CommandLine>,
+    /// cfn-init's `runas`: the command becomes `su USER -c COMMAND` (command_tool.py:105-114).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runas: Option<String>,
+    /// cfn-init's `defaults` (command_tool.py:60-78): a command run first whose JSON output
+    /// gives the command's attributes, the template's own winning (`env` merged key by key).
+    /// Held with the template's attributes; the command is parsed again after it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<(CommandLine, serde_json::Map<String, Value>)>,
     pub ignore_errors: bool,
     pub wait_after_completion: Option<u64>,
     /// `waitAfterCompletion: forever`: the command reboots the machine; Init stops after it and
@@ -88,30 +100,24 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
         .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(spec))))?;
     for k in map.keys() {
         if !KEYS.contains(&k.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{k}"),
-                format!("unknown key '{k}' (a command has: {})", KEYS.join(", ")),
-            ));
+            super::unknown(&format!("{path}.{k}"), "key", k, KEYS)?;
         }
     }
+    let defaults = map
+        .get("defaults")
+        .map(|v| command_line(v, &format!("{path}.defaults")))
+        .transpose()?
+        .map(|d| (d, map.clone()));
     let command = match map.get("command") {
-        Some(Value::String(s)) if !s.trim().is_empty() => CommandLine::Shell(s.clone()),
-        Some(Value::Array(items)) if !items.is_empty() => CommandLine::Exec(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, a)| scalar(a, &format!("{path}.command[{i}]")))
-                .collect::<Result<_>>()?,
-        ),
-        Some(other) => {
-            return Err(Error::invalid(
-                format!("{path}.command"),
-                format!("must be a non-empty string or list, got {}", short(other)),
-            ))
-        }
+        Some(v) => command_line(v, &format!("{path}.command"))?,
+        // It may come from `defaults`' output: checked once that has run.
+        None if defaults.is_some() => CommandLine::Shell(String::new()),
         None => return Err(Error::invalid(format!("{path}.command"), "is required")),
     };
     let env = match map.get("env") {
+        // As cfn-init (`if not env: env = None`): an empty map inherits the environment.
+        Some(Value::Object(m)) if m.is_empty() => None,
+        Some(Value::Null) => None,
         Some(Value::Object(m)) => Some(
             m.iter()
                 .map(|(k, v)| Ok((k.clone(), scalar(v, &format!("{path}.env.{k}"))?)))
@@ -138,15 +144,7 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
     };
     let ignore_errors = match map.get("ignoreErrors") {
         None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
-        Some(other) => {
-            return Err(Error::invalid(
-                format!("{path}.ignoreErrors"),
-                format!("must be true or false, got {}", short(other)),
-            ))
-        }
+        Some(v) => crate::settings::init_boolean(v, &format!("{path}.ignoreErrors"))?,
     };
     let wait_for_reboot = map.get("waitAfterCompletion").and_then(Value::as_str) == Some("forever");
     let wait_after_completion = match map.get("waitAfterCompletion") {
@@ -159,12 +157,17 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
                 Value::String(s) => s.trim().parse().ok(),
                 _ => None,
             };
-            Some(n.filter(|n| *n <= 3600).ok_or_else(|| {
-                Error::invalid(
-                    p,
-                    format!("must be 0..3600 seconds or \"forever\", got {}", short(v)),
-                )
-            })?)
+            // cfn-init ignores waitAfterCompletion on Linux (command_tool.py:135-141 is used
+            // on Windows only), so a value it would not accept is not an error here either.
+            let n = n.filter(|n| *n <= 3600);
+            if n.is_none() {
+                tracing::warn!(
+                    key = %p,
+                    value = %short(v),
+                    "not 0..3600 seconds or \"forever\": ignored (cfn-init ignores waitAfterCompletion on Linux)"
+                );
+            }
+            n
         }
     };
     let timeout = match map.get("timeout") {
@@ -192,11 +195,37 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
         command,
         env,
         cwd: opt_string("cwd")?,
-        test: opt_string("test")?,
+        // A string runs under /bin/sh -c, a list without a shell, as the command
+        // (cfn-init hands both to the same ProcessHelper, command_tool.py:89-93).
+        test: map
+            .get("test")
+            .map(|v| command_line(v, &format!("{path}.test")))
+            .transpose()?,
+        runas: opt_string("runas")?.filter(|u| !u.is_empty()),
+        defaults,
         ignore_errors,
         wait_after_completion,
         wait_for_reboot,
     })
+}
+
+/// A `command` or `test`: a string for `/bin/sh -c` (an empty one is a no-op, as in cfn-init),
+/// or a non-empty list run without a shell.
+fn command_line(v: &Value, path: &str) -> Result<CommandLine> {
+    match v {
+        Value::String(s) => Ok(CommandLine::Shell(s.clone())),
+        Value::Array(items) if !items.is_empty() => Ok(CommandLine::Exec(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, a)| scalar(a, &format!("{path}[{i}]")))
+                .collect::<Result<_>>()?,
+        )),
+        other => Err(Error::invalid(
+            path,
+            format!("must be a string or a non-empty list, got {}", short(other)),
+        )),
+    }
 }
 
 fn scalar(v: &Value, path: &str) -> Result<String> {
@@ -213,15 +242,100 @@ fn scalar(v: &Value, path: &str) -> Result<String> {
 
 /// Runs one command; `false` when its `test` skipped it.
 pub async fn run(spec: &CommandSpec, config: &str) -> Result<bool> {
+    match &spec.defaults {
+        None => run_spec(spec, config).await,
+        Some((defaults, own)) => {
+            let merged = with_defaults(spec, defaults, own, config).await?;
+            run_spec(&merged, config).await
+        }
+    }
+}
+
+/// Runs `defaults` (inherited environment, no cwd, as cfn-init's ProcessHelper) and parses the
+/// command again from its JSON output overlaid with the template's attributes.
+async fn with_defaults(
+    spec: &CommandSpec,
+    defaults: &CommandLine,
+    own: &serde_json::Map<String, Value>,
+    config: &str,
+) -> Result<CommandSpec> {
+    let fail = |outcome: String| Error::Command {
+        config: config.to_string(),
+        key: spec.key.clone(),
+        outcome,
+        output_tail: String::new(),
+    };
+    let mut cmd = match defaults {
+        CommandLine::Shell(s) => {
+            let mut c = tokio::process::Command::new("/bin/sh");
+            c.arg("-c").arg(s);
+            c
+        }
+        CommandLine::Exec(argv) => {
+            let mut c = tokio::process::Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    let out = cmd
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| fail(format!("defaults could not be started ({defaults}): {e}")))?;
+    if !out.status.success() {
+        return Err(fail(format!(
+            "defaults script {} ({defaults})",
+            describe(out.status)
+        )));
+    }
+    let mut attrs = match serde_json::from_slice::<Value>(&out.stdout) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Err(fail(
+                "defaults script did not print a JSON mapping".to_string(),
+            ))
+        }
+    };
+    // command_tool.py:72-78: the defaults' env updated with the template's, then the template's
+    // attributes over the defaults'.
+    let mut env = match attrs.get("env") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    if let Some(Value::Object(m)) = own.get("env") {
+        env.extend(m.clone());
+    }
+    attrs.extend(own.clone());
+    attrs.insert("env".to_string(), Value::Object(env));
+    attrs.remove("defaults");
+    let path = format!("{}{config}.commands.{}", super::BLOCK_PREFIX, spec.key);
+    parse_one(&spec.key, &Value::Object(attrs), &path)
+}
+
+async fn run_spec(spec: &CommandSpec, config: &str) -> Result<bool> {
     if let Some(test) = &spec.test {
-        let (status, _) = execute(spec, &CommandLine::Shell(test.clone()), config).await?;
+        let (status, _) = execute(spec, test, config).await?;
         if !status.success() {
-            tracing::info!(config, command = %spec.key, test, "test did not pass; skipping command");
+            tracing::info!(config, command = %spec.key, test = %test, "test did not pass; skipping command");
             return Ok(false);
         }
     }
     tracing::info!(config, command = %spec.key, "running command");
-    let (status, tail) = execute(spec, &spec.command, config).await?;
+    // cfn-init's runas, built as it builds it (command_tool.py:105-114@25fabe91): the string
+    // form is one shell line `su USER -c COMMAND`, the list form `su USER -c ARGV...`.
+    let line = match (&spec.runas, &spec.command) {
+        (None, line) => line.clone(),
+        (Some(user), CommandLine::Shell(s)) => CommandLine::Shell(format!("su {user} -c {s}")),
+        (Some(user), CommandLine::Exec(argv)) => CommandLine::Exec(
+            ["su", user.as_str(), "-c"]
+                .into_iter()
+                .map(str::to_string)
+                .chain(argv.iter().cloned())
+                .collect(),
+        ),
+    };
+    let (status, tail) = execute(spec, &line, config).await?;
     if !status.success() {
         let outcome = describe(status);
         if spec.ignore_errors {
@@ -361,12 +475,34 @@ fn read_tail(mut f: std::fs::File) -> String {
         .join(" | ")
 }
 
+/// Python's `os.path.expanduser`, as cfn-init applies it to `cwd` (command_tool.py:85-86
+/// @25fabe91): `~` and `~/x` are `$HOME` (or the current user's home), `~user[/x]` that user's
+/// home; anything else, or an unknown user, is left as it is.
 fn expand_home(cwd: &str) -> String {
-    match (cwd.strip_prefix('~'), std::env::var("HOME")) {
-        (Some(rest), Ok(home)) if rest.is_empty() || rest.starts_with('/') => {
-            format!("{home}{rest}")
-        }
-        _ => cwd.to_string(),
+    let Some(rest) = cwd.strip_prefix('~') else {
+        return cwd.to_string();
+    };
+    let (user, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let home = if user.is_empty() {
+        std::env::var("HOME").ok().or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir.to_string_lossy().into_owned())
+        })
+    } else {
+        nix::unistd::User::from_name(user)
+            .ok()
+            .flatten()
+            .map(|u| u.dir.to_string_lossy().into_owned())
+    };
+    match home {
+        // expanduser strips a trailing '/' of the home (`userhome.rstrip('/')`).
+        Some(h) => format!("{}{tail}", h.trim_end_matches('/')),
+        None => cwd.to_string(),
     }
 }
 
@@ -392,29 +528,46 @@ mod tests {
             CommandLine::Exec(vec!["echo".into(), "x".into(), "1".into()])
         );
         assert_eq!(v[1].command, CommandLine::Shell("echo y".into()));
+        // An empty (or null) env is no env: the command inherits the environment.
+        let v =
+            specs(json!({"a": {"command": "x", "env": {}}, "b": {"command": "x", "env": null}}));
+        assert_eq!((v[0].env.as_ref(), v[1].env.as_ref()), (None, None));
     }
 
     #[test]
     fn parse_errors_name_the_key() {
-        let e = parse(&json!({"a": {"comand": "x"}}), "I.c.commands")
+        let e = crate::init::strictly(|| parse(&json!({"a": {"comand": "x"}}), "I.c.commands"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("I.c.commands.a.comand"), "{e}");
+        assert!(
+            e.contains("I.c.commands.a.comand") && e.contains("did you mean 'command'"),
+            "{e}"
+        );
         let e = parse(&json!({"a": {}}), "I.c.commands")
             .unwrap_err()
             .to_string();
         assert!(e.contains("I.c.commands.a.command: is required"), "{e}");
-        let e = parse(&json!({"a": {"command": ""}}), "p")
+        // An empty string is a no-op shell line in cfn-init; an empty list is not a command.
+        assert_eq!(
+            parse(&json!({"a": {"command": ""}}), "p").unwrap()[0].command,
+            CommandLine::Shell(String::new())
+        );
+        let e = parse(&json!({"a": {"command": []}}), "p")
             .unwrap_err()
             .to_string();
         assert!(e.contains("p.a.command"), "{e}");
-        let e = parse(
-            &json!({"a": {"command": "x", "ignoreErrors": "maybe"}}),
-            "p",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("p.a.ignoreErrors") && e.contains("maybe"), "{e}");
+        for (v, want) in [
+            (json!("maybe"), false),
+            (json!(" Yes "), true),
+            (json!("1"), true),
+            (json!(1), true),
+            (json!(null), false),
+        ] {
+            let spec = parse(&json!({"a": {"command": "x", "ignoreErrors": v}}), "p")
+                .unwrap()
+                .remove(0);
+            assert_eq!(spec.ignore_errors, want, "{v}");
+        }
         let e = parse(&json!({"a": {"command": "x", "env": {"A": [1]}}}), "p")
             .unwrap_err()
             .to_string();
@@ -426,15 +579,26 @@ mod tests {
         .unwrap()
         .remove(0);
         assert!(spec.wait_for_reboot && spec.wait_after_completion.is_none());
-        let e = parse(
+        let spec = parse(
             &json!({"a": {"command": "x", "waitAfterCompletion": "never"}}),
             "p",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("p.a.waitAfterCompletion") && e.contains("never"),
-            "{e}"
+        .unwrap()
+        .remove(0);
+        assert_eq!(spec.wait_after_completion, None);
+    }
+
+    #[test]
+    fn cwd_expands_like_python_expanduser() {
+        let home = std::env::var("HOME").unwrap_or_default();
+        assert_eq!(expand_home("~"), home.trim_end_matches('/'));
+        assert_eq!(expand_home("/x/~"), "/x/~");
+        assert_eq!(expand_home("~no-such-user-xyz/a"), "~no-such-user-xyz/a");
+        let root = nix::unistd::User::from_uid(0.into()).unwrap().unwrap();
+        let root_home = root.dir.to_string_lossy().into_owned();
+        assert_eq!(
+            expand_home(&format!("~{}/a", root.name)),
+            format!("{}/a", root_home.trim_end_matches('/'))
         );
     }
 

@@ -1,7 +1,7 @@
 //! Init `files` with `source` (downloaded, with `authentication`) and `context` (mustache).
 //!
-//! cfn-init renders `context` with pystache: see [`super::mustache`] for how closely that is
-//! followed.
+//! cfn-init renders `context` with chevron (Amazon Linux 2023) or pystache (Amazon Linux 2): see
+//! [`super::chevron`] and [`super::mustache`] for how closely each is followed.
 
 use serde_json::Value;
 
@@ -14,15 +14,21 @@ use crate::settings::kind;
 /// A file is held in memory to be written atomically; this bounds it.
 const MAX_FILE_BYTES: u64 = 256 << 20;
 
-/// Reads a `context` key: a mapping (what mustache looks names up in).
+/// Reads a `context` key: usually a mapping (what mustache looks names up in). Any other
+/// non-null value is a context too, as in cfn-init (`if context is None` is its only test,
+/// file_tool.py:259,277@25fabe91): names are then not found and render as nothing.
 pub fn context(v: Option<&Value>, path: &str) -> Result<Option<Value>> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
-        Some(other) => Err(Error::invalid(
-            format!("{path}.context"),
-            format!("must be a mapping of names to values, got {}", kind(other)),
-        )),
+        Some(other) => {
+            tracing::warn!(
+                key = %format!("{path}.context"),
+                "is {}, not a mapping: names in the template will render as nothing, as in cfn-init",
+                kind(other)
+            );
+            Ok(Some(other.clone()))
+        }
     }
 }
 
@@ -88,7 +94,7 @@ mod tests {
     }
 
     #[test]
-    fn context_renders_content_like_pystache() {
+    fn context_renders_content_like_chevron() {
         let s = spec(json!({
             "content": "port={{port}} name={{name}} raw={{{name}}} {{#list}}[{{.}}]{{/list}}{{^none}}!{{/none}}",
             "context": {"port": 8080, "name": "<a&b>", "list": ["x", "y"]}
@@ -98,13 +104,14 @@ mod tests {
             "port=8080 name=&lt;a&amp;b&gt; raw=<a&b> [x][y]!"
         );
         assert!(s.context.is_none());
-        let e = files::parse(
-            &json!({"/x": {"content": "a", "context": "nope"}}),
+        // A context that is not a mapping finds no names (cfn-init renders with it all the same).
+        let s = files::parse(
+            &json!({"/x": {"content": "a{{b}}c", "context": "nope"}}),
             "I.config.files",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("I.config.files./x.context"), "{e}");
+        .unwrap()
+        .remove(0);
+        assert_eq!(s.content.0, b"ac");
         let e = files::parse(
             &json!({"/x": {"content": "{{#a}}", "context": {}}}),
             "I.config.files",
@@ -160,17 +167,15 @@ mod tests {
         assert_eq!(reqs[1].path, "/private/key");
         assert_eq!(reqs[1].header("authorization"), Some(auth_header.as_str()));
 
-        // A wrong name is an error naming the key; a failed download leaves the old file.
+        // An undefined name falls back to the entry chosen by URL (cfn-init); a failed
+        // download leaves the old file.
         let s = spec(
             json!({"source": format!("{}/private/key", server.url()), "authentication": "Nope"}),
         );
-        let e = apply(&s, &root, "config", &fetcher)
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("config.files./etc/app.conf.authentication") && e.contains("'Nope'"),
-            "{e}"
+        apply(&s, &root, "config", &fetcher).await.unwrap();
+        assert_eq!(
+            server.requests()[2].header("authorization"),
+            Some(auth_header.as_str())
         );
         let s = spec(json!({"source": format!("{}/missing", server.url())}));
         let e = apply(&s, &root, "config", &fetcher)

@@ -97,10 +97,7 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
         .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(spec))))?;
     for key in map.keys() {
         if !KEYS.contains(&key.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!("unknown key '{key}' (a file has: {})", KEYS.join(", ")),
-            ));
+            super::unknown(&format!("{path}.{key}"), "key", key, KEYS)?;
         }
     }
     let str_key = |key: &str| -> Result<Option<String>> {
@@ -116,19 +113,32 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
     };
 
     let encoding = str_key("encoding")?.unwrap_or_else(|| "plain".into());
-    let source = str_key("source")?;
+    let mut source = str_key("source")?;
     let context = super::file_source::context(map.get("context"), path)?;
-    if source.is_some() && map.contains_key("content") {
-        // cfn-init silently ignores one of them; which one was meant is anybody's guess.
-        return Err(Error::invalid(
-            path,
-            "has both 'content' and 'source': give one",
-        ));
+    let content_value = map.get("content");
+    // cfn-init (file_tool.py:213-221@25fabe91): a truthy `content` is written and `source`
+    // ignored; a falsy one (`""`, `0`, `false`, `null`, `{}`, `[]`) falls back to `source`.
+    let content_given = content_value.is_some_and(crate::init::mustache::truthy);
+    if content_given && source.is_some() {
+        tracing::warn!(
+            key = path,
+            "has both 'content' and 'source': the content is written and the source ignored, as cfn-init does"
+        );
+        source = None;
     }
-    let content = match map.get("content") {
-        Some(Value::String(s)) => match encoding.as_str() {
-            "plain" => s.clone().into_bytes(),
-            "base64" => base64::engine::general_purpose::STANDARD
+    if encoding != "plain" && encoding != "base64" {
+        tracing::warn!(
+            key = %format!("{path}.encoding"),
+            encoding,
+            "not base64: the content is written as plain text, as cfn-init does"
+        );
+    }
+    // A string's context applies unless it is base64 (file_tool.py:271-280@25fabe91).
+    let mut context_applies = true;
+    let content = match content_value {
+        Some(Value::String(s)) if encoding == "base64" && !s.is_empty() => {
+            context_applies = false;
+            base64::engine::general_purpose::STANDARD
                 // Templates often wrap base64 across lines.
                 .decode(s.split_whitespace().collect::<String>())
                 .map_err(|e| {
@@ -136,32 +146,35 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
                         format!("{path}.content"),
                         format!("is not valid base64: {e}"),
                     )
-                })?,
-            other => {
-                return Err(Error::invalid(
-                    format!("{path}.encoding"),
-                    format!("must be plain or base64, got '{other}'"),
-                ))
-            }
-        },
-        // cfn-init serialises a JSON object as JSON: the usual way to ship a config file.
-        Some(v @ (Value::Object(_) | Value::Array(_))) => {
-            serde_json::to_vec(v).expect("a JSON value always serialises")
+                })?
+        }
+        _ if source.is_some() => Vec::new(),
+        // Not in cfn-init, which fails ("File specified without source or content"): an empty
+        // string writes an empty file.
+        Some(Value::String(s)) => s.clone().into_bytes(),
+        // cfn-init writes any other truthy value with json.dump (the usual way to ship a JSON
+        // config file); `context` does not apply to it.
+        Some(v) if content_given => {
+            context_applies = false;
+            python_json(v).into_bytes()
         }
         Some(other) => {
             return Err(Error::invalid(
                 format!("{path}.content"),
-                format!("must be a string or a JSON object, got {}", short(other)),
+                format!(
+                    "is empty ({}) and there is no 'source' (cfn-init fails on it too)",
+                    short(other)
+                ),
             ))
         }
-        None if source.is_some() => Vec::new(),
         None => return Err(Error::invalid(path, "has no 'content' or 'source'")),
     };
     let (content, context) = match context {
-        Some(ctx) if source.is_none() => (
+        Some(ctx) if source.is_none() && context_applies => (
             super::file_source::render(&content, &ctx, &format!("{path}.content"))?,
             None,
         ),
+        Some(_) if source.is_none() => (content, None),
         other => (content, other),
     };
 
@@ -198,8 +211,118 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
     })
 }
 
-/// cfn-init modes are six octal digits: two for the file type (10 regular, 12 symlink) and four
-/// for the permissions. Shorter strings ("644", "0644") are permissions only.
+/// `json.dumps(v)` as Python writes it (cfn-init's `json.dump(content, f)`, file_tool.py:265-269
+/// @25fabe91), so the file has the same bytes: `", "` and `": "` separators, document key order,
+/// everything outside printable ASCII as `\uXXXX` (surrogate pairs beyond the BMP), floats as
+/// Python's `repr`.
+pub(crate) fn python_json(v: &Value) -> String {
+    let mut out = String::new();
+    python_json_into(v, &mut out);
+    out
+}
+
+fn python_json_into(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => out.push_str(&i.to_string()),
+            (_, Some(u), _) => out.push_str(&u.to_string()),
+            (_, _, Some(f)) => out.push_str(&python_float_repr(f)),
+            _ => out.push_str(&n.to_string()),
+        },
+        Value::String(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    '\u{8}' => out.push_str("\\b"),
+                    '\u{c}' => out.push_str("\\f"),
+                    ' '..='~' => out.push(c),
+                    _ => {
+                        let mut units = [0u16; 2];
+                        for u in c.encode_utf16(&mut units) {
+                            out.push_str(&format!("\\u{u:04x}"));
+                        }
+                    }
+                }
+            }
+            out.push('"');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_json_into(x, out);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                python_json_into(&Value::String(k.clone()), out);
+                out.push_str(": ");
+                python_json_into(x, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Python's `repr(float)`: the shortest digits that read back to `f`, positional when the
+/// decimal exponent is in -4..16 (with at least `.0`), else `d.ddde+XX`.
+pub(super) fn python_float_repr(f: f64) -> String {
+    if !f.is_finite() {
+        // Not reachable from JSON; Python would write these.
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e2".
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is a number");
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if !(-5 < exp && exp < 16) {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
+    }
+    let point = exp + 1; // digits before the decimal point
+    let body = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+    } else {
+        let (int, frac) = digits.split_at(point as usize);
+        format!("{int}.{frac}")
+    };
+    format!("{sign}{body}")
+}
+
+/// cfn-init modes are octal (`int(mode, 8)`, so blanks, a `0o` prefix and `_` between digits
+/// are accepted): usually six digits, two for the file type and four for the permissions. The
+/// entry is a symlink when the type is 12 (`stat.S_ISLNK`); the permissions are the low twelve
+/// bits (`stat.S_IMODE`), whatever other type is given (file_tool.py:93-94,136-139@25fabe91).
 fn parse_mode(m: &str, path: &str) -> Result<(Option<u32>, bool)> {
     let bad = || {
         Error::invalid(
@@ -207,16 +330,22 @@ fn parse_mode(m: &str, path: &str) -> Result<(Option<u32>, bool)> {
             format!("'{m}' is not an octal mode like \"000644\" (or \"120777\" for a symlink)"),
         )
     };
-    if m.is_empty() || m.len() > 6 || !m.chars().all(|c| ('0'..='7').contains(&c)) {
+    let t = m.trim();
+    let t = t
+        .strip_prefix("0o")
+        .or_else(|| t.strip_prefix("0O"))
+        .unwrap_or(t);
+    if t.is_empty()
+        || t.starts_with('_')
+        || t.ends_with('_')
+        || t.contains("__")
+        || !t.chars().all(|c| ('0'..='7').contains(&c) || c == '_')
+    {
         return Err(bad());
     }
-    let value = u32::from_str_radix(m, 8).map_err(|_| bad())?;
-    let kind = value >> 12;
-    match kind {
-        0 | 0o10 => Ok((Some(value & 0o7777), false)),
-        0o12 => Ok((Some(value & 0o7777), true)),
-        _ => Err(bad()),
-    }
+    let value = u64::from_str_radix(&t.replace('_', ""), 8).map_err(|_| bad())?;
+    let symlink = value & 0o170000 == 0o120000;
+    Ok((Some((value & 0o7777) as u32), symlink))
 }
 
 pub fn apply(spec: &FileSpec, root: &Root, config: &str) -> Result<WriteOutcome> {
@@ -224,6 +353,9 @@ pub fn apply(spec: &FileSpec, root: &Root, config: &str) -> Result<WriteOutcome>
 }
 
 /// Writes `content` (the spec's own, or what its `source` gave) with the spec's mode and owner.
+/// A file whose content was already this is reported `Unchanged` even when its mode or owner
+/// were corrected: as in cfn-init (file_tool.py:187-192@25fabe91), only a content change is a
+/// change for restart triggers.
 pub(super) fn write(
     spec: &FileSpec,
     content: &[u8],
@@ -232,6 +364,7 @@ pub(super) fn write(
 ) -> Result<WriteOutcome> {
     if spec.symlink {
         let outcome = write_symlink(root, &spec.path, spec.content.as_text().unwrap_or_default())?;
+        lchown_link(spec, root, config)?;
         tracing::info!(config, path = %spec.path, ?outcome, "symlink");
         return Ok(outcome);
     }
@@ -264,12 +397,56 @@ pub(super) fn write(
             })
             .transpose()?,
     };
+    let same_content = existing_mode.is_some() && same_bytes(root, &spec.path, content);
     let outcome = write_atomic(root, &spec.path, content, meta)?;
     tracing::info!(config, path = %spec.path, mode = format!("{:04o}", meta.mode), ?outcome, "file");
-    Ok(outcome)
+    Ok(if same_content {
+        WriteOutcome::Unchanged
+    } else {
+        outcome
+    })
 }
 
 const BLOCK_PATH: &str = "AWS::CloudFormation::Init.";
+
+/// A symlink entry's `owner`/`group` apply to the link itself, as cfn-init's `os.lchown`
+/// (posix_security.py:25-43@25fabe91); its target is never touched.
+fn lchown_link(spec: &FileSpec, root: &Root, config: &str) -> Result<()> {
+    let key = |k: &str| format!("{BLOCK_PATH}{config}.files.{}.{k}", spec.path);
+    let uid = spec
+        .owner
+        .as_deref()
+        .map(|o| lookup_user(o, &key("owner")))
+        .transpose()?;
+    let gid = spec
+        .group
+        .as_deref()
+        .map(|g| lookup_group(g, &key("group")))
+        .transpose()?;
+    if uid.is_some() || gid.is_some() {
+        // Through the link's directory handle: the link itself, resolved beneath the root.
+        let (dir, name) = root.parent(&spec.path, false)?;
+        dir.lchown(&name, uid, gid)
+            .map_err(|e| Error::io("lchown", dir.shown(&name), e))?;
+    }
+    Ok(())
+}
+
+/// Whether the regular file at `path` (within `root`) holds exactly `content`.
+fn same_bytes(root: &Root, path: &str, content: &[u8]) -> bool {
+    use std::io::Read;
+    let Ok((dir, name)) = root.parent(path, false) else {
+        return false;
+    };
+    let Ok(mut f) = dir.read_file(&name) else {
+        return false;
+    };
+    if f.metadata().map(|m| m.len()).ok() != Some(content.len() as u64) {
+        return false;
+    }
+    let mut buf = Vec::with_capacity(content.len());
+    f.read_to_end(&mut buf).is_ok() && buf == content
+}
 
 fn lookup_user(name: &str, path: &str) -> Result<u32> {
     if let Ok(uid) = name.parse::<u32>() {
@@ -364,8 +541,11 @@ mod tests {
     fn content_kinds() {
         assert_eq!(one(json!({"content": "a\n"})).unwrap().content.0, b"a\n");
         assert_eq!(
-            one(json!({"content": {"k": [1]}})).unwrap().content.0,
-            br#"{"k":[1]}"#
+            one(json!({"content": {"k": [1], "a": "\u{e9}"}}))
+                .unwrap()
+                .content
+                .0,
+            br#"{"k": [1], "a": "\u00e9"}"#
         );
         let b = one(json!({"content": "aGVs\nbG8=", "encoding": "base64"})).unwrap();
         assert_eq!(b.content.0, b"hello");
@@ -376,16 +556,46 @@ mod tests {
             e.contains("I.config.files./etc/x.content") && e.contains("base64"),
             "{e}"
         );
-        let e = one(json!({"content": "x", "encoding": "gzip"}))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("encoding") && e.contains("gzip"), "{e}");
-        let e = one(json!({"content": true})).unwrap_err().to_string();
-        assert!(e.contains("content") && e.contains("true"), "{e}");
+        // As cfn-init: an encoding other than base64 is plain; a truthy non-string is JSON;
+        // context does not apply to base64 or JSON content; a falsy content is no content.
+        let c = |v| one(v).unwrap().content.0;
+        assert_eq!(c(json!({"content": "x", "encoding": "gzip"})), b"x");
+        assert_eq!(c(json!({"content": true})), b"true");
+        assert_eq!(c(json!({"content": 5, "encoding": "base64"})), b"5");
+        assert_eq!(
+            c(json!({"content": "e3t4fX0=", "encoding": "base64", "context": {"x": 1}})),
+            b"{{x}}"
+        );
+        assert_eq!(
+            c(json!({"content": {"a": "{{x}}"}, "context": {"x": 1}})),
+            br#"{"a": "{{x}}"}"#
+        );
+        for empty in [json!(0), json!(false), json!(null), json!({}), json!([])] {
+            let e = one(json!({ "content": empty })).unwrap_err().to_string();
+            assert!(e.contains("content") && e.contains("empty"), "{e}");
+        }
         assert!(one(json!({"mode": "000644"}))
             .unwrap_err()
             .to_string()
             .contains("no 'content' or 'source'"));
+    }
+
+    #[test]
+    fn json_content_is_python_json_dumps() {
+        // Expected strings from CPython 3.11 json.dumps.
+        let v: Value = serde_json::from_str(
+            r#"[1, -7, 2.5, 1e16, 1e15, 0.00001, 0.0001, 123456789.125, -0.0, 1E2, 1.5e-7, 12345678901234567890, 0.1]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            python_json(&v),
+            "[1, -7, 2.5, 1e+16, 1000000000000000.0, 1e-05, 0.0001, 123456789.125, -0.0, 100.0, 1.5e-07, 12345678901234567890, 0.1]"
+        );
+        let v = json!({"q": "a\"b\\c/d\n\t\u{1}\u{7f} \u{1F600}", "e": {}, "l": []});
+        assert_eq!(
+            python_json(&v),
+            r#"{"q": "a\"b\\c/d\n\t\u0001\u007f \ud83d\ude00", "e": {}, "l": []}"#
+        );
     }
 
     #[test]
@@ -394,7 +604,11 @@ mod tests {
         assert_eq!(parse_mode("100600", "p").unwrap(), (Some(0o600), false));
         assert_eq!(parse_mode("0755", "p").unwrap(), (Some(0o755), false));
         assert_eq!(parse_mode("120777", "p").unwrap(), (Some(0o777), true));
-        for bad in ["", "0008", "abc", "1000644", "060644"] {
+        // As Python's int(mode, 8); another file type is a regular file with those permissions.
+        assert_eq!(parse_mode(" 0o644 ", "p").unwrap(), (Some(0o644), false));
+        assert_eq!(parse_mode("060644", "p").unwrap(), (Some(0o644), false));
+        assert_eq!(parse_mode("0000644", "p").unwrap(), (Some(0o644), false));
+        for bad in ["", "0008", "abc", "6_", "0x1"] {
             let e = parse_mode(bad, "I.files./x.mode").unwrap_err().to_string();
             assert!(
                 e.contains("I.files./x.mode") && e.contains(&format!("'{bad}'")),
@@ -410,14 +624,19 @@ mod tests {
 
     #[test]
     fn unknown_and_unsupported_keys() {
-        let e = one(json!({"content": "", "mod": "000644"}))
+        assert_eq!(
+            one(json!({"content": "", "mod": "000644"})).unwrap().mode,
+            None
+        );
+        let e = crate::init::strictly(|| one(json!({"content": "", "mod": "000644"})))
             .unwrap_err()
             .to_string();
         assert!(e.contains("/etc/x.mod") && e.contains("unknown key"), "{e}");
-        let e = one(json!({"source": "https://example.com/x", "content": "x"}))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("/etc/x") && e.contains("both"), "{e}");
+        // A truthy content wins over source; a falsy one gives way to it (cfn-init).
+        let f = one(json!({"source": "https://example.com/x", "content": "x"})).unwrap();
+        assert_eq!((f.source, f.content.0), (None, b"x".to_vec()));
+        let f = one(json!({"source": "https://example.com/x", "content": {}})).unwrap();
+        assert_eq!(f.source.as_deref(), Some("https://example.com/x"));
         let e = parse(&json!({"etc/x": {"content": ""}}), "f")
             .unwrap_err()
             .to_string();
@@ -445,7 +664,13 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"hi");
         assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
 
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        // A mode-only correction is applied but is not a change (cfn-init compares content).
+        let spec = one(json!({"content": "hi", "mode": "000640"})).unwrap();
+        assert_eq!(
+            apply(&spec, &root, "config").unwrap(),
+            WriteOutcome::Unchanged
+        );
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o640);
         let spec = one(json!({"content": "hi2"})).unwrap();
         apply(&spec, &root, "config").unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o640);

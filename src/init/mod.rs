@@ -5,6 +5,7 @@
 
 mod accounts;
 pub mod auth;
+mod chevron;
 mod commands;
 #[cfg(test)]
 mod containment_tests;
@@ -13,7 +14,7 @@ mod exec;
 mod fetch;
 pub(crate) mod file_source;
 mod files;
-mod mustache;
+pub mod mustache;
 mod packages;
 pub mod record;
 mod resume;
@@ -108,9 +109,62 @@ impl InitPlan {
     }
 }
 
+thread_local! {
+    /// Whether the parse running on this thread is strict (see [`parse_with`]).
+    static STRICT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+static STRICT_DEFAULT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--strict`: an unknown key in the Init block is an error instead of a warning.
+pub fn set_strict(on: bool) {
+    STRICT_DEFAULT.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// An unknown key (`what` = "key", "package manager", ...) at `path`: cfn-init ignores it
+/// silently (its objects read only the keys they know), so a drop-in must too; here it is a
+/// warning naming the key, with the closest known one, and the key is ignored. Under
+/// `--strict` it is the error.
+pub(crate) fn unknown(path: &str, what: &str, key: &str, known: &[&str]) -> Result<()> {
+    let hint = crate::settings::closest(key, known.iter().copied())
+        .map(|k| format!(" (did you mean '{k}'?)"))
+        .unwrap_or_default();
+    let msg = format!("unknown {what} '{key}'{hint}; known: {}", known.join(", "));
+    if STRICT.with(std::cell::Cell::get) {
+        return Err(Error::invalid(path, msg));
+    }
+    tracing::warn!("{path}: {msg}. Ignored, as cfn-init ignores it (--strict makes it an error)");
+    Ok(())
+}
+
 /// Reads the Init block of a resource's Metadata. No block at all is an empty plan: the
-/// `ecs-bootstrap:` block alone is a complete setup.
+/// `ecs-bootstrap:` block alone is a complete setup. Unknown keys are warnings, or errors after
+/// [`set_strict`].
 pub fn parse(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
+    parse_with(
+        metadata,
+        requested_sets,
+        STRICT_DEFAULT.load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+/// [`parse`] with unknown keys as errors (`strict`) or warnings.
+pub fn parse_with(metadata: &Value, requested_sets: &[String], strict: bool) -> Result<InitPlan> {
+    let before = STRICT.with(|s| s.replace(strict));
+    let result = parse_block(metadata, requested_sets);
+    STRICT.with(|s| s.set(before));
+    result
+}
+
+/// Runs `f` (a section parser, in a unit test) with unknown keys as errors.
+#[cfg(test)]
+pub(crate) fn strictly<T>(f: impl FnOnce() -> T) -> T {
+    let before = STRICT.with(|s| s.replace(true));
+    let r = f();
+    STRICT.with(|s| s.set(before));
+    r
+}
+
+fn parse_block(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
     let Some(block) = metadata.get(BLOCK) else {
         if !requested_sets.is_empty() {
             return Err(Error::invalid(
@@ -176,6 +230,11 @@ fn select_configs(
     } else {
         requested.to_vec()
     };
+    // As cfn-init (construction.py:446-540@25fabe91), every set is resolved before anything
+    // runs: an undefined config or set, or a cycle, in a set not asked for is an error too.
+    for set in sets.keys() {
+        flatten(init, sets, set, &mut Vec::new(), &mut Vec::new())?;
+    }
     let mut names = Vec::new();
     for set in &wanted {
         if !sets.contains_key(set) {
@@ -218,13 +277,34 @@ fn flatten(
         ));
     };
     stack.push(set.to_string());
+    flatten_item(init, sets, value, &path, stack, out)?;
+    stack.pop();
+    Ok(())
+}
+
+/// One item of a configSet: a config name, `{"ConfigSet": name}`, or a list of items (nested
+/// lists are flattened, as cfn-init's `_processConfigList` recursion does).
+fn flatten_item(
+    init: &Map<String, Value>,
+    sets: &Map<String, Value>,
+    value: &Value,
+    path: &str,
+    stack: &mut Vec<String>,
+    out: &mut Vec<String>,
+) -> Result<()> {
     let items: Vec<&Value> = match value {
         Value::Array(items) => items.iter().collect(),
         single => vec![single],
     };
+    let top = !matches!(value, Value::Array(_));
     for (i, item) in items.iter().enumerate() {
-        let item_path = format!("{path}[{i}]");
+        let item_path = if top {
+            path.to_string()
+        } else {
+            format!("{path}[{i}]")
+        };
         match item {
+            Value::Array(_) => flatten_item(init, sets, item, &item_path, stack, out)?,
             Value::String(config) => {
                 if config == "configSets" || !init.contains_key(config.as_str()) {
                     return Err(Error::invalid(
@@ -234,17 +314,16 @@ fn flatten(
                 }
                 out.push(config.clone());
             }
-            Value::Object(m) if m.len() == 1 && m.contains_key("ConfigSet") => {
-                match &m["ConfigSet"] {
-                    Value::String(nested) => flatten(init, sets, nested, stack, out)?,
-                    other => {
-                        return Err(Error::invalid(
-                            format!("{item_path}.ConfigSet"),
-                            format!("must be a configSet name, got {}", kind(other)),
-                        ))
-                    }
+            // cfn-init reads only the `ConfigSet` key of such a mapping.
+            Value::Object(m) if m.contains_key("ConfigSet") => match &m["ConfigSet"] {
+                Value::String(nested) => flatten(init, sets, nested, stack, out)?,
+                other => {
+                    return Err(Error::invalid(
+                        format!("{item_path}.ConfigSet"),
+                        format!("must be a configSet name, got {}", kind(other)),
+                    ))
                 }
-            }
+            },
             other => {
                 return Err(Error::invalid(
                     item_path,
@@ -256,7 +335,6 @@ fn flatten(
             }
         }
     }
-    stack.pop();
     Ok(())
 }
 
@@ -268,28 +346,24 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
         .ok_or_else(|| Error::invalid(&path, format!("must be a mapping, got {}", kind(value))))?;
     for key in map.keys() {
         if !SECTIONS.contains(&key.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!(
-                    "unknown key '{key}' (a config has: {})",
-                    SECTIONS.join(", ")
-                ),
-            ));
+            unknown(&format!("{path}.{key}"), "key", key, SECTIONS)?;
         }
     }
-    let sources = match map.get("sources") {
+    // cfn-init applies a section only `if self._config.<section>:` (construction.py:238-293
+    // @25fabe91): a null, empty or false one (YAML `files:` with nothing under it) is absent.
+    let section = |key: &str| map.get(key).filter(|v| mustache::truthy(v));
+    let sources = match section("sources") {
         Some(v) => sources::parse(v, &format!("{path}.sources"))?,
         None => Vec::new(),
     };
-    let files = match map.get("files") {
+    let files = match section("files") {
         Some(v) => files::parse(v, &format!("{path}.files"))?,
         None => Vec::new(),
     };
-    let commands = match map.get("commands") {
+    let commands = match section("commands") {
         Some(v) => commands::parse(v, &format!("{path}.commands"))?,
         None => Vec::new(),
     };
-    let section = |key: &str| map.get(key).filter(|v| !v.is_null());
     let packages = match section("packages") {
         Some(v) => packages::parse(v, &format!("{path}.packages"))?,
         None => Vec::new(),
@@ -524,6 +598,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("'nope'"), "{e}");
+        // Every set is checked, not only the ones asked for.
+        let e = names(
+            json!({"configSets": {"default": ["a"], "other": ["a", "missing"]}, "a": {}}),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("configSets.other[1]") && e.contains("'missing'"),
+            "{e}"
+        );
+        // Nested lists flatten; a ConfigSet mapping's other keys are ignored, as in cfn-init.
+        assert_eq!(
+            names(
+                json!({"configSets": {"default": [["a", ["b"]], {"ConfigSet": "s", "x": 1}], "s": "a"}, "a": {}, "b": {}}),
+                &[]
+            )
+            .unwrap(),
+            ["a", "b", "a"]
+        );
         let e = names(json!({"configSets": {"default": [5]}, "a": {}}), &[])
             .unwrap_err()
             .to_string();
@@ -531,12 +625,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_sections_are_errors() {
-        let e = names(json!({"config": {"comands": {}}}), &[])
-            .unwrap_err()
-            .to_string();
+    fn unknown_sections_are_warnings_or_strict_errors() {
+        let m = json!({ BLOCK: {"config": {"comands": {"a": {"command": "x"}}}} });
+        let plan = parse_with(&m, &[], false).unwrap();
+        assert!(plan.configs[0].commands.is_empty());
+        let e = parse_with(&m, &[], true).unwrap_err().to_string();
         assert!(
-            e.contains("config.comands") && e.contains("unknown key"),
+            e.contains("config.comands")
+                && e.contains("unknown key 'comands' (did you mean 'commands'?)"),
             "{e}"
         );
         // Empty sections are harmless and common in generated templates.

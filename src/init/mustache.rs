@@ -1,4 +1,6 @@
-//! Mustache for `files.context`, rendering as cfn-init's pystache does.
+//! Mustache for `files.context`. The default renders as chevron ([`super::chevron`]), what
+//! cfn-init 2.0 uses on Amazon Linux 2023; `--mustache pystache` renders as cfn-init's pystache
+//! (Amazon Linux 2, past its end of support), as described below.
 //!
 //! pystache (what cfn-init uses) prints values with Python's `str()`: `true` is `True`, `null`
 //! is `None`, `1.5` is `1.5`; `{{x}}` is escaped with Python's `html.escape(x, quote=True)`
@@ -34,8 +36,41 @@ enum Token {
     },
 }
 
-/// Renders `template` with `ctx` (the file's `context` mapping).
+/// Which mustache cfn-init would have rendered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Flavour {
+    /// chevron 0.14.0: cfn-init on Amazon Linux 2023 (and any Python >= 3.6 install).
+    #[default]
+    Chevron,
+    /// pystache: cfn-init on Amazon Linux 2.
+    Pystache,
+}
+
+static FLAVOUR: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Chooses the renderer for the rest of the process (the `--mustache` flag).
+pub fn set_flavour(f: Flavour) {
+    FLAVOUR.store(f as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn flavour() -> Flavour {
+    if FLAVOUR.load(std::sync::atomic::Ordering::Relaxed) == Flavour::Pystache as u8 {
+        Flavour::Pystache
+    } else {
+        Flavour::Chevron
+    }
+}
+
+/// Renders `template` with `ctx` (the file's `context` mapping) with the chosen flavour.
 pub fn render(template: &str, ctx: &Value) -> Result<String, String> {
+    match flavour() {
+        Flavour::Chevron => super::chevron::render(template, ctx),
+        Flavour::Pystache => render_pystache(template, ctx),
+    }
+}
+
+/// Renders `template` with `ctx` as pystache does.
+pub fn render_pystache(template: &str, ctx: &Value) -> Result<String, String> {
     let tokens = parse(template)?;
     let mut out = String::with_capacity(template.len());
     let mut stack = vec![ctx];
@@ -262,7 +297,7 @@ fn lookup<'v>(stack: &[&'v Value], name: &str) -> Option<&'v Value> {
     Some(v)
 }
 
-fn truthy(v: &Value) -> bool {
+pub(super) fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,
@@ -274,19 +309,14 @@ fn truthy(v: &Value) -> bool {
 }
 
 /// Python's `str()` of the value cfn-init parsed from JSON.
-fn python_str(v: &Value) -> String {
+pub(super) fn python_str(v: &Value) -> String {
     match v {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
         Value::String(s) => s.clone(),
         Value::Number(n) if n.is_f64() => {
-            let s = n.to_string();
-            if s.contains(['.', 'e', 'E']) {
-                s
-            } else {
-                format!("{s}.0")
-            }
+            super::files::python_float_repr(n.as_f64().unwrap_or_default())
         }
         Value::Number(n) => n.to_string(),
         other => python_repr(other),
@@ -447,7 +477,11 @@ mod tests {
             ("{{{m}}}", "{'b': 1, 'a': 'x'}"),
         ];
         for (template, want) in cases {
-            assert_eq!(render(template, &ctx).unwrap(), *want, "{template}");
+            assert_eq!(
+                render_pystache(template, &ctx).unwrap(),
+                *want,
+                "{template}"
+            );
         }
     }
 
@@ -474,7 +508,7 @@ mod tests {
             ("{{=<%=}}", "bad delimiter change"),
             (&"{{#a}}".repeat(101), "nested more than 100 deep"),
         ] {
-            let e = render(template, &ctx).unwrap_err();
+            let e = render_pystache(template, &ctx).unwrap_err();
             assert!(e.contains(says), "{template}: {e}");
         }
     }

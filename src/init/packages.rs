@@ -33,13 +33,23 @@ pub struct Package {
     pub source: Option<String>,
 }
 
+/// `^https?://.*$` on the lowered string, as cfn-init's `PythonTool._url_pattern`.
+fn is_http_url(v: &str) -> bool {
+    let v = v.to_ascii_lowercase();
+    v.starts_with("http://") || v.starts_with("https://")
+}
+
 impl Package {
     /// How the manager spells "this name at this version" on its command line.
     pub fn spec(&self, manager: &str) -> String {
         match (&self.version, manager) {
             (None, _) => self.name.clone(),
-            (Some(v), "apt" | "zypper") => format!("{}={v}", self.name),
+            (Some(v), "apt") => format!("{}={v}", self.name),
+            // A URL as a python "version" is what to install (lang_package_tools.py:71-77
+            // @25fabe91).
+            (Some(v), "python") if is_http_url(v) => v.clone(),
             (Some(v), "python") => format!("{}=={v}", self.name),
+            // yum, dnf and zypper (zypper_tool.py:50-51@25fabe91): NAME-VERSION.
             (Some(v), _) => format!("{}-{v}", self.name),
         }
     }
@@ -51,14 +61,14 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
         .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
     for (manager, value) in map {
         if !MANAGERS.contains(&manager.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{manager}"),
-                format!(
-                    "unknown package manager '{manager}' (known: {}), value {}",
-                    MANAGERS.join(", "),
-                    short(value)
-                ),
-            ));
+            // cfn-init skips it without a word (construction.py:239-240@25fabe91).
+            let _ = value;
+            super::unknown(
+                &format!("{path}.{manager}"),
+                "package manager",
+                manager,
+                MANAGERS,
+            )?;
         }
     }
     let mut out = Vec::new();
@@ -95,7 +105,21 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
                 }));
                 continue;
             }
-            let versions = strings(spec, &ppath)?;
+            let mut versions = strings(spec, &ppath)?;
+            // yum and zypper install only the newest of a list (cfn-init's RpmTool.max_version,
+            // rpm_tools.py:59-66,240-246; zypper_tool.py:42-46@25fabe91).
+            if matches!(*manager, "yum" | "dnf" | "zypper") && versions.len() > 1 {
+                let newest = versions
+                    .iter()
+                    .fold(None::<&String>, |max, v| match max {
+                        Some(m) if compare_rpm_versions(m, v) >= std::cmp::Ordering::Equal => {
+                            Some(m)
+                        }
+                        _ => Some(v),
+                    })
+                    .cloned();
+                versions = newest.into_iter().collect();
+            }
             if versions.is_empty() {
                 packages.push(Package {
                     name: name.clone(),
@@ -117,6 +141,75 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
         }
     }
     Ok(out)
+}
+
+/// cfn-init's `RpmTool.compare_rpm_versions` (rpm_tools.py:249-295@25fabe91): VERSION then
+/// RELEASE (split at the first `-`), each as runs of letters or digits; digits compare as
+/// numbers and beat letters, letters compare as strings, and with equal common runs the one
+/// with more runs is newer.
+fn compare_rpm_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn runs(s: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut start = None;
+        let mut digit = false;
+        for (i, c) in s.char_indices() {
+            let class = if c.is_ascii_digit() {
+                Some(true)
+            } else if c.is_ascii_alphabetic() {
+                Some(false)
+            } else {
+                None
+            };
+            match (start, class) {
+                (Some(st), Some(d)) if d == digit => {
+                    let _ = st;
+                }
+                (Some(st), _) => {
+                    out.push(&s[st..i]);
+                    start = class.map(|d| {
+                        digit = d;
+                        i
+                    });
+                }
+                (None, Some(d)) => {
+                    digit = d;
+                    start = Some(i);
+                }
+                (None, None) => {}
+            }
+        }
+        if let Some(st) = start {
+            out.push(&s[st..]);
+        }
+        out
+    }
+    let fa: Vec<&str> = a.splitn(2, '-').collect();
+    let fb: Vec<&str> = b.splitn(2, '-').collect();
+    for i in 0..2 {
+        let ra = fa.get(i).map(|s| runs(s)).unwrap_or_default();
+        let rb = fb.get(i).map(|s| runs(s)).unwrap_or_default();
+        for (x, y) in ra.iter().zip(rb.iter()) {
+            let xd = x.starts_with(|c: char| c.is_ascii_digit());
+            let yd = y.starts_with(|c: char| c.is_ascii_digit());
+            let o = match (xd, yd) {
+                (true, true) => {
+                    let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                    x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+                }
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                (false, false) => x.cmp(y),
+            };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        if ra.len() != rb.len() {
+            return ra.len().cmp(&rb.len());
+        }
+    }
+    Ordering::Equal
 }
 
 /// A version (or rpm location) as a string, a number (YAML `1.2`) or a list of them; "" and []
@@ -249,6 +342,10 @@ pub async fn apply(
     for set in sets {
         let m = set.manager.as_str();
         let mut missing = Vec::new();
+        if m == "rpm" {
+            apply_rpm(ctx, &set.packages, fetcher, changed).await?;
+            continue;
+        }
         for p in &set.packages {
             if installed(ctx, m, p).await? {
                 tracing::info!(config, manager = m, package = %p.spec(m), "already installed");
@@ -261,15 +358,45 @@ pub async fn apply(
         }
         let specs: Vec<String> = missing.iter().map(|p| p.spec(m)).collect();
         match m {
-            "yum" | "dnf" => {
-                let mut a = argv([m, "-y", "install"]);
-                a.extend(specs);
-                exec::must(ctx, &a, &[], exec::INSTALL).await?;
-            }
-            "zypper" => {
-                let mut a = argv(["zypper", "--non-interactive", "install"]);
-                a.extend(specs);
-                exec::must(ctx, &a, &[], exec::INSTALL).await?;
+            "yum" | "dnf" | "zypper" => {
+                // As cfn-init (rpm_tools.py:78-115, zypper_tool.py:63-110@25fabe91): a requested
+                // version that is not newer than the installed one is a downgrade; the rest one
+                // install.
+                let (mut install, mut downgrade) = (Vec::new(), Vec::new());
+                for p in &missing {
+                    match &p.version {
+                        Some(v) => {
+                            let current = installed_rpm_version(ctx, &p.name).await?;
+                            if compare_rpm_versions(v, &current) == std::cmp::Ordering::Greater {
+                                install.push(p.spec(m));
+                            } else {
+                                tracing::info!(config, package = %p.name, installed = %current, requested = %v, "downgrading");
+                                downgrade.push(p.spec(m));
+                            }
+                        }
+                        None => install.push(p.spec(m)),
+                    }
+                }
+                let (up, down) = if m == "zypper" {
+                    (
+                        argv(["zypper", "--non-interactive", "install"]),
+                        argv([
+                            "zypper",
+                            "--non-interactive",
+                            "install",
+                            "--oldpackage",
+                            "--force-resolution",
+                        ]),
+                    )
+                } else {
+                    (argv([m, "-y", "install"]), argv([m, "-y", "downgrade"]))
+                };
+                for (mut a, list) in [(up, install), (down, downgrade)] {
+                    if !list.is_empty() {
+                        a.extend(list);
+                        exec::must(ctx, &a, &[], exec::INSTALL).await?;
+                    }
+                }
             }
             "apt" => {
                 let mut a = argv(["apt-get", "-q", "-y", "install"]);
@@ -281,17 +408,6 @@ pub async fn apply(
                     exec::INSTALL,
                 )
                 .await?;
-            }
-            "rpm" => {
-                for p in &missing {
-                    let source = p.source.as_deref().unwrap_or_default();
-                    let local = download_rpm(p, source, config, fetcher).await?;
-                    let file = match &local {
-                        Some(l) => l.path.to_string_lossy().into_owned(),
-                        None => source.to_string(),
-                    };
-                    exec::must(ctx, &rpm_install_argv(&file), &[], exec::INSTALL).await?;
-                }
             }
             "python" => {
                 for spec in &specs {
@@ -317,14 +433,126 @@ pub async fn apply(
     Ok(())
 }
 
-/// `rpm -U --quiet FILE`, as cfn-init runs it; with `--` before a FILE that starts with `-`,
-/// which rpm would otherwise read as an option (the source is the template's text).
-fn rpm_install_argv(file: &str) -> Vec<String> {
-    if file.starts_with('-') {
-        argv(["rpm", "-U", "--quiet", "--", file])
-    } else {
-        argv(["rpm", "-U", "--quiet", file])
+/// `rpm` packages as cfn-init's RpmTool (rpm_tools.py:147-206,296-311@25fabe91): the name and
+/// version inside each file (`rpm -qp`) say whether it is installed (`rpm -q --quiet
+/// NAME-VERSION-RELEASE`), so a file of another version than the installed one is installed
+/// (upgraded); the others go in one `rpm -U --quiet --nosignature --replacepkgs`. Unlike cfn-init,
+/// a file `rpm -qp` cannot read is not silently taken as installed: the package is then judged
+/// by its key (`rpm -q KEY`) and a bad location fails in `rpm -U`.
+async fn apply_rpm(
+    ctx: Ctx<'_>,
+    packages: &[Package],
+    fetcher: &Fetcher<'_>,
+    changed: &mut BTreeMap<String, BTreeSet<String>>,
+) -> Result<()> {
+    let config = ctx.config;
+    let mut files = Vec::new();
+    let mut names = Vec::new();
+    // Downloaded files live until the install is done.
+    let mut locals = Vec::new();
+    for p in packages {
+        let source = p.source.as_deref().unwrap_or_default();
+        let local = download_rpm(p, source, config, fetcher).await?;
+        let file = match &local {
+            Some(l) => l.path.to_string_lossy().into_owned(),
+            None => source.to_string(),
+        };
+        let present = match rpm_file_spec(ctx, &file).await? {
+            Some(spec) => exec::call(
+                ctx,
+                &argv(["rpm", "-q", "--quiet", &spec]),
+                &[],
+                exec::QUERY,
+            )
+            .await?
+            .success(),
+            None => installed(ctx, "rpm", p).await?,
+        };
+        if present {
+            tracing::info!(config, manager = "rpm", package = %p.name, "already installed");
+            continue;
+        }
+        files.push(file);
+        names.push(p.name.clone());
+        locals.extend(local);
     }
+    if files.is_empty() {
+        return Ok(());
+    }
+    exec::must(ctx, &rpm_install_argv(&files), &[], exec::INSTALL).await?;
+    drop(locals);
+    changed.entry("rpm".into()).or_default().extend(names);
+    Ok(())
+}
+
+/// `NAME-VERSION-RELEASE` of the rpm file at `file` (a path or URL rpm reads itself), as
+/// cfn-init's `get_package_version(pkg)` asks it; `None` when rpm cannot read it.
+async fn rpm_file_spec(ctx: Ctx<'_>, file: &str) -> Result<Option<String>> {
+    let mut query = argv([
+        "rpm",
+        "-qp",
+        "--queryformat",
+        "%{NAME}|%{VERSION}-%{RELEASE}",
+        "--nosignature",
+    ]);
+    // A file named like an option would be read as one (the source is the template's text).
+    if file.starts_with('-') {
+        query.push("--".into());
+    }
+    query.push(file.into());
+    let a = exec::call(ctx, &query, &[], exec::QUERY).await?;
+    if !a.success() {
+        return Ok(None);
+    }
+    let (name, version) = a
+        .stdout
+        .trim()
+        .split_once('|')
+        .unwrap_or((a.stdout.trim(), ""));
+    Ok(match (name, version) {
+        ("", _) => None,
+        (n, "") => Some(n.to_string()),
+        (n, v) => Some(format!("{n}-{v}")),
+    })
+}
+
+/// The installed `VERSION-RELEASE` of an rpm package ("" when none), as cfn-init's
+/// `RpmTool.get_package_version(name, False)` asks it (rpm_tools.py:207-233@25fabe91).
+async fn installed_rpm_version(ctx: Ctx<'_>, name: &str) -> Result<String> {
+    let a = exec::call(
+        ctx,
+        &argv([
+            "rpm",
+            "-qa",
+            "--queryformat",
+            "%{NAME}|%{VERSION}-%{RELEASE}",
+            "--nosignature",
+            name,
+        ]),
+        &[],
+        exec::QUERY,
+    )
+    .await?;
+    if !a.success() {
+        return Ok(String::new());
+    }
+    Ok(a.stdout
+        .trim()
+        .split_once('|')
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default())
+}
+
+/// `rpm -U --quiet --nosignature --replacepkgs FILE...`, as cfn-init runs it; with `--` before
+/// the files when one starts with `-`, which rpm would otherwise read as an option (the
+/// source is the template's text).
+fn rpm_install_argv(files: &[String]) -> Vec<String> {
+    let mut a = argv(["rpm", "-U", "--quiet", "--nosignature", "--replacepkgs"]);
+    if files.iter().any(|f| f.starts_with('-')) {
+        a.push("--".into());
+    }
+    a.extend(files.iter().cloned());
+    a
 }
 
 async fn installed(ctx: Ctx<'_>, manager: &str, p: &Package) -> Result<bool> {
@@ -338,15 +566,26 @@ async fn installed(ctx: Ctx<'_>, manager: &str, p: &Package) -> Result<bool> {
         "rpm" => exec::call(ctx, &argv(["rpm", "-q", &p.name]), &[], exec::QUERY)
             .await?
             .success(),
+        // As cfn-init's AptTool._pkg_installed (apt_tool.py:104-125@25fabe91): installed, and
+        // `name=version` starts with the requested spec (any version when none is asked for).
         "apt" => {
             let a = exec::call(
                 ctx,
-                &argv(["dpkg-query", "-W", "-f=${Status}", &p.name]),
+                &argv([
+                    "dpkg-query",
+                    "-f",
+                    "${Status}|${Package}=${Version}",
+                    "-W",
+                    &p.name,
+                ]),
                 &[],
                 exec::QUERY,
             )
             .await?;
-            a.success() && a.stdout.contains("install ok installed")
+            let (status, spec) = a.stdout.trim().split_once('|').unwrap_or(("", ""));
+            a.success()
+                && status.rsplit(' ').next() == Some("installed")
+                && spec.starts_with(&p.spec("apt"))
         }
         "python" => {
             let a = exec::call(ctx, &argv(["pip3", "show", &p.name]), &[], exec::QUERY).await?;
@@ -376,13 +615,14 @@ mod tests {
 
     #[test]
     fn an_rpm_source_that_looks_like_an_option_is_not_one() {
+        let rpm = ["rpm", "-U", "--quiet", "--nosignature", "--replacepkgs"];
         assert_eq!(
-            rpm_install_argv("--define=x y"),
-            ["rpm", "-U", "--quiet", "--", "--define=x y"]
+            rpm_install_argv(&["--define=x y".into()]),
+            [&rpm[..], &["--", "--define=x y"]].concat()
         );
         assert_eq!(
-            rpm_install_argv("http://h/a.rpm"),
-            ["rpm", "-U", "--quiet", "http://h/a.rpm"]
+            rpm_install_argv(&["http://h/a.rpm".into()]),
+            [&rpm[..], &["http://h/a.rpm"]].concat()
         );
     }
 
@@ -403,7 +643,8 @@ mod tests {
         let order: Vec<&str> = sets.iter().map(|s| s.manager.as_str()).collect();
         assert_eq!(order, ["rpm", "apt", "yum", "dnf", "python", "rubygems"]);
         let yum: Vec<String> = sets[2].packages.iter().map(|p| p.spec("yum")).collect();
-        assert_eq!(yum, ["httpd", "php", "mysql-5.1", "mysql-5.5"]);
+        // yum installs only the newest of a list, as cfn-init.
+        assert_eq!(yum, ["httpd", "php", "mysql-5.5"]);
         assert_eq!(sets[1].packages[0].spec("apt"), "curl=7.1");
         assert_eq!(sets[3].packages[0].spec("dnf"), "jq-1.6");
         assert_eq!(sets[4].packages[0].spec("python"), "boto3==1.0");
@@ -434,8 +675,48 @@ mod tests {
     }
 
     #[test]
+    fn rpm_version_order_and_yum_takes_the_newest() {
+        use std::cmp::Ordering::*;
+        for (a, b, want) in [
+            ("1.10", "1.9", Greater),
+            ("1.2-3", "1.2-10", Less),
+            ("1.0", "1.0.1", Less),
+            ("1.0a", "1.0", Greater),
+            ("2", "a", Greater),
+            ("1.01", "1.1", Equal),
+            ("1_0", "1.0", Equal),
+        ] {
+            assert_eq!(compare_rpm_versions(a, b), want, "{a} vs {b}");
+        }
+        let p = parse(
+            &json!({"yum": {"app": ["1.2-3", "1.10-1", "1.9"]}, "apt": {"x": ["1", "2"]}}),
+            "p",
+        )
+        .unwrap();
+        let specs: Vec<(String, Option<String>)> = p
+            .iter()
+            .flat_map(|s| {
+                s.packages
+                    .iter()
+                    .map(|p| (p.name.clone(), p.version.clone()))
+            })
+            .collect();
+        assert_eq!(
+            specs,
+            [
+                ("x".into(), Some("1".into())),
+                ("x".into(), Some("2".into())),
+                ("app".into(), Some("1.10-1".into()))
+            ]
+        );
+    }
+
+    #[test]
     fn errors_name_the_key_and_value() {
-        let e = parse(&json!({"brew": {"jq": []}}), "I.c.packages")
+        assert!(parse(&json!({"brew": {"jq": []}}), "I.c.packages")
+            .unwrap()
+            .is_empty());
+        let e = crate::init::strictly(|| parse(&json!({"brew": {"jq": []}}), "I.c.packages"))
             .unwrap_err()
             .to_string();
         assert!(

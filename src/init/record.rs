@@ -27,6 +27,7 @@ pub struct ConfigReport {
     pub name: String,
     pub packages_installed: BTreeMap<String, BTreeSet<String>>,
     pub groups_created: BTreeSet<String>,
+    /// Created, or modified by `usermod` (groups or home changed): what triggers restarts.
     pub users_created: BTreeSet<String>,
     pub files_changed: BTreeSet<String>,
     pub commands_run: BTreeSet<String>,

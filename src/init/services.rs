@@ -1,6 +1,6 @@
 //! Init `services`: `systemd` and `sysvinit` maps with `enabled`, `ensureRunning` and restart
-//! triggers. A running service is restarted only when something it lists changed earlier in the
-//! same config, as cfn-init does. These are the template's own services, so starts and stops
+//! triggers. A service is restarted when something it lists changed earlier in the same config,
+//! whatever its state or `ensureRunning`, as cfn-init does. These are the template's own services, so starts and stops
 //! block (bounded); the ECS units are started by the boot sequence, never here.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,15 +87,21 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<ServiceSpec>> {
     let mut out = Vec::new();
     for (manager, services) in map {
         let mpath = format!("{path}.{manager}");
-        if !KINDS.contains(&manager.as_str()) {
+        if manager == "windows" {
+            // cfn-init fails on it off Windows ("Cannot modify windows services without
+            // pywin32", service_tools.py:85-86@25fabe91).
             return Err(Error::invalid(
                 mpath,
                 format!(
-                    "unknown service manager '{manager}' (supported: {}), value {}",
-                    KINDS.join(", "),
+                    "'windows' services cannot be managed on Linux (cfn-init fails on them too), value {}",
                     short(services)
                 ),
             ));
+        }
+        if !KINDS.contains(&manager.as_str()) {
+            // cfn-init: "Unsupported service manager" warning, skipped (construction.py:290-291).
+            super::unknown(&mpath, "service manager", manager, KINDS)?;
+            continue;
         }
         let services = services.as_object().ok_or_else(|| {
             Error::invalid(&mpath, format!("must be a mapping, got {}", kind(services)))
@@ -104,8 +110,8 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<ServiceSpec>> {
             out.push(parse_one(manager, name, spec, &format!("{mpath}.{name}"))?);
         }
     }
-    // Deterministic: by manager, then by service name.
-    out.sort_by(|a, b| (&a.manager, &a.name).cmp(&(&b.manager, &b.name)));
+    // Document order, managers and services alike, as cfn-init iterates its mappings
+    // (construction.py:286, systemd_tool.py:74@25fabe91; `preserve_order` keeps it).
     Ok(out)
 }
 
@@ -121,23 +127,14 @@ fn parse_one(manager: &str, name: &str, spec: &Value, path: &str) -> Result<Serv
         .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", short(spec))))?;
     for k in map.keys() {
         if !KEYS.contains(&k.as_str()) {
-            return Err(Error::invalid(
-                format!("{path}.{k}"),
-                format!("unknown key '{k}' (a service has: {})", KEYS.join(", ")),
-            ));
+            super::unknown(&format!("{path}.{k}"), "key", k, KEYS)?;
         }
     }
+    // Present (even as null) means "set it", as cfn-init's `"enabled" in properties`.
     let boolean = |k: &str| -> Result<Option<bool>> {
-        match map.get(k) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-            Some(other) => Err(Error::invalid(
-                format!("{path}.{k}"),
-                format!("must be true or false, got {}", short(other)),
-            )),
-        }
+        map.get(k)
+            .map(|v| crate::settings::init_boolean(v, &format!("{path}.{k}")))
+            .transpose()
     };
     let list = |k: &str| -> Result<Vec<String>> {
         match map.get(k) {
@@ -166,13 +163,9 @@ fn parse_one(manager: &str, name: &str, spec: &Value, path: &str) -> Result<Serv
             for (mgr, names) in m {
                 let p = format!("{path}.packages.{mgr}");
                 if !MANAGERS.contains(&mgr.as_str()) {
-                    return Err(Error::invalid(
-                        p,
-                        format!(
-                            "unknown package manager '{mgr}' (known: {})",
-                            MANAGERS.join(", ")
-                        ),
-                    ));
+                    // Nothing is ever installed by it, so it never triggers (as in cfn-init).
+                    super::unknown(&p, "package manager", mgr, MANAGERS)?;
+                    continue;
                 }
                 let names = match names {
                     Value::Array(items) => items
@@ -239,41 +232,43 @@ pub async fn apply(
         let systemd = s.manager == "systemd";
         if let Some(on) = s.enabled {
             let a = if systemd {
-                argv(["systemctl", if on { "enable" } else { "disable" }, n])
+                Some(argv([
+                    "systemctl",
+                    if on { "enable" } else { "disable" },
+                    n,
+                ]))
+            } else if on_path("chkconfig") {
+                Some(argv(["chkconfig", n, if on { "on" } else { "off" }]))
+            } else if on_path("update-rc.d") {
+                // Debian family (service_tools.py:238-251,303-328@25fabe91).
+                Some(argv([
+                    "update-rc.d",
+                    n,
+                    if on { "enable" } else { "disable" },
+                ]))
             } else {
-                argv(["chkconfig", n, if on { "on" } else { "off" }])
+                // cfn-init logs this and goes on (service_tools.py:228-232@25fabe91).
+                tracing::error!(
+                    config,
+                    service = n,
+                    "could not {} the service: neither chkconfig nor update-rc.d is available",
+                    if on { "enable" } else { "disable" }
+                );
+                None
             };
-            exec::must(ctx, &a, &[], exec::CHANGE).await?;
-            done.entry(s.name.clone())
-                .or_default()
-                .push(if on { "enable" } else { "disable" });
+            if let Some(a) = a {
+                exec::must(ctx, &a, &[], exec::CHANGE).await?;
+                done.entry(s.name.clone())
+                    .or_default()
+                    .push(if on { "enable" } else { "disable" });
+            }
         }
-        let Some(want_running) = s.ensure_running else {
-            continue;
-        };
-        let running = if systemd {
-            let a = exec::call(ctx, &argv(["systemctl", "is-active", n]), &[], exec::QUERY).await?;
-            a.stdout.trim() == "active"
-        } else {
-            exec::call(ctx, &argv(["service", n, "status"]), &[], exec::QUERY)
-                .await?
-                .success()
-        };
-        let verb = match (want_running, running) {
-            (true, false) => Some("start"),
-            (false, true) => Some("stop"),
-            (true, true) => match s.triggers.fired(changes) {
-                Some(why) => {
-                    tracing::info!(config, service = n, trigger = %why, "restarting");
-                    Some("restart")
-                }
-                None => None,
-            },
-            (false, false) => None,
-        };
-        match (verb, systemd) {
-            (None, _) => tracing::info!(config, service = n, running, "nothing to do"),
-            (Some("restart"), true) => {
+        // cfn-init (systemd_tool.py:74-106, service_tools.py:153-176@25fabe91): a service that
+        // lists something changed in this config is restarted whatever its state and whatever
+        // `ensureRunning` says; `ensureRunning` is consulted only when nothing forced a restart.
+        if let Some(why) = s.triggers.fired(changes) {
+            tracing::info!(config, service = n, trigger = %why, "restarting");
+            if systemd {
                 // The unit file may be one of the files that changed.
                 exec::must(
                     ctx,
@@ -282,6 +277,7 @@ pub async fn apply(
                     exec::CHANGE,
                 )
                 .await?;
+                // Also starts a stopped unit.
                 exec::must(
                     ctx,
                     &argv(["systemctl", "reload-or-restart", n]),
@@ -289,19 +285,73 @@ pub async fn apply(
                     exec::CHANGE,
                 )
                 .await?;
+            } else {
+                exec::must(
+                    ctx,
+                    &sysv(n, "restart", on_path("service")),
+                    &[],
+                    exec::CHANGE,
+                )
+                .await?;
             }
-            (Some(v), true) => {
-                exec::must(ctx, &argv(["systemctl", v, n]), &[], exec::CHANGE).await?;
-            }
-            (Some(v), false) => {
-                exec::must(ctx, &argv(["service", n, v]), &[], exec::CHANGE).await?;
-            }
+            done.entry(s.name.clone()).or_default().push("restart");
+            continue;
         }
-        if let Some(v) = verb {
-            done.entry(s.name.clone()).or_default().push(v);
+        let Some(want_running) = s.ensure_running else {
+            continue;
+        };
+        // Running is what the exit status says (`is-active` 0, `service NAME status` 0).
+        let running = if systemd {
+            exec::call(ctx, &argv(["systemctl", "is-active", n]), &[], exec::QUERY).await?
+        } else {
+            exec::call(
+                ctx,
+                &sysv(n, "status", on_path("service")),
+                &[],
+                exec::QUERY,
+            )
+            .await?
         }
+        .success();
+        let verb = match (want_running, running) {
+            (true, false) => "start",
+            (false, true) => "stop",
+            _ => {
+                tracing::info!(config, service = n, running, "nothing to do");
+                continue;
+            }
+        };
+        let a = if systemd {
+            argv(["systemctl", verb, n])
+        } else {
+            sysv(n, verb, on_path("service"))
+        };
+        exec::must(ctx, &a, &[], exec::CHANGE).await?;
+        done.entry(s.name.clone()).or_default().push(verb);
     }
     Ok(())
+}
+
+/// A sysvinit action: `service NAME VERB`, or without a `service` command the init script
+/// itself, `/etc/init.d/NAME VERB`, as cfn-init's `_get_service_executable`
+/// (service_tools.py:253-274@25fabe91).
+fn sysv(name: &str, verb: &str, has_service: bool) -> Vec<String> {
+    if has_service {
+        argv(["service", name, verb])
+    } else {
+        vec![format!("/etc/init.d/{name}"), verb.to_string()]
+    }
+}
+
+/// Whether `tool` is an executable file in a directory of `PATH` (how [`exec::call`] finds it).
+fn on_path(tool: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 #[cfg(test)]
@@ -320,8 +370,11 @@ mod tests {
             "I.c.services",
         )
         .unwrap();
-        assert_eq!(v[0].manager, "systemd");
-        let s = &v[1];
+        assert_eq!(
+            v.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["nginx", "a"]
+        );
+        let s = &v[0];
         assert_eq!((s.enabled, s.ensure_running), (Some(true), Some(true)));
         let mut c = Changes::default();
         assert_eq!(s.triggers.fired(&c), None);
@@ -343,6 +396,12 @@ mod tests {
     }
 
     #[test]
+    fn sysvinit_without_service_runs_the_init_script() {
+        assert_eq!(sysv("web", "start", true), ["service", "web", "start"]);
+        assert_eq!(sysv("web", "status", false), ["/etc/init.d/web", "status"]);
+    }
+
+    #[test]
     fn errors_name_key_and_value() {
         let e = parse(&json!({"windows": {"x": {}}}), "I.c.services")
             .unwrap_err()
@@ -351,17 +410,16 @@ mod tests {
             e.contains("I.c.services.windows") && e.contains("'windows'"),
             "{e}"
         );
-        let e = parse(
-            &json!({"systemd": {"x": {"ensureRunning": "yes"}}}),
+        let v = parse(
+            &json!({"systemd": {"x": {"ensureRunning": "yes", "enabled": "on"}}}),
             "I.c.services",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("I.c.services.systemd.x.ensureRunning") && e.contains("\"yes\""),
-            "{e}"
+        .unwrap();
+        assert_eq!(
+            (v[0].ensure_running, v[0].enabled),
+            (Some(true), Some(false))
         );
-        let e = parse(&json!({"systemd": {"x": {"file": []}}}), "p")
+        let e = crate::init::strictly(|| parse(&json!({"systemd": {"x": {"file": []}}}), "p"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("p.systemd.x.file: unknown key"), "{e}");
@@ -372,9 +430,19 @@ mod tests {
             e.contains("p.systemd.x.files") && e.contains("/etc/a"),
             "{e}"
         );
-        let e = parse(&json!({"systemd": {"x": {"packages": {"brew": []}}}}), "p")
-            .unwrap_err()
-            .to_string();
+        let e = crate::init::strictly(|| {
+            parse(&json!({"systemd": {"x": {"packages": {"brew": []}}}}), "p")
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("p.systemd.x.packages.brew"), "{e}");
+        // Without --strict: a warning, and the key is ignored.
+        let v = parse(
+            &json!({"upstart": {"y": {}}, "systemd": {"x": {"file": [], "packages": {"brew": ["a"]}}}}),
+            "p",
+        )
+        .unwrap();
+        assert_eq!(v.len(), 1);
+        assert!(v[0].triggers.is_empty());
     }
 }

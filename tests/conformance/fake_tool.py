@@ -2,11 +2,11 @@
 """One recording fake for every tool the Init engine calls, selected by the name it is run as.
 
 yum dnf zypper rpm apt-get dpkg-query pip3 gem getent groupadd useradd usermod systemctl
-chkconfig service, plus `record` (for Init commands: records argv, cwd and environment).
+chkconfig update-rc.d service su, plus `record` (for Init commands: records argv, cwd and environment).
 
 Every call is appended to $FAKE_LOG (default: ../calls.jsonl from the fakes' directory) (JSONL: {"argv": [name, ...], "cwd": ..., "env": {...}}).
 Answers come from the world state in $FAKE_WORLD (default ../world.json; JSON, rewritten after each changing call):
-  rpm: [installed rpm names, "name" or "name-version"]   apt: [names]
+  rpm: [installed rpm names, "name" or "name-version"]   apt: ["name" or "name=version"]
   rpm_files: {basename: {"content", "mode", "dir_mode"}}  (written by `rpm -U <local file>`)
   pip: {name: version}                                   gem: {name: [versions]}
   groups: {name: {"gid": n, "members": [users]}}         users: {name: {"uid": n, "home": p}}
@@ -87,37 +87,101 @@ if NAME == "record":
     code = int(opt(ARGS, "--exit") or 0)
     out(code, "recorded " + " ".join(ARGS))
 
+if NAME == "su":
+    # `su USER -c COMMAND [ARG...]`: runs COMMAND with /bin/sh (ARGs are $0, $1, ...), as util-linux
+    # su does with the user's shell, without changing user.
+    import subprocess
+    user, rest = ARGS[0], ARGS[1:]
+    if user not in W["users"] and user != "root":
+        out(1, stderr=f"su: user {user} does not exist or the user entry does not contain all the required fields")
+    if rest[:1] != ["-c"] or len(rest) < 2:
+        out(1, stderr=f"su (fake): unsupported call {ARGS}")
+    sys.exit(subprocess.call(["/bin/sh", "-c"] + rest[1:]))
+
+def rpm_version(entry, name):
+    """The VERSION-RELEASE of an rpm world entry ("name" is 1.0-1, "name-V-R" is V-R), or None."""
+    if entry == name:
+        return "1.0-1"
+    if entry.startswith(name + "-") and entry[len(name) + 1:][:1].isdigit():
+        return entry[len(name) + 1:]
+    return None
+
+
+def rpm_file_nv(base):
+    """(NAME, VERSION-RELEASE) from an rpm file name or world entry: the first dash-separated
+    field starting with a digit begins the version; an arch suffix and .rpm are dropped."""
+    base = base[:-4] if base.endswith(".rpm") else base
+    for arch in (".noarch", ".x86_64", ".aarch64", ".i386", ".i686"):
+        if base.endswith(arch):
+            base = base[: -len(arch)]
+    parts = base.split("-")
+    for i in range(1, len(parts)):
+        if parts[i][:1].isdigit():
+            return "-".join(parts[:i]), "-".join(parts[i:])
+    return base, "1.0-1"
+
+
 if NAME in ("yum", "dnf", "zypper"):
     pos = positional(ARGS)
+    if pos[:1] == ["downgrade"] or "--oldpackage" in ARGS:
+        pos = ["downgrade"] + pos[1:]
+        for spec in pos[1:]:
+            W["rpm"] = [e for e in W["rpm"] if not any(
+                rpm_version(e, spec[:i]) for i in range(1, len(spec)) if spec[i] == "-")]
+        install_rpms(pos[1:])
     if pos[:1] != ["install"]:
         out(1, stderr=f"{NAME}: unsupported by the fake: {ARGS}")
     install_rpms(pos[1:])
 
 if NAME == "rpm":
+    if ARGS[:1] == ["-qa"]:
+        # `rpm -qa --queryformat '%{NAME}|%{VERSION}-%{RELEASE}' --nosignature NAME`
+        name = ARGS[-1]
+        for e in W["rpm"]:
+            v = rpm_version(e, name)
+            if v:
+                out(0, f"{name}|{v}")
+        out(0)
+    if ARGS[:1] == ["-qp"]:
+        # `rpm -qp --queryformat '%{NAME}|%{VERSION}-%{RELEASE}' --nosignature FILE`: read from
+        # the file's name (NAME-VERSION[-RELEASE][.ARCH].rpm; no version is 1.0-1); a file
+        # listed in `rpm_unreadable` cannot be read.
+        src = ARGS[-1]
+        if src in W.get("rpm_unreadable", []):
+            out(1, stderr=f"error: open of {src} failed")
+        name, ver = rpm_file_nv(src.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
+        out(0, f"{name}|{ver}")
     if ARGS[:1] == ["-q"]:
-        q = ARGS[1]
-        if q in W["rpm"]:
+        q = ARGS[-1]
+        if q in W["rpm"] or any("-".join(rpm_file_nv(e)) == q for e in W["rpm"]):
             out(0, q)
         out(1, f"package {q} is not installed")
     if ARGS[:1] == ["-U"]:
-        src = positional(ARGS)[0]
-        if os.path.isfile(src):
-            # A downloaded file: what it held and how private it was, for the expectations.
-            with open(src, "rb") as f:
-                data = f.read()
-            W.setdefault("rpm_files", {})[os.path.basename(src)] = {
-                "content": data.decode(errors="replace"),
-                "mode": "%04o" % (os.stat(src).st_mode & 0o7777),
-                "dir_mode": "%04o" % (os.stat(os.path.dirname(src)).st_mode & 0o7777)}
-        name = os.path.basename(src)
-        name = name[:-4] if name.endswith(".rpm") else name
-        install_rpms([name])
+        for src in positional(ARGS):
+            if os.path.isfile(src):
+                # A downloaded file: what it held and how private it was, for the expectations.
+                with open(src, "rb") as f:
+                    data = f.read()
+                W.setdefault("rpm_files", {})[os.path.basename(src)] = {
+                    "content": data.decode(errors="replace"),
+                    "mode": "%04o" % (os.stat(src).st_mode & 0o7777),
+                    "dir_mode": "%04o" % (os.stat(os.path.dirname(src)).st_mode & 0o7777)}
+            name = os.path.basename(src)
+            name = name[:-4] if name.endswith(".rpm") else name
+            if name not in W["rpm"]:
+                W["rpm"].append(name)
+        save()
+        out(0)
     out(1, stderr=f"rpm: unsupported by the fake: {ARGS}")
 
 if NAME == "dpkg-query":
+    # `dpkg-query -f '${Status}|${Package}=${Version}' -W NAME`; apt entries are "name" (version
+    # 1.0) or "name=version".
     name = positional(ARGS)[-1]
-    if name in W["apt"]:
-        out(0, "install ok installed")
+    for entry in W["apt"]:
+        n, _, v = entry.partition("=")
+        if n == name:
+            out(0, f"install ok installed|{n}={v or '1.0'}")
     out(1, stderr=f"dpkg-query: no packages found matching {name}")
 
 if NAME == "apt-get":
@@ -126,8 +190,7 @@ if NAME == "apt-get":
     pos = positional(ARGS)
     for spec in pos[1:]:
         n = spec.split("=")[0]
-        if n not in W["apt"]:
-            W["apt"].append(n)
+        W["apt"] = [e for e in W["apt"] if e.partition("=")[0] != n] + [spec]
     save()
     out(0, "done")
 
@@ -156,6 +219,10 @@ if NAME == "gem":
         W["gem"].setdefault(pos[1], []).append(v or "1.0")
         save()
         out(0, "1 gem installed")
+
+if NAME == "getent" and ARGS == ["group"]:
+    # The whole database, as `getent group` lists it.
+    out(0, "\n".join(f"{n}:x:{g['gid']}:{','.join(g.get('members', []))}" for n, g in W["groups"].items()))
 
 if NAME == "getent":
     db, key = ARGS[0], ARGS[1]
@@ -189,6 +256,9 @@ if NAME == "groupadd":
 
 
 def set_groups(user, groups):
+    # -G takes names or gids, as the real tools do.
+    by_gid = {str(g["gid"]): n for n, g in W["groups"].items()}
+    groups = [by_gid.get(n, n) for n in groups]
     for n in groups:
         if n not in W["groups"]:
             out(6, stderr=f"{NAME}: group '{n}' does not exist")
@@ -248,15 +318,19 @@ if NAME == "systemctl":
     save()
     out(0)
 
-if NAME in ("chkconfig", "service"):
+if NAME in ("chkconfig", "update-rc.d", "service"):
     name, verb = ARGS[0], ARGS[1]
     s = W["sysv"].get(name)
     if s is None:
         if NAME == "chkconfig":
             out(1, stderr=f"error reading information on service {name}: No such file or directory")
+        if NAME == "update-rc.d":
+            out(1, stderr=f"update-rc.d: error: cannot find a LSB script for {name}")
         out(1, stderr=f"{name}: unrecognized service")
     if NAME == "chkconfig":
         s["on"] = verb == "on"
+    elif NAME == "update-rc.d":
+        s["on"] = verb == "enable"
     elif verb == "status":
         out(0 if s["running"] else 3, f"{name} is {'running' if s['running'] else 'stopped'}")
     elif verb in ("start", "restart"):
