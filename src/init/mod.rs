@@ -5,6 +5,7 @@
 
 mod accounts;
 pub mod auth;
+mod cgroup;
 mod chevron;
 mod commands;
 #[cfg(test)]
