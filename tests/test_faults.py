@@ -781,7 +781,9 @@ MODE_LINE = '              mode: "000644"\n'
 @pytest.mark.parametrize("fault,old,new,patterns", [
     ("bad octal mode", MODE_LINE, '              mode: "000999"\n',
      [r"/etc/ecs-bootstrap/motd\.mode", "000999"]),
-    ("unknown key in an Init file", MODE_LINE, MODE_LINE + "              modee: x\n",
+    # cfn-init ignores unknown keys (construction.py:301-309@25fabe91): a warning by default
+    # (test_unknown_init_key_is_a_warning below), an error under --strict.
+    ("unknown key in an Init file (--strict)", MODE_LINE, MODE_LINE + "              modee: x\n",
      [r"/etc/ecs-bootstrap/motd\.modee"]),
     ("wrong type in the ecs-bootstrap block", "        Timeout: 600\n",
      "        Timeout: [600]\n", [r"ecs-bootstrap\.Timeout"]),
@@ -790,7 +792,7 @@ MODE_LINE = '              mode: "000644"\n'
 ], ids=["octal", "unknown-key", "wrong-type", "missing-user"])
 def test_bad_input(moto, instance, make_stack, fault, old, new, patterns):
     stack = make_stack(stack_variant(old, new))
-    res = run(instance, stack, 40)
+    res = run(instance, stack, 40, *(["--strict"] if "--strict" in fault else []))
     line = assert_failure(moto, stack, res, 40, *patterns)
     # Found before anything was applied: no file, no command, no service.
     assert not instance.path(ECS_CONFIG).exists()
@@ -799,6 +801,19 @@ def test_bad_input(moto, instance, make_stack, fault, old, new, patterns):
     assert instance.calls() == []
     record(f"bad input: {fault}", "FAILURE naming key and value, nothing applied",
            observed(moto, stack, res), res, line.split(" at ", 1)[1][:90])
+
+
+def test_unknown_init_key_is_a_warning(moto, instance, make_stack):
+    """cfn-init reads only the keys it knows and ignores the rest (construction.py:301-309
+    @25fabe91): a template with a typo works there, so it works here, with a warning that
+    names the key (issue 16)."""
+    stack = make_stack(stack_variant(MODE_LINE, MODE_LINE + "              modee: x\n"))
+    res = run(instance, stack, 40)
+    assert res.returncode == 0, str(res)
+    assert [ln for ln in res.stderr.splitlines()
+            if "WARN" in ln and "motd.modee" in ln], res.stderr
+    record("unknown key in an Init file", "warning naming the key, SUCCESS (as cfn-init)",
+           observed(moto, stack, res), res)
 
 
 # ------------------------------------------------------------------------------------------
