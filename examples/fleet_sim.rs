@@ -3,7 +3,8 @@
 //! own code — its CloudFormation client (identity-signed, the run's SDK config: retry mode,
 //! attempts, timeouts, deadline) in **its own SDK retry partition**, so each has its own retry
 //! token bucket and client rate limiter as separate processes would; `metadata::from_stack`
-//! (DescribeStackResource), then the join's time (the agent's registration delay + the settle
+//! (DescribeStackResource) after `pace::before_first_call` as a run with `--group-size` does,
+//! then the join's time (the agent's registration delay + the settle
 //! window) slept instead of run, then `signal::send` (SignalResource) bounded by the deadline.
 //!
 //! What differs from N real runs: no IMDS, systemd, agent or ECS calls (DescribeClusters,
@@ -11,7 +12,7 @@
 //! the identity document and signature are given, not read.
 //!
 //! Input (stdin, JSON): {"stack", "resource", "signal_resource", "region", "deadline_secs",
-//! "instances": [{"id", "document", "signature", "agent_delay_secs"}]}. Output (stdout): one JSON
+//! "group_size" (optional), "cfn_rate" (optional), "instances": [{"id", "document", "signature", "agent_delay_secs"}]}. Output (stdout): one JSON
 //! line per instance, {"id", "ok", "error", "secs"}. Endpoints from `AWS_ENDPOINT_URL`.
 
 use std::time::Duration;
@@ -30,6 +31,11 @@ struct Input {
     signal_resource: String,
     region: String,
     deadline_secs: u64,
+    /// `--group-size` (and `--cfn-rate`), as the runs would be given.
+    #[serde(default)]
+    group_size: Option<u32>,
+    #[serde(default)]
+    cfn_rate: Option<f64>,
     instances: Vec<Sim>,
 }
 
@@ -52,6 +58,14 @@ fn main() {
         let sdk = ecs_bootstrap::aws::sdk_config_within(&input.region, deadline)
             .await
             .expect("SDK config");
+        let pace = input
+            .group_size
+            .map(|group_size| ecs_bootstrap::pace::Pace {
+                group_size,
+                cfn_rate: input
+                    .cfn_rate
+                    .unwrap_or(ecs_bootstrap::pace::DEFAULT_CFN_RATE),
+            });
         let started = tokio::time::Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for sim in input.instances {
@@ -74,6 +88,7 @@ fn main() {
                     None,
                     Some(format!("fleet-sim-{}", sim.id)),
                 );
+                ecs_bootstrap::pace::before_first_call(pace, deadline.total(), &sim.id).await;
                 let got = deadline
                     .bound(
                         "DescribeStackResource",

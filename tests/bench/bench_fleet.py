@@ -57,14 +57,15 @@ CFN_ACTIONS = ("DescribeStackResource", "SignalResource", "DescribeStackResource
 
 
 def fleet(binary: Path, n: int, cfn_rate: float, ecs_rate: float, buckets: str = "shared",
-          deadline: int = DEADLINE) -> dict[str, Any]:
-    """N real `run` processes of one Auto Scaling group, released at once."""
+          deadline: int = DEADLINE, pace: float | None = None) -> dict[str, Any]:
+    """N real `run` processes of one Auto Scaling group, released at once. `pace`: give them
+    --group-size N --cfn-rate `pace` (as the UserData would: the group's DesiredCapacity)."""
     work = Path(tempfile.mkdtemp(prefix="ecs-bootstrap-fleet-"))
     moto = MotoServer(work / "moto.log").start()
     instances: list[Instance] = []
     try:
         body = example_template("stack.yml").replace('MaxSize: "4"', f'MaxSize: "{n}"', 1)
-        stack = create_stack(moto, create_network(moto), body,
+        stack = create_stack(moto, create_network(moto, 22), body,
                              parameters={"ApplicationDesiredCount": str(n)})
         group = moto.client("autoscaling").describe_auto_scaling_groups(
             AutoScalingGroupNames=[stack.instance_tags["aws:autoscaling:groupName"]])
@@ -82,7 +83,8 @@ def fleet(binary: Path, n: int, cfn_rate: float, ecs_rate: float, buckets: str =
         start = time.time()
         procs = []
         for inst in instances:
-            argv = [str(binary), *stack.run_args("--deadline", str(deadline)),
+            paced = ["--group-size", str(n), "--cfn-rate", f"{pace:g}"] if pace else []
+            argv = [str(binary), *stack.run_args("--deadline", str(deadline), *paced),
                     "--root", str(inst.root), "--introspection-url", inst.introspection_url]
             err = open(inst.workdir / "stderr.txt", "w")
             procs.append((inst, subprocess.Popen(
@@ -106,7 +108,7 @@ def fleet(binary: Path, n: int, cfn_rate: float, ecs_rate: float, buckets: str =
             (work / name / "stderr.txt").read_text(errors="replace").splitlines()[-3:])
             for name, c in failed[:3]]
         out = summarise(moto, stack.name, ids, start, n, cfn_rate, buckets)
-        out.update({"mode": "processes", "wall": wall, "exit_codes": dict(
+        out.update({"mode": "processes", "wall": wall, "pace": pace, "exit_codes": dict(
             collections.Counter(codes)), "failed_tails": tails,
             "rss_max_mib": max(rss) / 1024 if rss else None})
         return out
@@ -151,7 +153,7 @@ def report(r: dict[str, Any]) -> None:
     if "error" in r:
         print(f"fleet: {r['error']}")
         return
-    print(f"fleet ({r['mode']}): N={r['n']}, CloudFormation {r['cfn_rate']:g} req/s "
+    print(f"fleet ({r['mode']}{', --group-size N --cfn-rate %g' % r['pace'] if r.get('pace') else ''}): N={r['n']}, CloudFormation {r['cfn_rate']:g} req/s "
           f"({r['buckets']} bucket{'s' if r['buckets'] != 'shared' else ''}); "
           f"SUCCESS {r['success']}/{r['n']}, FAILURE {r['failure']}, all done in {r['wall']:.1f} s")
     if r["max"] is not None:

@@ -40,13 +40,14 @@ def sim_binary() -> Path:
 
 
 def fleet(n: int, cfn_rate: float, ecs_rate: float, buckets: str = "shared",
-          deadline: int = bench_fleet.DEADLINE) -> dict[str, Any]:
+          deadline: int = bench_fleet.DEADLINE, pace: float | None = None) -> dict[str, Any]:
+    """`pace`: give the runs --group-size N --cfn-rate `pace`."""
     binary = sim_binary()
     work = Path(tempfile.mkdtemp(prefix="ecs-bootstrap-fleet-sim-"))
     moto = MotoServer(work / "moto.log").start()
     try:
         body = example_template("stack.yml").replace('MaxSize: "4"', f'MaxSize: "{n}"', 1)
-        stack = create_stack(moto, create_network(moto), body,
+        stack = create_stack(moto, create_network(moto, 22), body,
                              parameters={"ApplicationDesiredCount": str(n)})
         group = moto.client("autoscaling").describe_auto_scaling_groups(
             AutoScalingGroupNames=[stack.instance_tags["aws:autoscaling:groupName"]])
@@ -65,6 +66,8 @@ def fleet(n: int, cfn_rate: float, ecs_rate: float, buckets: str = "shared",
         job = {"stack": stack.name, "resource": stack.launch_resource,
                "signal_resource": stack.signal_resource, "region": stack.region,
                "deadline_secs": deadline, "instances": sims}
+        if pace:
+            job.update({"group_size": n, "cfn_rate": pace})
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECS_"))}
         env.update({"AWS_ENDPOINT_URL": moto.url, "AWS_CONFIG_FILE": "/dev/null",
                     "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
@@ -81,7 +84,7 @@ def fleet(n: int, cfn_rate: float, ecs_rate: float, buckets: str = "shared",
         lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
         errors = [x["error"] for x in lines if not x["ok"]]
         out = bench_fleet.summarise(moto, stack.name, ids, start, n, cfn_rate, buckets)
-        out.update({"mode": "one process", "wall": wall,
+        out.update({"mode": "one process", "wall": wall, "pace": pace,
                     "exit_codes": {proc.returncode: 1},
                     "failed_tails": errors[:3] + ([proc.stderr[-500:]] if proc.returncode else [])})
         return out

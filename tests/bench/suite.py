@@ -62,7 +62,8 @@ def fleet_rows(t: Table, r: dict[str, Any]) -> None:
     if "error" in r:
         t.add(f"fleet N={r.get('n')}", r["error"])
         return
-    tag = f"fleet {r['mode']} N={r['n']} {r['cfn_rate']:g}/s {r['buckets']}"
+    tag = (f"fleet {r['mode']} N={r['n']} {r['cfn_rate']:g}/s {r['buckets']}"
+           + (f" paced@{r['pace']:g}" if r.get("pace") else ""))
     t.add(f"{tag}: SUCCESS", f"{r['success']}/{r['n']} (FAILURE {r['failure']})",
           "100 %, 0 FAILURE", r["success"] == r["n"] and r["failure"] == 0)
     t.add(f"{tag}: last signal", f"{fmt(r['max'], digits=1)} = {r['time_ratio']:.2f}x ideal "
@@ -113,6 +114,8 @@ def main() -> int:
     ap.add_argument("--fleet-rate", type=float, default=25.0,
                     help="CloudFormation requests/s (ECS gets 4x)")
     ap.add_argument("--buckets", choices=("shared", "per-action", "both"), default="shared")
+    ap.add_argument("--pace", type=float, default=None, metavar="RATE",
+                    help="give the fleet's runs --group-size N --cfn-rate RATE")
     ap.add_argument("--runs", type=int, default=5, help="overhead runs")
     ap.add_argument("--trials", type=int, default=20, help="detection trials (issue: 100)")
     ap.add_argument("--failure-trials", type=int, default=10)
@@ -131,9 +134,11 @@ def main() -> int:
         for b in (("shared", "per-action") if args.buckets == "both" else (args.buckets,)):
             if args.fleet_sim:
                 import fleet_sim
-                r = fleet_sim.fleet(args.fleet, args.fleet_rate, args.fleet_rate * 4, b)
+                r = fleet_sim.fleet(args.fleet, args.fleet_rate, args.fleet_rate * 4, b,
+                                    pace=args.pace)
             else:
-                r = bench_fleet.fleet(binary, args.fleet, args.fleet_rate, args.fleet_rate * 4, b)
+                r = bench_fleet.fleet(binary, args.fleet, args.fleet_rate, args.fleet_rate * 4, b,
+                                      pace=args.pace)
             bench_fleet.report(r)
             fleet_rows(t, r)
             raw[f"fleet_{b}"] = r
