@@ -32,6 +32,8 @@ from harness.instance import Instance, bootstrap_bin  # noqa: E402
 TIME = shutil.which("time", path="/usr/bin:/bin") or "time"
 
 DEADLINE = 600
+# Below Linux's ephemeral range (32768-60999 by default: /proc/sys/net/ipv4/ip_local_port_range).
+AGENT_PORTS = 20000
 
 
 def pct(values: list[float], p: float) -> float:
@@ -76,6 +78,11 @@ def fleet(binary: Path, n: int, cfn_rate: float, ecs_rate: float, buckets: str =
             inst = Instance(moto, work / f"i{k:04d}", InstanceIdentity(
                 instance_id=iid, region=stack.region, availability_zone=stack.availability_zone,
                 instance_type=stack.instance_type))
+            # A free port (procs.free_port) is free only until someone binds it: with hundreds
+            # of IMDS doubles binding ephemeral ports meanwhile, an agent found its port taken
+            # (measured: 1 in 100). Agents get ports below the ephemeral range instead.
+            inst.agent_port = AGENT_PORTS + k
+            inst.introspection_url = f"http://127.0.0.1:{inst.agent_port}"
             # Agents take 1-3 s to register, as real ones after docker starts.
             inst.configure(agent={"mode": "slow", "delay": 1.0 + 2.0 * k / max(1, n - 1)})
             instances.append(inst)
