@@ -52,6 +52,8 @@ pub struct RunOptions {
     /// credentials. Without it they are signed with the instance identity, as the cfn helpers
     /// do, and the role needs no `cloudformation:*` permission.
     pub role: Option<String>,
+    /// `--group-size`: spread the group's first CloudFormation calls (src/pace.rs).
+    pub pace: Option<crate::pace::Pace>,
 }
 
 /// Per-phase budgets, inside the run's deadline. Init has none of its own (its commands may
@@ -291,6 +293,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     };
     let identity = &target.identity;
 
+    crate::pace::before_first_call(o.pace, deadline.total(), &identity.instance_id).await;
     let configured = configure(o, identity, &cfn, &root, deadline).await;
     // The shipped ecs.service drop-in orders the agent after this unit: from here on it may
     // start, with ecs.config in place (or, on a failure, with whatever was there: the FAILURE

@@ -85,6 +85,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = crate::deadline::DEFAULT_DEADLINE_SECS,
           value_parser = clap::value_parser!(u64).range(4..=86400))]
     pub deadline: u64,
+    /// Instances of this group booting together (e.g. the group's DesiredCapacity, from the
+    /// UserData): the first CloudFormation call waits a random time in 0 to
+    /// 1.1 x 2 x N / --cfn-rate seconds, so that the group's calls are not throttled at once.
+    #[arg(long, value_name = "N", env = "ECS_BOOTSTRAP_GROUP_SIZE")]
+    pub group_size: Option<u32>,
+    /// CloudFormation requests per second the group may count on (with --group-size).
+    #[arg(long, value_name = "PER_SECOND", env = "ECS_BOOTSTRAP_CFN_RATE",
+          default_value_t = crate::pace::DEFAULT_CFN_RATE)]
+    pub cfn_rate: f64,
     /// Sign CloudFormation calls with this instance-profile role's credentials (SigV4) instead
     /// of the instance identity (as cfn-init's --role). Without it the role needs no
     /// cloudformation:* permission.
@@ -182,6 +191,10 @@ impl RunArgs {
             force: self.force,
             after_handoff: self.after_handoff,
             role: self.role,
+            pace: self.group_size.map(|group_size| crate::pace::Pace {
+                group_size,
+                cfn_rate: self.cfn_rate,
+            }),
         }))
     }
 }

@@ -27,6 +27,7 @@ pub mod logs_config;
 pub mod metadata;
 pub mod notify;
 pub mod once;
+pub mod pace;
 pub mod plan;
 pub mod redact;
 pub mod services;

@@ -309,3 +309,17 @@ def test_dry_run_prints_plan_and_does_nothing(moto, instance, output):
     assert instance.imds.log == []
     assert len(moto.requests()) == requests_before
     assert len(moto.signals()) == signals_before
+
+
+def test_group_size_spreads_the_first_cloudformation_call(moto, instance, example_stack):
+    """--group-size N (issue 18): the first CloudFormation call waits a random share of
+    1.1 x 2 x N / --cfn-rate seconds; nothing else changes (one DescribeStackResource, one
+    SUCCESS). 4 instances at 8 req/s: a window of 1.1 s."""
+    res = instance.run_bootstrap(*example_stack.run_args("--group-size", "4", "--cfn-rate", "8"),
+                                 timeout=120)
+    assert res.returncode == 0 and not res.timed_out, str(res)
+    assert "spreading the group's CloudFormation calls" in res.stderr
+    assert "window_ms=1100" in res.stderr, res.stderr
+    assert [s["Status"] for s in moto.signals(example_stack.name)] == ["SUCCESS"]
+    assert len([r for r in moto.requests("DescribeStackResource")
+                if (r["params"] or {}).get("StackName") == example_stack.name]) == 1

@@ -149,7 +149,27 @@ pub fn cloudformation(
     endpoint: Option<&str>,
     http: Option<SharedHttpClient>,
 ) -> aws_sdk_cloudformation::Client {
+    cloudformation_in(sdk, auth, endpoint, http, None)
+}
+
+/// [`cloudformation`] with the client's own SDK retry partition (`Some(name)`): the SDK keeps
+/// its retry token bucket and adaptive rate limiter per process and partition, so clients in one
+/// process share them unless each is given its own. A run has one CloudFormation client and
+/// needs none; the fleet simulator (examples/fleet_sim.rs), whose clients stand for separate
+/// instances, gives each its own.
+pub fn cloudformation_in(
+    sdk: &SdkConfig,
+    auth: CfnAuth,
+    endpoint: Option<&str>,
+    http: Option<SharedHttpClient>,
+    partition: Option<String>,
+) -> aws_sdk_cloudformation::Client {
     let mut conf = aws_sdk_cloudformation::config::Builder::from(sdk);
+    if let Some(p) = partition {
+        conf = conf.retry_partition(aws_sdk_cloudformation::config::retry::RetryPartition::new(
+            p,
+        ));
+    }
     conf = match auth {
         CfnAuth::Identity(source) => {
             identity_auth::mark_in_use();

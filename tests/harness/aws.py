@@ -154,11 +154,14 @@ class Network:
     subnet_ids: list[str]
 
 
-def create_network(moto: MotoServer) -> Network:
+def create_network(moto: MotoServer, prefix_len: int = 24) -> Network:
+    """A VPC and two subnets of /`prefix_len` (a fleet of more than ~500 needs /22: moto gives
+    every instance an address)."""
     ec2 = moto.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    step = 2 ** (24 - prefix_len)
     subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i + 1}.0/24",
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{(i + 1) * step}.0/{prefix_len}",
                           AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
         for i, az in enumerate("ab")
     ]

@@ -174,6 +174,7 @@ def serve_metadata(port: int, body: dict[str, Any]) -> None:
 
         def do_GET(self) -> None:  # noqa: N802
             if self.path.split("?", 1)[0] == "/v1/metadata":
+                mark("agent-first-answer")
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -230,8 +231,18 @@ def sdk_error_text(e: Any, op: str = "RegisterContainerInstance") -> str:
             f"api error {err.get('Code', '')}: {err.get('Message', '')}")
 
 
+def mark(name: str) -> None:
+    """Records when something happened ($FAKE_SYSTEMD_DIR/<name>, epoch seconds), once: the
+    benchmarks measure detection latency from it."""
+    path = os.path.join(os.environ.get("FAKE_SYSTEMD_DIR", "."), name)
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(repr(time.time()))
+
+
 def terminal_exit(msg: str, error: str) -> int:
     """agent.go:502-507: on unrecoverable registration errors the agent exits 5."""
+    mark("agent-terminal-exit")
     agent_line("critical", msg, error)
     agent_line("critical", "Agent will terminally exit, unable to register container instance:",
                error)

@@ -1,0 +1,218 @@
+"""The benchmark suite (issue 18): four measurements, one table, bench/RESULTS.md.
+
+1. fleet (optional, --fleet N): N instances of one Auto Scaling group boot at once against
+   CloudFormation throttled in one token bucket shared by its actions (--buckets per-action for
+   the other model), ECS at 4x that rate; real `run` processes, or --fleet-sim for the same
+   CloudFormation code path driven N times in one process (examples/fleet_sim.rs);
+2. per-instance overhead: a full run against instant doubles;
+3. detection latency: agent first answer -> SUCCESS signal, terminal agent error -> FAILURE;
+4. footprint: binary sizes (and, with --cold-build, a timed cold release build).
+
+Everything talks to 127.0.0.1 only and is bounded in time. Targets are here, printed as
+met/missed beside the figures; nothing fails on a missed target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_boot  # noqa: E402
+import bench_fleet  # noqa: E402
+from harness.aws import MotoServer  # noqa: E402
+from harness.instance import bootstrap_bin  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+MIB = 1024 * 1024
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def add(self, what: str, figure: str, target: str = "", met: bool | None = None) -> None:
+        verdict = "" if met is None else ("met" if met else "MISSED")
+        self.rows.append((what, figure, target, verdict))
+
+    def render(self) -> str:
+        head = ("measurement", "figure", "target", "")
+        w = [max(len(r[i]) for r in [head, *self.rows]) for i in range(4)]
+        line = lambda r: "| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |"  # noqa: E731
+        return "\n".join([line(head), "|" + "|".join("-" * (x + 2) for x in w) + "|",
+                          *map(line, self.rows)])
+
+
+def fmt(v: float | None, unit: str = "s", scale: float = 1.0, digits: int = 2) -> str:
+    return "n/a" if v is None else f"{v * scale:.{digits}f} {unit}"
+
+
+def fleet_rows(t: Table, r: dict[str, Any]) -> None:
+    if "error" in r:
+        t.add(f"fleet N={r.get('n')}", r["error"])
+        return
+    tag = (f"fleet {r['mode']} N={r['n']} {r['cfn_rate']:g}/s {r['buckets']}"
+           + (f" paced@{r['pace']:g}" if r.get("pace") else ""))
+    t.add(f"{tag}: SUCCESS", f"{r['success']}/{r['n']} (FAILURE {r['failure']})",
+          "100 %, 0 FAILURE", r["success"] == r["n"] and r["failure"] == 0)
+    t.add(f"{tag}: last signal", f"{fmt(r['max'], digits=1)} = {r['time_ratio']:.2f}x ideal "
+          f"{r['ideal']:.0f} s (p50 {fmt(r['p50'], digits=1)}, p95 {fmt(r['p95'], digits=1)})",
+          "<= 1.3x ideal", r["time_ratio"] is not None and r["time_ratio"] <= 1.3)
+    per = ", ".join(f"{a.replace('Describe', 'D').replace('Resource', 'R')} "
+                    f"{r['calls'][a]}/{r['throttled'].get(a, 0)}t"
+                    for a in sorted(r["calls"]) if a in bench_fleet.CFN_ACTIONS)
+    t.add(f"{tag}: CFN calls", f"{r['cfn_calls']} = {r['calls_ratio']:.2f}x needed ({per}); "
+          f"max signal attempts {r['max_signal_attempts']}", "<= 1.5x needed",
+          r["calls_ratio"] <= 1.5)
+    if r.get("rss_max_mib"):
+        t.add(f"{tag}: peak RSS per instance", fmt(r["rss_max_mib"], "MiB", digits=1))
+
+
+def sizes(t: Table, binary: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"binary": str(binary), "binary_mb": binary.stat().st_size / 1e6}
+    t.add(f"footprint: {binary.name} under test", f"{out['binary_mb']:.1f} MB")
+    release = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release/ecs-bootstrap"
+    if release.exists():
+        out["release_mb"] = release.stat().st_size / 1e6
+        t.add("footprint: release (glibc, stripped)", f"{out['release_mb']:.1f} MB",
+              "(dist target 12 MB)", None)
+    for dist in sorted(Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")).glob(
+            "*musl*/dist/ecs-bootstrap")):
+        out["dist_mb"] = dist.stat().st_size / 1e6
+        t.add(f"footprint: dist {dist.parts[-3]}", f"{out['dist_mb']:.1f} MB", "<= 12 MB",
+              out["dist_mb"] <= 12)
+    return out
+
+
+def cold_build(t: Table) -> float:
+    target = Path(tempfile.mkdtemp(prefix="ecs-bootstrap-cold-"))
+    start = time.monotonic()
+    subprocess.run(["cargo", "build", "--release", "--locked"], cwd=REPO, check=True,
+                   env={**os.environ, "CARGO_TARGET_DIR": str(target)}, timeout=1800,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    took = time.monotonic() - start
+    t.add("cold release build (2 cores)", fmt(took / 60, "min", digits=1), "<= 6 min", took <= 360)
+    return took
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fleet", type=int, default=0, help="fleet size N (0 = skip the fleet)")
+    ap.add_argument("--fleet-sim", action="store_true",
+                    help="drive the fleet in one process (examples/fleet_sim.rs), not N processes")
+    ap.add_argument("--fleet-rate", type=float, default=25.0,
+                    help="CloudFormation requests/s (ECS gets 4x)")
+    ap.add_argument("--buckets", choices=("shared", "per-action", "both"), default="shared")
+    ap.add_argument("--pace", type=float, default=None, metavar="RATE",
+                    help="give the fleet's runs --group-size N --cfn-rate RATE")
+    ap.add_argument("--runs", type=int, default=5, help="overhead runs")
+    ap.add_argument("--trials", type=int, default=20, help="detection trials (issue: 100)")
+    ap.add_argument("--failure-trials", type=int, default=10)
+    ap.add_argument("--concurrency", type=int, default=2, help="detection trials at once")
+    ap.add_argument("--cold-build", action="store_true", help="time a cold release build")
+    ap.add_argument("--skip", default="", help="comma-separated: overhead,detection,footprint")
+    ap.add_argument("--results", default=str(REPO / "bench/RESULTS.md"))
+    ap.add_argument("--label", default="", help="what was measured (e.g. the lever under test)")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    binary = bootstrap_bin()
+    t = Table()
+    raw: dict[str, Any] = {}
+
+    if args.fleet > 0:
+        for b in (("shared", "per-action") if args.buckets == "both" else (args.buckets,)):
+            if args.fleet_sim:
+                import fleet_sim
+                r = fleet_sim.fleet(args.fleet, args.fleet_rate, args.fleet_rate * 4, b,
+                                    pace=args.pace)
+            else:
+                r = bench_fleet.fleet(binary, args.fleet, args.fleet_rate, args.fleet_rate * 4, b,
+                                      pace=args.pace)
+            bench_fleet.report(r)
+            fleet_rows(t, r)
+            raw[f"fleet_{b}"] = r
+
+    work = Path(tempfile.mkdtemp(prefix="ecs-bootstrap-bench-"))
+    if not {"overhead", "detection"} <= skip:
+        moto = MotoServer(work / "moto.log").start()
+        try:
+            if "overhead" not in skip:
+                o = bench_boot.overhead(moto, binary, work, args.runs)
+                raw["overhead"] = o
+                t.add(f"overhead: wall, {o['runs']} runs (median)", fmt(o["wall_median"], "ms", 1000, 0)
+                      + f" (join {fmt(o['join_median'], 'ms', 1000, 0)} incl. 1 s settle)")
+                t.add("overhead: wall minus join", fmt(o["own_median"], "ms", 1000, 0)
+                      + f" (of which services + init phases {fmt(o['services_median'], 'ms', 1000, 0)}:"
+                      " the Python systemctl double and the template's commands)")
+                t.add("overhead: wall minus join, services, init", fmt(
+                    o["own_minus_services_median"], "ms", 1000, 0), "<= 30 ms",
+                    o["own_minus_services_median"] <= 0.030)
+                t.add("overhead: peak RSS", fmt(o["rss_max_mib"], "MiB", digits=1), "<= 12 MiB",
+                      o["rss_max_mib"] <= 12)
+                t.add("overhead: CPU time (user+sys, median)", fmt(o["cpu_median"], "ms", 1000, 0))
+                calls = ", ".join(f"{k} {v}" for k, v in o["cfn_calls"].items())
+                ok = (o["imds_tokens_max"] == 1 and o["cfn_calls"].get("DescribeStackResource") == 1
+                      and o["cfn_calls"].get("SignalResource") == 1)
+                t.add("overhead: calls", f"IMDS tokens {o['imds_tokens_max']}, {calls}",
+                      "1 token, 1 DSR, 1 signal", ok)
+            if "detection" not in skip:
+                d = bench_boot.detection(moto, binary, work, args.trials, args.failure_trials,
+                                         args.concurrency)
+                raw["detection"] = d
+                t.add(f"detection: agent answers -> SUCCESS ({d['ok_signalled']}/{d['trials']})",
+                      f"p50 {fmt(d['ok_p50'], 'ms', 1000, 0)}, p99 {fmt(d['ok_p99'], 'ms', 1000, 0)}",
+                      "p99 <= 250 ms", d["ok_p99"] is not None and d["ok_p99"] <= 0.25)
+                rate = bench_boot.introspection_rate(moto, binary, work)
+                raw["introspection_rate"] = rate
+                t.add("detection: introspection requests/s", f"{rate:.1f}", "<= 10", rate <= 10.5)
+                t.add(f"detection: agent exit 5 -> FAILURE ({d['fail_signalled']}/{d['failures']})",
+                      f"p50 {fmt(d['fail_p50'], 'ms', 1000, 0)}, p99 {fmt(d['fail_p99'], 'ms', 1000, 0)}",
+                      "p99 <= 2 s", d["fail_p99"] is not None and d["fail_p99"] <= 2)
+                if d["n_errors"]:
+                    print(f"detection: {d['n_errors']} trials without a figure: {d['errors']}")
+        finally:
+            moto.stop()
+    if "footprint" not in skip:
+        raw["sizes"] = sizes(t, binary)
+    if args.cold_build:
+        raw["cold_build_s"] = cold_build(t)
+
+    table = t.render()
+    print(table)
+    machine = (f"{platform.node()}: {os.cpu_count()} cores, "
+               f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+               f"{platform.platform()}; load average {os.getloadavg()[0]:.1f} at the end")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                            capture_output=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, text=True,
+                           capture_output=True).stdout.strip()
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    section = (f"## {stamp}{' — ' + args.label if args.label else ''}\n\n"
+               f"- machine: {machine}\n- commit: {commit}{' (src modified)' if dirty else ''}; "
+               f"binary {binary}\n- command: `scripts/bench {' '.join(sys.argv[1:])}`\n\n"
+               f"{table}\n\n<details><summary>raw figures</summary>\n\n```json\n"
+               f"{json.dumps(raw, indent=1, default=str)}\n```\n</details>\n")
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    head = ("# Benchmark results\n\nWritten by `scripts/bench` (tests/bench/suite.py); newest "
+            "first. Targets: issue 18.\n\n")
+    old = results.read_text() if results.exists() else head
+    body = old[len(head):] if old.startswith(head) else old
+    results.write_text(head + section + "\n" + body)
+    print(f"written: {results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
