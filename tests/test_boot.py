@@ -229,10 +229,10 @@ def test_ecs_unit_failed(moto, instance, example_stack):
     instance.configure(agent={"mode": "exit5"})
     res = instance.run_bootstrap(*example_stack.run_args("--timeout", "60"), timeout=90)
     assert_failed_with(moto, instance, example_stack, res, "ecs_unit_failed")
-    # noticed from the agent's log and `systemctl is-failed ecs`, not by waiting out the timeout
-    assert res.duration < 30, f"took {res.duration:.1f}s: is-failed ecs not watched?"
-    assert any(split_call(a)[0] == "is-failed" and "ecs" in split_call(a)[2]
-               for a in instance.calls())
+    # Noticed at once — from the agent's terminal line in its log or from `systemctl is-failed
+    # ecs`, whichever the run sees first (both are watched; under load either may win) — not by
+    # waiting out the 60 s timeout.
+    assert res.duration < 30, f"took {res.duration:.1f}s: neither the log nor the unit watched?"
 
 
 def test_docker_unit_failed(moto, instance, example_stack):
