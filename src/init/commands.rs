@@ -72,6 +72,25 @@ pub enum CommandLine {
     Exec(Vec<String>),
 }
 
+impl CommandLine {
+    /// The process to start: a string under `/bin/sh -c`, a list without a shell (cfn-init's
+    /// rule, `util.py:595@25fabe91`).
+    fn command(&self) -> tokio::process::Command {
+        match self {
+            CommandLine::Shell(s) => {
+                let mut c = tokio::process::Command::new("/bin/sh");
+                c.arg("-c").arg(s);
+                c
+            }
+            CommandLine::Exec(argv) => {
+                let mut c = tokio::process::Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for CommandLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -265,18 +284,7 @@ async fn with_defaults(
         outcome,
         output_tail: String::new(),
     };
-    let mut cmd = match defaults {
-        CommandLine::Shell(s) => {
-            let mut c = tokio::process::Command::new("/bin/sh");
-            c.arg("-c").arg(s);
-            c
-        }
-        CommandLine::Exec(argv) => {
-            let mut c = tokio::process::Command::new(&argv[0]);
-            c.args(&argv[1..]);
-            c
-        }
-    };
+    let mut cmd = defaults.command();
     let out = cmd
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -372,18 +380,7 @@ async fn execute(
     line: &CommandLine,
     config: &str,
 ) -> Result<(ExitStatus, String)> {
-    let mut cmd = match line {
-        CommandLine::Shell(s) => {
-            let mut c = tokio::process::Command::new("/bin/sh");
-            c.arg("-c").arg(s);
-            c
-        }
-        CommandLine::Exec(argv) => {
-            let mut c = tokio::process::Command::new(&argv[0]);
-            c.args(&argv[1..]);
-            c
-        }
-    };
+    let mut cmd = line.command();
     if let Some(env) = &spec.env {
         cmd.env_clear();
         if !env.contains_key("PATH") {
