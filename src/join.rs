@@ -301,16 +301,13 @@ pub async fn confirm_with_ecs(
 ) -> Result<()> {
     // Credentials first, bounded (src/aws/credentials.rs): inside the SDK call, a credentials
     // endpoint that fails would be retried attempt after attempt until the join's end.
-    if let Some(provider) = credentials {
-        use aws_credential_types::provider::ProvideCredentials;
-        if let Err(e) = provider.provide_credentials().await {
-            tracing::warn!(
-                arn,
-                error = %crate::aws::error_chain(&e),
-                "no credentials for ecs:DescribeContainerInstances: not confirming with the ECS control plane that the instance is ACTIVE with its agent connected; the agent's registration in cluster '{cluster}' stands"
-            );
-            return Ok(());
-        }
+    if let Err(e) = crate::aws::credentials::available(credentials.as_ref()).await {
+        tracing::warn!(
+            arn,
+            error = %e,
+            "no credentials for ecs:DescribeContainerInstances: not confirming with the ECS control plane that the instance is ACTIVE with its agent connected; the agent's registration in cluster '{cluster}' stands"
+        );
+        return Ok(());
     }
     loop {
         let out = match ecs

@@ -107,8 +107,11 @@ def test_run_succeeds_with_the_instance_role_alone(iam_moto, iam_instance, make_
     assert "FAILURE" not in res.stderr, res.stderr
     # The ECS calls were signed with the role's credentials, read from IMDS.
     role = iam_instance.imds.identity.iam_role
-    assert iam_instance.imds.requests(
+    reads = iam_instance.imds.requests(
         "GET", f"/latest/meta-data/iam/security-credentials/{role}")
+    # ... once: the credentials checks before the optional calls and the SDK share one read
+    ours = [r for r in reads if r.status == 200 and not r.user_agent.startswith("fake-ecs-agent")]
+    assert len(ours) == 1, reads
     # ... through the run's one IMDS client: one IMDSv2 token for the identity document, its
     # signature and the role's credentials (the SDK's own provider would take a second).
     tokens = iam_instance.imds.token_requests(exclude_agent=True)

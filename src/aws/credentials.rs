@@ -9,7 +9,9 @@
 
 use std::time::SystemTime;
 
-use aws_credential_types::provider::{self, error::CredentialsError, ProvideCredentials};
+use aws_credential_types::provider::{
+    self, error::CredentialsError, ProvideCredentials, SharedCredentialsProvider,
+};
 use aws_credential_types::Credentials;
 
 use crate::error::Error;
@@ -19,19 +21,48 @@ const LOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The instance profile's role (`None`: whichever role the profile has, as the SDK does), or a
 /// named one (cfn-init's `--role`, an Authentication `roleName`).
+///
+/// Clones share what was loaded: the run's optional calls first check that credentials can be
+/// had (outside the SDK, bounded) and the SDK then asks again for the call itself; both get the
+/// one IMDS read, until five minutes before the credentials expire.
 #[derive(Debug, Clone, Default)]
 pub struct InstanceRole {
     pub role: Option<String>,
+    loaded: std::sync::Arc<std::sync::Mutex<Option<Credentials>>>,
 }
+
+/// Credentials this close to their expiry are read again.
+const REFRESH_BEFORE: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl InstanceRole {
     pub fn named(role: &str) -> Self {
         InstanceRole {
             role: Some(role.to_string()),
+            ..InstanceRole::default()
         }
     }
 
     pub async fn load(&self) -> Result<Credentials, Error> {
+        let cached = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|c| {
+                c.expiry().is_none_or(|e| {
+                    e.duration_since(SystemTime::now())
+                        .is_ok_and(|left| left > REFRESH_BEFORE)
+                })
+            });
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let fresh = self.read().await?;
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    async fn read(&self) -> Result<Credentials, Error> {
         let imds = crate::imds::shared();
         let role = match &self.role {
             Some(r) => r.clone(),
@@ -119,15 +150,28 @@ impl ProvideCredentials for InstanceRole {
     }
 }
 
+/// Whether credentials can be had from `provider` (the run's optional calls ask before the SDK
+/// call, where a failing endpoint would be retried attempt after attempt): `Err` says why not.
+pub async fn available(provider: Option<&SharedCredentialsProvider>) -> Result<(), String> {
+    match provider {
+        Some(p) => p
+            .provide_credentials()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::aws::error_chain(&e)),
+        None => Ok(()),
+    }
+}
+
 /// What a run signs its SigV4 calls with: the environment's keys, then the shared
 /// credentials/config files (a user's choice, or a test's), then the instance role — the SDK's
 /// order, with its IMDS part replaced by [`InstanceRole`]. No SSO or web identity: at boot there
 /// is none.
-pub fn run_chain() -> aws_credential_types::provider::SharedCredentialsProvider {
+pub fn run_chain() -> SharedCredentialsProvider {
     use aws_config::environment::EnvironmentVariableCredentialsProvider;
     use aws_config::meta::credentials::CredentialsProviderChain;
     use aws_config::profile::ProfileFileCredentialsProvider;
-    aws_credential_types::provider::SharedCredentialsProvider::new(
+    SharedCredentialsProvider::new(
         CredentialsProviderChain::first_try(
             "Environment",
             EnvironmentVariableCredentialsProvider::new(),

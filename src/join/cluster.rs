@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
 
 use crate::error::{Error, Result};
 
@@ -76,11 +76,9 @@ async fn ask(
 ) -> Result<Option<Answer>> {
     // Credentials first (as in join::confirm_with_ecs): inside the SDK call a failing
     // credentials endpoint would be retried attempt after attempt.
-    if let Some(provider) = credentials {
-        if let Err(e) = provider.provide_credentials().await {
-            tracing::warn!(cluster, error = %crate::aws::error_chain(&e), "no credentials for ecs:DescribeClusters: {LOST}");
-            return Ok(None);
-        }
+    if let Err(e) = crate::aws::credentials::available(credentials.as_ref()).await {
+        tracing::warn!(cluster, error = %e, "no credentials for ecs:DescribeClusters: {LOST}");
+        return Ok(None);
     }
     match ecs.describe_clusters().clusters(cluster).send().await {
         Ok(out) => Ok(Some(answer(
