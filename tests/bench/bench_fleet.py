@@ -58,6 +58,17 @@ CFN_ACTIONS = ("DescribeStackResource", "SignalResource", "DescribeStackResource
                "DescribeStacks", "GetTemplate")
 
 
+def launch_group(moto: MotoServer, n: int):
+    """The example stack with an Auto Scaling group of `n` instances in moto (a /22 network:
+    two /24s cannot hold 1,000 addresses); its stack and the group's instance ids."""
+    body = example_template("stack.yml").replace('MaxSize: "4"', f'MaxSize: "{n}"', 1)
+    stack = create_stack(moto, create_network(moto, 22), body,
+                         parameters={"ApplicationDesiredCount": str(n)})
+    group = moto.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[stack.instance_tags["aws:autoscaling:groupName"]])
+    return stack, [i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"]]
+
+
 def fleet(binary: Path, n: int, cfn_rate: float, ecs_rate: float, buckets: str = "shared",
           deadline: int = DEADLINE, pace: float | None = None) -> dict[str, Any]:
     """N real `run` processes of one Auto Scaling group, released at once. `pace`: give them
@@ -66,12 +77,7 @@ def fleet(binary: Path, n: int, cfn_rate: float, ecs_rate: float, buckets: str =
     moto = MotoServer(work / "moto.log").start()
     instances: list[Instance] = []
     try:
-        body = example_template("stack.yml").replace('MaxSize: "4"', f'MaxSize: "{n}"', 1)
-        stack = create_stack(moto, create_network(moto, 22), body,
-                             parameters={"ApplicationDesiredCount": str(n)})
-        group = moto.client("autoscaling").describe_auto_scaling_groups(
-            AutoScalingGroupNames=[stack.instance_tags["aws:autoscaling:groupName"]])
-        ids = [i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"]]
+        stack, ids = launch_group(moto, n)
         if len(ids) != n:
             return {"error": f"the group launched {len(ids)} instances, not {n}"}
         for k, iid in enumerate(ids):

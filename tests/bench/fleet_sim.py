@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_fleet  # noqa: E402
-from harness.aws import MotoServer, create_network, create_stack, example_template  # noqa: E402
+from harness.aws import MotoServer  # noqa: E402
 from harness.imds import InstanceIdentity, _cached_signature  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,12 +46,7 @@ def fleet(n: int, cfn_rate: float, ecs_rate: float, buckets: str = "shared",
     work = Path(tempfile.mkdtemp(prefix="ecs-bootstrap-fleet-sim-"))
     moto = MotoServer(work / "moto.log").start()
     try:
-        body = example_template("stack.yml").replace('MaxSize: "4"', f'MaxSize: "{n}"', 1)
-        stack = create_stack(moto, create_network(moto, 22), body,
-                             parameters={"ApplicationDesiredCount": str(n)})
-        group = moto.client("autoscaling").describe_auto_scaling_groups(
-            AutoScalingGroupNames=[stack.instance_tags["aws:autoscaling:groupName"]])
-        ids = [i["InstanceId"] for i in group["AutoScalingGroups"][0]["Instances"]]
+        stack, ids = bench_fleet.launch_group(moto, n)
         if len(ids) != n:
             return {"error": f"the group launched {len(ids)} instances, not {n}", "n": n}
         sims = []
