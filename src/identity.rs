@@ -46,13 +46,6 @@ pub async fn from_imds() -> Result<Identity> {
     parse_document(&doc)
 }
 
-/// Waits for IMDS as long as the caller's bound allows (see [`crate::imds::get`]): an IMDS that
-/// is still coming up at boot is waited for, a revoked token is replaced.
-pub async fn from_imds_with(opts: crate::imds::ImdsOptions) -> Result<Identity> {
-    let doc = crate::imds::get(IDENTITY_DOCUMENT, opts).await?;
-    parse_document(&doc)
-}
-
 /// What a run needs to know and to prove who it is: the identity, and the document with its
 /// signature for CloudFormation's identity signing ([`crate::aws::identity_auth`]). Read once, at
 /// the start: from then on a FAILURE signal needs nothing else from IMDS.
@@ -83,18 +76,6 @@ impl Proof {
     pub async fn from_imds(opts: crate::imds::ImdsOptions) -> Result<Proof> {
         let document = crate::imds::get(IDENTITY_DOCUMENT, opts).await?;
         let signature = crate::imds::get(IDENTITY_SIGNATURE, opts).await?;
-        Proof::new(document, signature)
-    }
-
-    /// For callers without a deadline: within [`UNBOUNDED_CALLER_LIMIT`].
-    pub async fn from_imds_quick() -> Result<Proof> {
-        let imds = crate::imds::shared();
-        let document = imds
-            .get_within(IDENTITY_DOCUMENT, UNBOUNDED_CALLER_LIMIT)
-            .await?;
-        let signature = imds
-            .get_within(IDENTITY_SIGNATURE, UNBOUNDED_CALLER_LIMIT)
-            .await?;
         Proof::new(document, signature)
     }
 
