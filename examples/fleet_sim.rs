@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use ecs_bootstrap::aws::identity_auth::ProofSource;
 use ecs_bootstrap::aws::CfnAuth;
-use ecs_bootstrap::deadline::Deadline;
-use ecs_bootstrap::identity::Proof;
-use ecs_bootstrap::signal::{self, SignalSpec, Status};
+use ecs_bootstrap::boot::deadline::Deadline;
+use ecs_bootstrap::boot::identity::Proof;
+use ecs_bootstrap::boot::signal::{self, SignalSpec, Status};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -60,11 +60,11 @@ fn main() {
             .expect("SDK config");
         let pace = input
             .group_size
-            .map(|group_size| ecs_bootstrap::pace::Pace {
+            .map(|group_size| ecs_bootstrap::boot::pace::Pace {
                 group_size,
                 cfn_rate: input
                     .cfn_rate
-                    .unwrap_or(ecs_bootstrap::pace::DEFAULT_CFN_RATE),
+                    .unwrap_or(ecs_bootstrap::boot::pace::DEFAULT_CFN_RATE),
             });
         let started = tokio::time::Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -88,19 +88,19 @@ fn main() {
                     None,
                     Some(format!("fleet-sim-{}", sim.id)),
                 );
-                ecs_bootstrap::pace::before_first_call(pace, deadline.total(), &sim.id).await;
+                ecs_bootstrap::boot::pace::before_first_call(pace, deadline.total(), &sim.id).await;
                 let got = deadline
                     .bound(
                         "DescribeStackResource",
                         None,
-                        ecs_bootstrap::metadata::from_stack(&cfn, &stack, &resource),
+                        ecs_bootstrap::boot::metadata::from_stack(&cfn, &stack, &resource),
                     )
                     .await;
                 let result = match got {
                     Ok(_) => {
                         tokio::time::sleep(
                             Duration::from_secs_f64(sim.agent_delay_secs)
-                                + ecs_bootstrap::join::SETTLE,
+                                + ecs_bootstrap::boot::join::SETTLE,
                         )
                         .await;
                         let spec = SignalSpec {

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::settings::{self, Values};
+use crate::config::settings::{self, Values};
 use crate::template::{ResolveContext, Template};
 
 /// Metadata as DescribeStackResource returns it, then the Init block, with and without
@@ -15,12 +15,12 @@ pub fn metadata_init(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(v) = crate::metadata::decode(Some(text), "fuzz/Resource.Metadata") else {
+    let Ok(v) = crate::boot::metadata::decode(Some(text), "fuzz/Resource.Metadata") else {
         return;
     };
     let _ = crate::init::parse(&v, &[]);
     let _ = crate::init::parse(&v, &["default".to_string(), "other".to_string()]);
-    crate::redact::register_from_metadata(&v);
+    crate::sys::redact::register_from_metadata(&v);
 }
 
 /// The `ecs-bootstrap:` block, as a real run and as a dry run read it.

@@ -1,10 +1,10 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
+use ecs_bootstrap::cli::dropin::{argv0, get_metadata, signal_cmd};
 use ecs_bootstrap::cli::{Cli, Command, Mode, Output};
-use ecs_bootstrap::dropin::{argv0, get_metadata, signal_cmd};
 use ecs_bootstrap::error::{Failure, Step};
-use ecs_bootstrap::{boot, handoff};
+use ecs_bootstrap::{boot, boot::handoff};
 
 fn main() -> ExitCode {
     // Installed as `cfn-signal` etc. (a symlink), the binary is that command.
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
 
 /// The line an operator reads on the console for a run that did not fail.
 fn outcome_line(s: &boot::Success) -> String {
-    use ecs_bootstrap::signal::Delivered;
+    use ecs_bootstrap::boot::signal::Delivered;
     if let Some(why) = &s.skipped {
         return format!("SKIPPED: {why}");
     }
@@ -114,7 +114,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 /// `ecs-bootstrap init`: silent on success, as cfn-init; one FAILURE line otherwise.
-fn init_main(a: &ecs_bootstrap::init_cmd::InitArgs) -> ExitCode {
+fn init_main(a: &ecs_bootstrap::cli::init::InitArgs) -> ExitCode {
     ecs_bootstrap::init::mustache::set_flavour(a.mustache);
     ecs_bootstrap::init::set_strict(a.strict);
     init_logging(a.verbose);
@@ -122,7 +122,7 @@ fn init_main(a: &ecs_bootstrap::init_cmd::InitArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match runtime.block_on(ecs_bootstrap::init_cmd::run(a)) {
+    match runtime.block_on(ecs_bootstrap::cli::init::run(a)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => fail(&f, " (init)"),
     }
@@ -162,7 +162,7 @@ fn run_dropin(cli: &Cli) -> Option<ExitCode> {
 /// The one line an operator reads in the console output of a broken instance.
 fn fail(f: &Failure, what: &str) -> ExitCode {
     let line = format!("ecs-bootstrap: FAILURE{what} at {f}");
-    eprintln!("{}", ecs_bootstrap::redact::text(&line));
+    eprintln!("{}", ecs_bootstrap::sys::redact::text(&line));
     ExitCode::from(f.exit_code())
 }
 
@@ -180,8 +180,8 @@ fn init_logging(verbose: u8) {
         ))
     });
     tracing_subscriber::fmt()
-        .with_env_filter(ecs_bootstrap::redact::without_wire_bodies(filter))
-        .with_writer(ecs_bootstrap::redact::stderr)
+        .with_env_filter(ecs_bootstrap::sys::redact::without_wire_bodies(filter))
+        .with_writer(ecs_bootstrap::sys::redact::stderr)
         // No colours: the writer escapes every control character (ESC included) so that a
         // template value cannot rewrite or conceal a log line (issue 8), and the formatter's
         // own colour sequences would be escaped with them.

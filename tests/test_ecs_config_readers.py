@@ -197,7 +197,7 @@ def test_every_value_reaches_its_readers_or_is_refused(tmp_path, key, value):
         assert f"ecs-bootstrap.AgentConfig.{key}" in res.stderr, res.stderr
         return
     entries = json.loads(res.stdout)["agent_config"]["config"]["entries"]
-    # The file is KEY=VALUE lines in this order (src/ecs_config/mod.rs render); a line after it
+    # The file is KEY=VALUE lines in this order (src/config/ecs_config/mod.rs render); a line after it
     # shows whether systemd would swallow what follows.
     text = "".join(f"{k}={v}\n" for k, v in entries) + "NEXT_LINE=1\n"
     assert ecs_init_read(text)[key] == want, "the agent would read another value"

@@ -177,7 +177,7 @@ def test_no_imdsv1_unless_asked(moto, instance, example_stack):
            observed(moto, example_stack, res), res, "read with IMDSv1")
 
 
-# The IMDS client gives an attempt 2 s to answer (src/imds.rs read timeout).
+# The IMDS client gives an attempt 2 s to answer (src/aws/imds.rs read timeout).
 IMDS_ATTEMPT_TIMEOUT = 2.0
 
 
@@ -464,7 +464,7 @@ def test_describe_clusters_denied_does_not_fail_a_good_boot(moto, instance, exam
 def test_agent_dies_right_after_registering(moto, instance, example_stack):
     """An agent that registers and dies 0.3 s later (SIGKILL: docker's 137), every time:
     ecs-init restarts it (engine.go:293-340) and it registers again, but a registration counts
-    only once it held for the settle window (1 s, src/join.rs SETTLE). The run fails at the
+    only once it held for the settle window (1 s, src/boot/join.rs SETTLE). The run fails at the
     Timeout saying how the agent exited."""
     instance.configure(agent={"mode": "die_after_register", "up": 0.3, "exit_code": 137})
     res = run(instance, example_stack, 60, "--timeout", "8")
@@ -592,7 +592,7 @@ def test_kill_9_never_leaves_a_torn_file(moto, instance, make_stack):
     assert outcomes["old"] and outcomes["new"], f"kills never hit both sides: {outcomes}"
     assert temps_seen, "no kill landed during a write: the test proved nothing"
     # The next run removes what the killed ones left behind: temporary files named after a
-    # process that is gone (src/fs/stale.rs), however recent.
+    # process that is gone (src/sys/fs/stale.rs), however recent.
     res = run(instance, stack, 60, "--no-signal")
     assert res.returncode == 0, str(res)
     assert big.read_bytes() == new
@@ -664,7 +664,7 @@ def test_second_run_after_a_completed_run(moto, instance, example_stack):
     res = run(instance, example_stack, 60)
     assert_success(moto, example_stack, res, 60)
     before = {p: instance.path(p).read_bytes() for p in (ECS_CONFIG, MOTD)}
-    # A reboot: the run sees its own delivered SUCCESS and does nothing (src/once.rs).
+    # A reboot: the run sees its own delivered SUCCESS and does nothing (src/boot/once.rs).
     res2 = run(instance, example_stack, 60)
     assert res2.returncode == 0 and "SKIPPED" in res2.stderr, str(res2)
     # Forced: everything converges again, but CloudFormation is not told twice.

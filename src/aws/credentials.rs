@@ -63,7 +63,7 @@ impl InstanceRole {
     }
 
     async fn read(&self) -> Result<Credentials, Error> {
-        let imds = crate::imds::shared();
+        let imds = crate::aws::imds::shared();
         let role = match &self.role {
             Some(r) => r.clone(),
             None => {

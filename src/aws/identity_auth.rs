@@ -25,7 +25,7 @@ use aws_smithy_runtime_api::client::runtime_components::{GetIdentityResolver, Ru
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::sync::OnceCell;
 
-use crate::identity::Proof;
+use crate::boot::identity::Proof;
 
 pub const SCHEME_ID: AuthSchemeId = AuthSchemeId::new("ecs-bootstrap#cfn_v1");
 
@@ -125,7 +125,7 @@ impl ResolveIdentity for ProofResolver {
             let proof = self
                 .proof
                 .get_or_try_init(|| async {
-                    Proof::from_imds(crate::imds::ImdsOptions::default()).await
+                    Proof::from_imds(crate::aws::imds::ImdsOptions::default()).await
                 })
                 .await
                 .map_err(|e| -> BoxError {

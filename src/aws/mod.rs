@@ -6,6 +6,8 @@
 
 pub mod credentials;
 pub mod identity_auth;
+pub mod imds;
+pub mod tls;
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -21,17 +23,17 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// For callers without a run deadline (`init`, `--dry-run --stack`): a few retries, bounded
 /// at 90 s, as before the deadline existed. Without root CA certificates the clients get an
-/// empty trust store (see [`crate::tls`]): the problem is logged once, and each HTTPS call then
+/// empty trust store (see [`crate::aws::tls`]): the problem is logged once, and each HTTPS call then
 /// fails with a certificate error instead of panicking in the SDK.
 pub async fn sdk_config(region: &str) -> SdkConfig {
-    let roots = crate::tls::native_roots();
+    let roots = crate::aws::tls::native_roots();
     if let Err(e) = &roots {
         tracing::error!(error = %e, "HTTPS to AWS will fail");
     }
     // The SDK's whole chain (a laptop's profile for `--dry-run --stack`), but its IMDS part
     // through this process's IMDS client and token.
     let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .imds_client(crate::imds::shared().sdk_client())
+        .imds_client(crate::aws::imds::shared().sdk_client())
         .region(Region::new(region.to_string()))
         .build()
         .await;
@@ -47,7 +49,7 @@ pub async fn sdk_config(region: &str) -> SdkConfig {
 }
 
 /// Enough attempts that throttling is retried until the run's deadline stops it (the caller
-/// bounds every call with [`crate::deadline::Deadline`]); the SDK's retry quota still stops a
+/// bounds every call with [`crate::boot::deadline::Deadline`]); the SDK's retry quota still stops a
 /// client that only ever sees errors.
 const MAX_ATTEMPTS: u32 = 30;
 
@@ -63,7 +65,7 @@ pub async fn sdk_config_within(
     region: &str,
     deadline: Duration,
 ) -> Result<SdkConfig, crate::error::Error> {
-    crate::tls::native_roots()?;
+    crate::aws::tls::native_roots()?;
     Ok(build(
         region,
         MAX_ATTEMPTS,
@@ -85,7 +87,7 @@ async fn build(
 ) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if !have_roots {
-        loader = loader.http_client(crate::tls::imds_http_client());
+        loader = loader.http_client(crate::aws::tls::imds_http_client());
     }
     loader
         .region(Region::new(region.to_string()))

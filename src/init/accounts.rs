@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::exec::{self, argv, Ctx};
+use crate::config::settings::{kind, short};
 use crate::error::{Error, Result};
-use crate::settings::{kind, short};
 
 const GROUP_KEYS: &[&str] = &["gid"];
 const USER_KEYS: &[&str] = &["uid", "groups", "homeDir"];

@@ -8,8 +8,8 @@
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+use crate::config::settings::kind;
 use crate::error::{Error, Result};
-use crate::settings::kind;
 
 pub const BLOCK: &str = "AWS::CloudFormation::Authentication";
 

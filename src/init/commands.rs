@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::config::settings::{kind, short};
 use crate::error::{Error, Result};
-use crate::settings::{kind, short};
 
 const KEYS: &[&str] = &[
     "command",
@@ -163,7 +163,7 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
     };
     let ignore_errors = match map.get("ignoreErrors") {
         None => false,
-        Some(v) => crate::settings::init_boolean(v, &format!("{path}.ignoreErrors"))?,
+        Some(v) => crate::config::settings::init_boolean(v, &format!("{path}.ignoreErrors"))?,
     };
     let wait_for_reboot = map.get("waitAfterCompletion").and_then(Value::as_str) == Some("forever");
     let wait_after_completion = match map.get("waitAfterCompletion") {

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::auth::AuthConfig;
 use super::fetch::Fetcher;
 use super::{files, sources};
-use crate::fs::Root;
+use crate::sys::fs::Root;
 
 /// A test per resolver: `$name` with the kernel's, `$name`_walk with the fallback walk.
 macro_rules! both {
@@ -23,7 +23,7 @@ macro_rules! both {
         }
         #[test]
         fn $walk() {
-            crate::fs::resolve::with_walk($body)
+            crate::sys::fs::resolve::with_walk($body)
         }
     };
 }
@@ -91,8 +91,8 @@ fn state_dir_is_a_symlink() {
     let (_d, root, host) = root_and_host();
     std::fs::create_dir_all(root.dir().join("var/lib")).unwrap();
     symlink(&host, root.dir().join("var/lib/ecs-bootstrap")).unwrap();
-    for file in [super::record::FILE, crate::state::FILE] {
-        let _ = crate::state::write_private_json(&root, file, &json!({"a": 1}));
+    for file in [super::record::FILE, crate::boot::state::FILE] {
+        let _ = crate::boot::state::write_private_json(&root, file, &json!({"a": 1}));
     }
     assert_untouched(&host);
 }
@@ -108,7 +108,7 @@ fn run_lock_is_a_symlink() {
     let state = root.dir().join("var/lib/ecs-bootstrap");
     std::fs::create_dir_all(&state).unwrap();
     symlink(host.join("victim"), state.join("run.lock")).unwrap();
-    let refused = crate::once::lock(&root).err();
+    let refused = crate::boot::once::lock(&root).err();
     assert_untouched(&host);
     let e = refused
         .expect("a symlink at run.lock is refused")

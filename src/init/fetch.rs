@@ -467,7 +467,7 @@ async fn default_chain(
     use aws_credential_types::provider::ProvideCredentials;
     // The SDK's chain, its IMDS part through the process's IMDS client.
     let provider = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .imds_client(crate::imds::shared().sdk_client())
+        .imds_client(crate::aws::imds::shared().sdk_client())
         .region(aws_config::Region::new(region))
         .build()
         .await;

@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use super::fetch::{Fetcher, Request};
 use super::files::{self, FileSpec};
+use crate::config::settings::kind;
 use crate::error::{Error, Result};
-use crate::fs::{Root, WriteOutcome};
-use crate::settings::kind;
+use crate::sys::fs::{Root, WriteOutcome};
 
 /// A file is held in memory to be written atomically; this bounds it.
 const MAX_FILE_BYTES: u64 = 256 << 20;

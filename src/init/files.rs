@@ -7,9 +7,9 @@ use base64::Engine;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+use crate::config::settings::{kind, short};
 use crate::error::{Error, Result};
-use crate::fs::{write_atomic, FileMeta, Root, WriteOutcome};
-use crate::settings::{kind, short};
+use crate::sys::fs::{write_atomic, FileMeta, Root, WriteOutcome};
 
 const KEYS: &[&str] = &[
     "content",
@@ -498,7 +498,7 @@ fn write_symlink(root: &Root, path: &str, target: &str) -> Result<WriteOutcome> 
         .stat(&name)
         .map_err(|e| Error::io("stat", &link, e))?
         .is_some();
-    let prefix = format!("{}link.", crate::fs::temp_prefix());
+    let prefix = format!("{}link.", crate::sys::fs::temp_prefix());
     let tmp = dir
         .create_temp_symlink(&prefix, Path::new(target))
         .map_err(|e| Error::io("create symlink in", dir.path(), e))?;

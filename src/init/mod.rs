@@ -36,8 +36,8 @@ pub use sources::SourceSpec;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::config::settings::kind;
 use crate::error::{Error, Result};
-use crate::settings::kind;
 
 pub const BLOCK: &str = "AWS::CloudFormation::Init";
 /// Key paths in errors start with this.
@@ -126,7 +126,7 @@ pub fn set_strict(on: bool) {
 /// warning naming the key, with the closest known one, and the key is ignored. Under
 /// `--strict` it is the error.
 pub(crate) fn unknown(path: &str, what: &str, key: &str, known: &[&str]) -> Result<()> {
-    let hint = crate::settings::closest(key, known.iter().copied())
+    let hint = crate::config::settings::closest(key, known.iter().copied())
         .map(|k| format!(" (did you mean '{k}'?)"))
         .unwrap_or_default();
     let msg = format!("unknown {what} '{key}'{hint}; known: {}", known.join(", "));
@@ -330,7 +330,7 @@ fn flatten_item(
                     item_path,
                     format!(
                         "must be a config name or {{\"ConfigSet\": name}}, got {}",
-                        crate::settings::short(other)
+                        crate::config::settings::short(other)
                     ),
                 ))
             }
@@ -395,7 +395,7 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
 
 /// Applies the plan: per config, packages, groups, users, files, commands, services, as
 /// cfn-init orders them.
-pub async fn apply(plan: &InitPlan, root: &crate::fs::Root) -> Result<()> {
+pub async fn apply(plan: &InitPlan, root: &crate::sys::fs::Root) -> Result<()> {
     let mut report = record::Report {
         configsets: plan.configsets.clone(),
         ..Default::default()
@@ -406,7 +406,7 @@ pub async fn apply(plan: &InitPlan, root: &crate::fs::Root) -> Result<()> {
     report.error = result
         .as_ref()
         .err()
-        .map(|e| crate::redact::text(&e.to_string()));
+        .map(|e| crate::sys::redact::text(&e.to_string()));
     report.finished_at_unix = record::now_unix();
     record::write(root, &report);
     result
@@ -414,7 +414,7 @@ pub async fn apply(plan: &InitPlan, root: &crate::fs::Root) -> Result<()> {
 
 async fn apply_configs(
     plan: &InitPlan,
-    root: &crate::fs::Root,
+    root: &crate::sys::fs::Root,
     report: &mut record::Report,
 ) -> Result<()> {
     let fetcher = fetch::Fetcher::new(&plan.authentication)?;
@@ -477,7 +477,7 @@ async fn apply_configs(
 async fn apply_config(
     config: &Config,
     path: &str,
-    root: &crate::fs::Root,
+    root: &crate::sys::fs::Root,
     fetcher: &fetch::Fetcher<'_>,
     changes: &mut Changes,
     service_actions: &mut BTreeMap<String, Vec<&'static str>>,
@@ -506,7 +506,7 @@ async fn apply_config(
     }
     for file in &config.files {
         if file_source::apply(file, root, name, fetcher).await?
-            != crate::fs::WriteOutcome::Unchanged
+            != crate::sys::fs::WriteOutcome::Unchanged
         {
             changes.files.insert(file.path.clone());
         }

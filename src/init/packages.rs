@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::exec::{self, argv, Ctx};
 use super::fetch::{Fetcher, Request};
+use crate::config::settings::{kind, short};
 use crate::error::{Error, Result};
-use crate::settings::{kind, short};
 
 /// cfn-init's order (rpm, apt, yum, zypper, python, rubygems), with dnf right after yum: cfn-init
 /// has no dnf, and AL2023 has no yum unless it is installed.

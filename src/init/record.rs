@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::Changes;
-use crate::fs::Root;
+use crate::sys::fs::Root;
 
 pub const FILE: &str = "/var/lib/ecs-bootstrap/init.json";
 
@@ -16,7 +16,7 @@ pub struct Report {
     pub configsets: Vec<String>,
     pub configs: Vec<ConfigReport>,
     pub status: &'static str,
-    /// The failure, as it was reported, redacted like the log ([`crate::redact::text`]): a
+    /// The failure, as it was reported, redacted like the log ([`crate::sys::redact::text`]): a
     /// failed command's error carries its output.
     pub error: Option<String>,
     pub finished_at_unix: u64,
@@ -48,7 +48,7 @@ impl ConfigReport {
 
 /// Best effort: a record that cannot be written must not fail an Init that worked.
 pub fn write(root: &Root, report: &Report) {
-    let result = crate::state::write_private_json(root, FILE, report);
+    let result = crate::boot::state::write_private_json(root, FILE, report);
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not record what Init did");
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::InitPlan;
 use crate::error::Error;
-use crate::fs::Root;
+use crate::sys::fs::Root;
 
 pub const FILE: &str = "/var/lib/ecs-bootstrap/init-resume.json";
 
@@ -53,7 +53,7 @@ pub fn take(root: &Root, plan: &InitPlan) -> Option<Marker> {
 }
 
 pub fn save(root: &Root, marker: &Marker) -> Result<(), Error> {
-    crate::state::write_private_json(root, FILE, marker)
+    crate::boot::state::write_private_json(root, FILE, marker)
 }
 
 pub fn clear(root: &Root) {

@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::exec::{self, argv, Ctx};
 use super::packages::MANAGERS;
 use super::Changes;
+use crate::config::settings::{kind, short};
 use crate::error::{Error, Result};
-use crate::settings::{kind, short};
 
 pub const KINDS: &[&str] = &["systemd", "sysvinit"];
 const KEYS: &[&str] = &[
@@ -133,7 +133,7 @@ fn parse_one(manager: &str, name: &str, spec: &Value, path: &str) -> Result<Serv
     // Present (even as null) means "set it", as cfn-init's `"enabled" in properties`.
     let boolean = |k: &str| -> Result<Option<bool>> {
         map.get(k)
-            .map(|v| crate::settings::init_boolean(v, &format!("{path}.{k}")))
+            .map(|v| crate::config::settings::init_boolean(v, &format!("{path}.{k}")))
             .transpose()
     };
     let list = |k: &str| -> Result<Vec<String>> {

@@ -28,10 +28,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::fetch::{Fetcher, Request};
+use crate::config::settings::kind;
 use crate::error::{Error, Result};
-use crate::fs::resolve::Scope;
-use crate::fs::{Dir, Root};
-use crate::settings::kind;
+use crate::sys::fs::resolve::Scope;
+use crate::sys::fs::{Dir, Root};
 
 /// Archives are spooled to a temporary file before unpacking; this bounds the disk they take.
 const MAX_ARCHIVE_BYTES: u64 = 4 << 30;

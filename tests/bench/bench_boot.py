@@ -72,7 +72,7 @@ def measure(argv: list[str], env: dict[str, str], cwd: str) -> dict[str, Any]:
 
 
 def phases(stderr: str) -> dict[str, int]:
-    """duration_ms per phase, from the run's JSON events (src/events.rs)."""
+    """duration_ms per phase, from the run's JSON events (src/boot/events.rs)."""
     out: dict[str, int] = {}
     for line in stderr.splitlines():
         if line.startswith('{"event":"ecs-bootstrap.'):

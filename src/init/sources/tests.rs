@@ -383,7 +383,7 @@ fn an_old_symlink_in_the_target_leads_nowhere() {
 
 #[test]
 fn the_same_with_the_fallback_walk() {
-    crate::fs::resolve::with_walk(|| {
+    crate::sys::fs::resolve::with_walk(|| {
         old_symlink_in_the_target();
         every_format_by_content();
         escaping_entries_are_refused();

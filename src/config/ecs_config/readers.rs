@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn ecs_init_env_is_the_agents_list() {
-        let rows = crate::agent_keys::tests::conformance_rows();
+        let rows = crate::config::agent_keys::tests::conformance_rows();
         let mut want: Vec<&str> = rows
             .iter()
             .filter(|(_, by, os)| os == "linux" && by.split(',').any(|r| r == "ecs-init"))

@@ -5,16 +5,16 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::ecs_config::{self, AgentConfig};
-use crate::fs::Root;
-use crate::identity::Identity;
+use crate::boot::identity::Identity;
+use crate::boot::join::JoinSpec;
+use crate::boot::metadata::ResourceMetadata;
+use crate::boot::services::{ServiceAction, DOCKER, ECS};
+use crate::boot::signal::SignalSpec;
+use crate::config::ecs_config::{self, AgentConfig};
+use crate::config::logs_config;
+use crate::config::settings::Settings;
 use crate::init::{CommandLine, InitPlan};
-use crate::join::JoinSpec;
-use crate::logs_config;
-use crate::metadata::ResourceMetadata;
-use crate::services::{ServiceAction, DOCKER, ECS};
-use crate::settings::Settings;
-use crate::signal::SignalSpec;
+use crate::sys::fs::Root;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -116,7 +116,7 @@ impl Plan {
         let mut p = self.clone();
         for (k, v) in &mut p.agent_config.config.entries {
             if ecs_config::is_secret_entry(k, v) {
-                *v = crate::redact::REDACTED.into();
+                *v = crate::sys::redact::REDACTED.into();
             }
         }
         p
@@ -125,16 +125,16 @@ impl Plan {
     pub fn to_json(&self) -> String {
         let mut v = serde_json::to_value(self.redacted()).expect("a plan always serialises");
         // Registered secrets and URL passwords, wherever a template put them.
-        crate::redact::value(&mut v);
+        crate::sys::redact::value(&mut v);
         serde_json::to_string_pretty(&v).expect("a plan always serialises") + "\n"
     }
 
     /// The plan for a person: every template-derived value goes through [`v`] (control
-    /// characters visible, one line each), and the whole text through [`crate::shown::lines`]
-    /// and [`crate::redact::text`] as a net for anything missed.
+    /// characters visible, one line each), and the whole text through [`crate::sys::shown::lines`]
+    /// and [`crate::sys::redact::text`] as a net for anything missed.
     pub fn to_text(&self) -> String {
         let text = self.text_unchecked();
-        crate::redact::text(&crate::shown::lines(&text))
+        crate::sys::redact::text(&crate::sys::shown::lines(&text))
     }
 
     fn text_unchecked(&self) -> String {
@@ -322,7 +322,7 @@ impl Plan {
             "\n   -- configured: as ecs-bootstrap.service, READY=1 to systemd here (ecs.service is ordered\n      \
              after it and may start from now on); run from UserData, steps 4-6 are handed to the\n      \
              transient unit {}.service and UserData returns",
-            crate::handoff::UNIT
+            crate::boot::handoff::UNIT
         );
         let _ = writeln!(w, "\n4. services");
         for s in &p.services {
@@ -373,7 +373,7 @@ impl Plan {
 
 /// A template-derived value as shown in the text plan.
 fn v(s: &str) -> std::borrow::Cow<'_, str> {
-    crate::shown::value(s)
+    crate::sys::shown::value(s)
 }
 
 fn content(w: &mut String, text: Option<&str>, len: usize) {

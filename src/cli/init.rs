@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::Value;
 
+use crate::boot::metadata::{self, ResourceMetadata};
 use crate::error::{AtStep, Error, Failure, Step};
-use crate::fs::Root;
 use crate::init;
-use crate::metadata::{self, ResourceMetadata};
+use crate::sys::fs::Root;
 
 /// cfn-init's default when `--region` is not given.
 const DEFAULT_REGION: &str = "us-east-1";
@@ -110,7 +110,7 @@ pub async fn run(a: &InitArgs) -> Result<(), Failure> {
         .at(Step::Metadata);
     }
     // As a run does: a failing command's output, and init.json, must not show them.
-    crate::redact::register_from_metadata(&metadata.metadata);
+    crate::sys::redact::register_from_metadata(&metadata.metadata);
     let plan = init::parse(&metadata.metadata, &a.configsets).at(Step::Init)?;
     tracing::info!(origin = %metadata.origin, configs = ?plan.configs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), "running Init");
     init::apply(&plan, &Root::new(&a.root)).await.at(Step::Init)
@@ -142,7 +142,7 @@ fn from_file(file: &str) -> Result<ResourceMetadata, Error> {
             name,
             format!(
                 "must be a mapping (the resource's Metadata), got {}",
-                crate::settings::kind(&metadata)
+                crate::config::settings::kind(&metadata)
             ),
         ));
     }
@@ -172,11 +172,12 @@ async fn client(a: &InitArgs) -> Result<aws_sdk_cloudformation::Client, Error> {
     };
     let auth = crate::aws::CfnAuth::from_flags(keys, a.role.as_deref());
     tracing::debug!(signing = auth.describe(), "CloudFormation calls");
-    if !crate::dropin::proxy::cloudformation_endpoint(a.url.as_deref()).starts_with("http://") {
+    if !crate::cli::dropin::proxy::cloudformation_endpoint(a.url.as_deref()).starts_with("http://")
+    {
         // Every HTTPS call would fail: say why now rather than after the retries.
-        crate::tls::native_roots()?;
+        crate::aws::tls::native_roots()?;
     }
-    let proxies = crate::dropin::proxy::Proxies {
+    let proxies = crate::cli::dropin::proxy::Proxies {
         http: a.http_proxy.as_deref(),
         https: a.https_proxy.as_deref(),
     };

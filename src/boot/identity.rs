@@ -40,7 +40,7 @@ impl Identity {
 pub const UNBOUNDED_CALLER_LIMIT: std::time::Duration = std::time::Duration::from_secs(8);
 
 pub async fn from_imds() -> Result<Identity> {
-    let doc = crate::imds::shared()
+    let doc = crate::aws::imds::shared()
         .get_within(IDENTITY_DOCUMENT, UNBOUNDED_CALLER_LIMIT)
         .await?;
     parse_document(&doc)
@@ -49,7 +49,7 @@ pub async fn from_imds() -> Result<Identity> {
 /// What a run needs to know and to prove who it is: the identity, and the document with its
 /// signature for CloudFormation's identity signing ([`crate::aws::identity_auth`]). Read once, at
 /// the start: from then on a FAILURE signal needs nothing else from IMDS.
-pub async fn with_proof(opts: crate::imds::ImdsOptions) -> Result<(Identity, Proof)> {
+pub async fn with_proof(opts: crate::aws::imds::ImdsOptions) -> Result<(Identity, Proof)> {
     let proof = Proof::from_imds(opts).await?;
     Ok((parse_document(&proof.document)?, proof))
 }
@@ -73,9 +73,9 @@ impl std::fmt::Debug for Proof {
 }
 
 impl Proof {
-    pub async fn from_imds(opts: crate::imds::ImdsOptions) -> Result<Proof> {
-        let document = crate::imds::get(IDENTITY_DOCUMENT, opts).await?;
-        let signature = crate::imds::get(IDENTITY_SIGNATURE, opts).await?;
+    pub async fn from_imds(opts: crate::aws::imds::ImdsOptions) -> Result<Proof> {
+        let document = crate::aws::imds::get(IDENTITY_DOCUMENT, opts).await?;
+        let signature = crate::aws::imds::get(IDENTITY_SIGNATURE, opts).await?;
         Proof::new(document, signature)
     }
 

@@ -4,10 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::boot::identity::Identity;
+use crate::boot::signal::{SignalSpec, Status};
 use crate::error::Failure;
-use crate::fs::{write_atomic, Dir, FileMeta, Root};
-use crate::identity::Identity;
-use crate::signal::{SignalSpec, Status};
+use crate::sys::fs::{write_atomic, Dir, FileMeta, Root};
 
 pub const DIR: &str = "/var/lib/ecs-bootstrap";
 pub const FILE: &str = "/var/lib/ecs-bootstrap/state.json";
@@ -71,7 +71,7 @@ pub fn record(
         signal_resource: &signal.resource,
         status: status.as_str(),
         failed_step: failure.map(|f| f.step.to_string()),
-        reason: failure.map(|f| crate::redact::text(&f.to_string())),
+        reason: failure.map(|f| crate::sys::redact::text(&f.to_string())),
         signal_delivered: delivered,
         finished_at_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -314,7 +314,7 @@ fn validate_proxy(proxy: &str, path: &str, values: Values) -> Result<()> {
             format!("'{proxy}' has blanks inside: the ECS agent would ignore the proxy"),
         ));
     }
-    if let Some(why) = crate::ecs_config::readers::check("HTTPS_PROXY", proxy) {
+    if let Some(why) = crate::config::ecs_config::readers::check("HTTPS_PROXY", proxy) {
         return Err(Error::invalid(path, format!("'{proxy}': {why}")));
     }
     let url = reqwest::Url::parse(proxy)
@@ -333,7 +333,7 @@ fn agent_config(v: &Value, path: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::with_capacity(map.len());
     for (key, value) in map {
         let key_path = format!("{path}.{key}");
-        crate::agent_keys::validate(key, &key_path)?;
+        crate::config::agent_keys::validate(key, &key_path)?;
         let rendered = match value {
             Value::String(s) => s.clone(),
             Value::Bool(b) => b.to_string(),
@@ -345,7 +345,7 @@ fn agent_config(v: &Value, path: &str) -> Result<Vec<(String, String)>> {
             }
         };
         // What the agent (ecs-init's reading) and ecs-init itself (systemd's) will read.
-        if let Some(why) = crate::ecs_config::readers::check(key, &rendered) {
+        if let Some(why) = crate::config::ecs_config::readers::check(key, &rendered) {
             return Err(Error::invalid(key_path, format!("'{rendered}': {why}")));
         }
         out.push((key.clone(), rendered));

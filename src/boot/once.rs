@@ -19,9 +19,9 @@ use std::path::Path;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use serde_json::Value;
 
+use crate::boot::state;
 use crate::error::{Error, Result};
-use crate::fs::Root;
-use crate::state;
+use crate::sys::fs::Root;
 
 pub const LOCK_FILE: &str = "/var/lib/ecs-bootstrap/run.lock";
 

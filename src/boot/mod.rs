@@ -2,22 +2,36 @@
 //! services, cluster join, signal. Every failure after the stack is known ends in a FAILURE
 //! signal, so a broken instance rolls its stack back in seconds instead of at the timeout.
 
+pub mod deadline;
+pub mod discover;
+pub mod events;
+pub mod handoff;
+pub mod identity;
+pub mod join;
+pub mod metadata;
+pub mod once;
+pub mod pace;
+pub mod plan;
+pub mod services;
+pub mod signal;
+pub mod state;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::deadline::Deadline;
+use crate::config::settings::{self, Values};
 use crate::error::{AtStep, Error, Failure, Step};
-use crate::fs::{write_atomic, FileMeta, Root};
-use crate::identity::{self, Identity};
-use crate::metadata::{self, ResourceMetadata};
-use crate::plan::{Inputs, Plan};
-use crate::services::{self, Systemctl, DOCKER};
-use crate::settings::{self, Values};
-use crate::signal::{self, Delivered, Status};
+use crate::sys::fs::{write_atomic, FileMeta, Root};
 use crate::template::{ResolveContext, Template};
-use crate::{discover, ecs_config, events, handoff, init, join, once, redact, state};
+use crate::{config::ecs_config, init, sys::redact};
+use deadline::Deadline;
+use identity::Identity;
+use metadata::ResourceMetadata;
+use plan::{Inputs, Plan};
+use services::{Systemctl, DOCKER};
+use signal::{Delivered, Status};
 
 /// An address, not `localhost`: at boot the resolver may not be usable yet (found under a real
 /// systemd with an empty /etc/hosts: every poll failed until the join timeout).
@@ -47,13 +61,13 @@ pub struct RunOptions {
     pub after_handoff: bool,
     /// The whole run, signal included, ends within this many seconds.
     pub deadline_secs: u64,
-    pub imds: crate::imds::ImdsOptions,
+    pub imds: crate::aws::imds::ImdsOptions,
     /// `--role NAME`: sign CloudFormation calls SigV4 with that instance-profile role's
     /// credentials. Without it they are signed with the instance identity, as the cfn helpers
     /// do, and the role needs no `cloudformation:*` permission.
     pub role: Option<String>,
     /// `--group-size`: spread the group's first CloudFormation calls (src/pace.rs).
-    pub pace: Option<crate::pace::Pace>,
+    pub pace: Option<crate::boot::pace::Pace>,
 }
 
 /// Per-phase budgets, inside the run's deadline. Init has none of its own (its commands may
@@ -125,7 +139,7 @@ pub async fn run(o: &RunOptions, then: Then) -> Result<Success, Failure> {
     let deadline = Deadline::new(Duration::from_secs(o.deadline_secs));
     let result = run_within(o, &then, &deadline).await;
     // A notify unit that exits without READY=1 is failed by systemd, whatever the exit code.
-    crate::notify::ready("finished");
+    crate::sys::notify::ready("finished");
     report(&result, &deadline);
     result
 }
@@ -293,12 +307,12 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     };
     let identity = &target.identity;
 
-    crate::pace::before_first_call(o.pace, deadline.total(), &identity.instance_id).await;
+    crate::boot::pace::before_first_call(o.pace, deadline.total(), &identity.instance_id).await;
     let configured = configure(o, identity, &cfn, &root, deadline).await;
     // The shipped ecs.service drop-in orders the agent after this unit: from here on it may
     // start, with ecs.config in place (or, on a failure, with whatever was there: the FAILURE
     // signal below is what matters then).
-    crate::notify::ready(match &configured {
+    crate::sys::notify::ready(match &configured {
         Ok(_) => "configured; starting the services and waiting for the cluster join",
         Err(_) => "configuration failed; signalling FAILURE",
     });
@@ -467,7 +481,7 @@ async fn configure(
         // A CloudWatch agent that is already running (an AMI that starts it with its own
         // config) does not read a new fragment until it restarts; `start` alone does nothing.
         for s in &mut plan.services {
-            if s.unit == crate::logs_config::UNIT {
+            if s.unit == crate::config::logs_config::UNIT {
                 s.restart_if_running = true;
             }
         }
@@ -545,7 +559,7 @@ async fn write_configuration(
                 )
                 .map(|outcome| {
                     tracing::info!(path = l.path, ?outcome, "CloudWatch agent config");
-                    outcome != crate::fs::WriteOutcome::Unchanged
+                    outcome != crate::sys::fs::WriteOutcome::Unchanged
                 }),
                 None => Ok(false),
             }

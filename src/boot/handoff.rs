@@ -18,10 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::boot::join::JoinSpec;
+use crate::boot::services::ServiceAction;
 use crate::error::{Error, Result};
-use crate::fs::Root;
-use crate::join::JoinSpec;
-use crate::services::ServiceAction;
+use crate::sys::fs::Root;
 
 /// Read instead of `/proc/self/cgroup` when set: lets the tests put a process "in cloud-final".
 pub const CGROUP_FILE_ENV: &str = "ECS_BOOTSTRAP_CGROUP_FILE";
@@ -71,7 +71,7 @@ impl Handoff {
     }
 
     pub fn save(&self, root: &Root) -> Result<()> {
-        crate::state::write_private_json(root, FILE, self)
+        crate::boot::state::write_private_json(root, FILE, self)
     }
 
     /// Reads and removes the file: one hand-off is resumed once.

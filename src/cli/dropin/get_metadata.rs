@@ -42,7 +42,7 @@ pub async fn run(args: &GetMetadataArgs) -> Result<String> {
         super::proxy::Proxies::default(),
     )
     .await?;
-    let m = crate::metadata::from_stack(&cfn, &args.stack, &args.resource).await?;
+    let m = crate::boot::metadata::from_stack(&cfn, &args.stack, &args.resource).await?;
     let value = redact(m.metadata);
     let value = match &args.key {
         Some(k) => lookup(&value, k)
@@ -76,10 +76,10 @@ pub fn lookup<'v>(v: &'v Value, key: &str) -> Option<&'v Value> {
 }
 
 /// The Metadata as printed: every value under a secret key (the Authentication keys and
-/// passwords, `ECS_ENGINE_AUTH_DATA`, tokens; see [`crate::redact`]) replaced, and the
+/// passwords, `ECS_ENGINE_AUTH_DATA`, tokens; see [`crate::sys::redact`]) replaced, and the
 /// `user:password@` of every URL (a proxy).
 pub fn redact(v: Value) -> Value {
-    crate::redact::for_display(v)
+    crate::sys::redact::for_display(v)
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@
 
 use serde_json::{json, Value};
 
+use crate::config::settings::{LogFile, Logs};
 use crate::error::{Error, Result};
-use crate::settings::{LogFile, Logs};
 
 /// The schema's `logGroupNameDefinition`/`logStreamNameDefinition` maximum, and CloudWatch Logs'.
 const MAX_NAME: usize = 512;
@@ -70,13 +70,13 @@ pub fn render(logs: &Logs, default_group_prefix: &str) -> Result<Option<String>>
         let where_ = if i < DEFAULT_FILES.len() {
             format!(
                 "{}.Logs (the default entry for {})",
-                crate::settings::BLOCK,
+                crate::config::settings::BLOCK,
                 f.path
             )
         } else {
             format!(
                 "{}.Logs.Files[{}]",
-                crate::settings::BLOCK,
+                crate::config::settings::BLOCK,
                 i - DEFAULT_FILES.len()
             )
         };

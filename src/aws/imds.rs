@@ -50,7 +50,7 @@ pub fn shared() -> &'static Imds {
 /// all); patience comes from the rounds in [`Imds::get`], bounded by the caller.
 fn new_client() -> imds::Client {
     imds::Client::builder()
-        .configure(&crate::tls::imds_provider_config())
+        .configure(&crate::aws::tls::imds_provider_config())
         .max_attempts(3)
         .connect_timeout(Duration::from_secs(1))
         .read_timeout(Duration::from_secs(2))

@@ -10,8 +10,8 @@ use std::time::Duration;
 use base64::Engine;
 use clap::Args;
 
+use crate::boot::signal::{self, Delivered, SignalSpec, Status};
 use crate::error::{Error, Result};
-use crate::signal::{self, Delivered, SignalSpec, Status};
 
 #[derive(Debug, Args, Clone)]
 pub struct SignalArgs {

@@ -34,8 +34,8 @@ pub async fn region(flag: Option<&str>) -> String {
 /// One IMDS value, or None (logged) when IMDS cannot answer within a few seconds: off EC2 the
 /// helpers must answer in seconds, not minutes.
 pub async fn imds_get(path: &str) -> Option<String> {
-    match crate::imds::shared()
-        .get_within(path, crate::identity::UNBOUNDED_CALLER_LIMIT)
+    match crate::aws::imds::shared()
+        .get_within(path, crate::boot::identity::UNBOUNDED_CALLER_LIMIT)
         .await
     {
         Ok(v) => Some(v).filter(|v| !v.trim().is_empty()),

@@ -24,8 +24,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::boot::services::{Systemctl, DOCKER, ECS};
 use crate::error::{Error, Result};
-use crate::services::{Systemctl, DOCKER, ECS};
 use agent_log::AgentLogs;
 
 /// Short enough that the join is seen well within 250 ms of the agent answering.

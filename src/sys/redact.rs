@@ -106,7 +106,8 @@ pub fn has_url_userinfo(s: &str) -> bool {
 
 fn is_secret_key(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
-    SECRET_KEYS.contains(&k.as_str()) || crate::agent_keys::is_secret(&k.to_ascii_uppercase())
+    SECRET_KEYS.contains(&k.as_str())
+        || crate::config::agent_keys::is_secret(&k.to_ascii_uppercase())
 }
 
 /// Registers every value under a secret key anywhere in `metadata` (the value itself, its JSON
@@ -221,7 +222,7 @@ pub fn without_wire_bodies(
 /// redacted. ESC too: tracing-subscriber escapes it in the message but not in `%` fields,
 /// which is why the subscriber writes without colours (src/main.rs).
 fn log_line(buf: &[u8]) -> String {
-    text(&crate::shown::lines(&String::from_utf8_lossy(buf)))
+    text(&crate::sys::shown::lines(&String::from_utf8_lossy(buf)))
 }
 
 /// A stderr writer for the log subscriber: tracing's fmt layer writes each event in one call,

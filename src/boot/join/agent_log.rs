@@ -36,7 +36,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::fs::Root;
+use crate::sys::fs::Root;
 
 pub const AGENT_LOG: &str = "/var/log/ecs/ecs-agent.log";
 pub const INIT_LOG: &str = "/var/log/ecs/ecs-init.log";

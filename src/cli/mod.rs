@@ -1,5 +1,8 @@
 //! The command line. Names are an interface: UserData scripts and other tooling depend on them.
 
+pub mod dropin;
+pub mod init;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -28,11 +31,11 @@ pub enum Command {
     /// Run the boot sequence (the default when no subcommand is given).
     Run(RunArgs),
     /// Run only the AWS::CloudFormation::Init block, with cfn-init's flags (also run as `cfn-init`).
-    Init(crate::init_cmd::InitArgs),
+    Init(crate::cli::init::InitArgs),
     /// Signal CloudFormation like cfn-signal (also run as `cfn-signal`).
-    Signal(crate::dropin::signal_cmd::SignalArgs),
+    Signal(crate::cli::dropin::signal_cmd::SignalArgs),
     /// Print a resource's Metadata like cfn-get-metadata (also run as `cfn-get-metadata`).
-    GetMetadata(crate::dropin::get_metadata::GetMetadataArgs),
+    GetMetadata(crate::cli::dropin::get_metadata::GetMetadataArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -82,7 +85,7 @@ pub struct RunArgs {
     pub no_signal: bool,
     /// Seconds for the whole run, signal included (keep it below the CreationPolicy timeout);
     /// near it, waiting stops and FAILURE is sent naming what was still awaited.
-    #[arg(long, value_name = "SECONDS", default_value_t = crate::deadline::DEFAULT_DEADLINE_SECS,
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::boot::deadline::DEFAULT_DEADLINE_SECS,
           value_parser = clap::value_parser!(u64).range(4..=86400))]
     pub deadline: u64,
     /// Instances of this group booting together (e.g. the group's DesiredCapacity, from the
@@ -92,7 +95,7 @@ pub struct RunArgs {
     pub group_size: Option<u32>,
     /// CloudFormation requests per second the group may count on (with --group-size).
     #[arg(long, value_name = "PER_SECOND", env = "ECS_BOOTSTRAP_CFN_RATE",
-          default_value_t = crate::pace::DEFAULT_CFN_RATE)]
+          default_value_t = crate::boot::pace::DEFAULT_CFN_RATE)]
     pub cfn_rate: f64,
     /// Sign CloudFormation calls with this instance-profile role's credentials (SigV4) instead
     /// of the instance identity (as cfn-init's --role). Without it the role needs no
@@ -185,13 +188,13 @@ impl RunArgs {
             resource,
             plan,
             deadline_secs: self.deadline,
-            imds: crate::imds::ImdsOptions {
+            imds: crate::aws::imds::ImdsOptions {
                 v1_fallback: self.imds_v1_fallback,
             },
             force: self.force,
             after_handoff: self.after_handoff,
             role: self.role,
-            pace: self.group_size.map(|group_size| crate::pace::Pace {
+            pace: self.group_size.map(|group_size| crate::boot::pace::Pace {
                 group_size,
                 cfn_rate: self.cfn_rate,
             }),

@@ -5,8 +5,8 @@
 //! first, and the whole file is rewritten from a key map so a re-run never duplicates a line
 //! (the classic first-run script's `>>` did).
 
-use crate::agent_keys;
-use crate::settings::Settings;
+use crate::config::agent_keys;
+use crate::config::settings::Settings;
 
 pub mod readers;
 
@@ -84,7 +84,7 @@ impl AgentConfig {
 /// A secret agent key, or any value with a `user:password@` URL in it (a proxy with
 /// credentials): the file is then 0600 and the value redacted wherever it is shown.
 pub fn is_secret_entry(key: &str, value: &str) -> bool {
-    agent_keys::is_secret(key) || crate::redact::has_url_userinfo(value)
+    agent_keys::is_secret(key) || crate::sys::redact::has_url_userinfo(value)
 }
 
 /// Parses ecs.config exactly like ecs-init ([`readers::ecs_init`]).
@@ -105,7 +105,7 @@ pub fn redact(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{self, Values};
+    use crate::config::settings::{self, Values};
     use serde_json::json;
 
     fn config(block: serde_json::Value) -> AgentConfig {

@@ -1,6 +1,6 @@
 //! One JSON line per phase, and one for the run, on stderr next to the human log lines: a
 //! journald/CloudWatch query can chart phase durations and outcomes across a fleet without
-//! parsing prose. Every line is redacted (see [`crate::redact`]).
+//! parsing prose. Every line is redacted (see [`crate::sys::redact`]).
 
 use std::io::Write;
 use std::time::Duration;
@@ -47,7 +47,7 @@ pub fn run(
 /// containing `"` or `\` is escaped and no longer matches its registered form.
 fn line(v: &Value) -> String {
     let mut v = v.clone();
-    crate::redact::value(&mut v);
+    crate::sys::redact::value(&mut v);
     v.to_string() + "\n"
 }
 
@@ -64,10 +64,10 @@ mod tests {
     #[test]
     fn a_secret_with_quotes_and_backslashes_is_redacted_in_the_event() {
         let secret = r#"pa"ss\wo'rd-events"#;
-        crate::redact::register(secret);
+        crate::sys::redact::register(secret);
         let error = format!("login failed with {secret}");
         let out = line(&json!({"event": PHASE, "error": error}));
         assert!(!out.contains("wo'rd-events"), "{out}");
-        assert!(out.contains(crate::redact::REDACTED), "{out}");
+        assert!(out.contains(crate::sys::redact::REDACTED), "{out}");
     }
 }

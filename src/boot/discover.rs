@@ -19,8 +19,8 @@
 
 use std::time::Duration;
 
+use crate::boot::identity::Identity;
 use crate::error::{Error, Result};
-use crate::identity::Identity;
 
 pub const TAG_STACK: &str = "aws:cloudformation:stack-name";
 pub const TAG_LOGICAL_ID: &str = "aws:cloudformation:logical-id";
@@ -168,7 +168,7 @@ fn missing(given: &Given, why: &str) -> Error {
 
 /// The stack name and the group's logical id from IMDS tags, or why not.
 async fn imds_tags() -> std::result::Result<(String, String), String> {
-    let imds = crate::imds::shared();
+    let imds = crate::aws::imds::shared();
     let mut values = Vec::new();
     for key in [TAG_STACK, TAG_LOGICAL_ID] {
         let path = format!("/latest/meta-data/tags/instance/{key}");

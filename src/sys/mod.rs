@@ -1,0 +1,7 @@
+//! The host seam: files under `--root` ([`fs`]), systemd's notify socket ([`notify`]), and what
+//! may be shown of a value ([`redact`] for secrets, [`shown`] for control characters).
+
+pub mod fs;
+pub mod notify;
+pub mod redact;
+pub mod shown;
