@@ -36,7 +36,7 @@ const LOG_CHECK: Duration = Duration::from_millis(250);
 const UNIT_CHECK: Duration = Duration::from_millis(500);
 /// How long a fresh registration must hold before it counts. The real agent answers about
 /// 1.2 s after `start ecs` (reference.md §4, measured): one more second is a small price next to
-/// a SUCCESS for an instance whose agent died as it registered (README, "The join").
+/// a SUCCESS for an instance whose agent died as it registered (docs/operations.md, "The join").
 pub const SETTLE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

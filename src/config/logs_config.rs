@@ -12,7 +12,7 @@
 //! `amazon-cloudwatch-agent-ctl -a fetch-config` **deletes** every file of the `.d/` directory,
 //! ours included (`packaging/dependencies/amazon-cloudwatch-agent-ctl:342-351@ab55b8da`), and
 //! so does `-a start` on an agent that was never configured (`:108-110`); `-a append-config`
-//! keeps it. README "Logs" says so.
+//! keeps it. docs/ecs-bootstrap-block.md ("Logs") says so.
 
 use serde_json::{json, Value};
 
