@@ -5,7 +5,8 @@
 //! logs config, services, join, signal); [`init`] is the `AWS::CloudFormation::Init` engine and
 //! [`template`] the local-template reader; [`config`] holds the `ecs-bootstrap:` block and the
 //! files made from it; [`aws`] the SDK clients, IMDS and TLS; [`sys`] the host seam (files,
-//! sd_notify, redaction). [`error`] is the one place failures become exit codes.
+//! sd_notify, redaction). [`input`] is the one reader of those blocks (typed values, key paths
+//! in errors); [`error`] is the one place failures become exit codes.
 
 pub mod aws;
 pub mod boot;
@@ -14,5 +15,6 @@ pub mod config;
 pub mod error;
 pub mod fuzzing;
 pub mod init;
+pub mod input;
 pub mod sys;
 pub mod template;

@@ -749,6 +749,11 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
                 &stack,
                 &signal_resource,
             )
+            // A bad key in the Metadata is shown at its file:line in the template.
+            .map_err(|mut f| {
+                *f.error = crate::input::locate(*f.error, &template, &resource);
+                f
+            })
         }
         DryRunSource::Stack => {
             let discovered = o.stack.is_none() || o.resource.is_none();

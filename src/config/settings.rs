@@ -3,9 +3,12 @@
 //! cluster or ships no logs.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
+/// Re-exported for the parsers not yet reading through [`Node`] (init/packages.rs, services.rs).
+pub(crate) use crate::input::{closest, kind, short};
+use crate::input::{Keys, Node};
 
 pub const BLOCK: &str = "ecs-bootstrap";
 
@@ -63,63 +66,45 @@ pub fn parse(metadata: &Value, values: Values) -> Result<Settings> {
             "the resource's Metadata has no 'ecs-bootstrap' block (it needs at least 'Cluster')",
         )
     })?;
-    let map = as_map(block, BLOCK)?;
-    check_keys(map, BLOCK, TOP_KEYS)?;
+    let block = Node::root(block, BLOCK, Keys::Refuse);
+    block.only_keys(TOP_KEYS)?;
 
-    let cluster_path = format!("{BLOCK}.Cluster");
-    let cluster = match map.get("Cluster") {
-        Some(v) => string(v, &cluster_path)?,
-        None => return Err(Error::invalid(cluster_path, "is required")),
-    };
-    validate_cluster(&cluster, &cluster_path, values)?;
+    let cluster_node = block.required("Cluster")?;
+    let cluster = cluster_node.text()?.to_string();
+    validate_cluster(&cluster, &cluster_node, values)?;
 
-    let agent_config = match map.get("AgentConfig") {
-        Some(v) => agent_config(v, &format!("{BLOCK}.AgentConfig"))?,
-        None => Vec::new(),
-    };
+    let agent_config = block.opt("AgentConfig", agent_config)?.unwrap_or_default();
 
-    let logs = match map.get("Logs") {
-        Some(v) => logs(v, &format!("{BLOCK}.Logs"))?,
-        None => Logs {
-            enabled: true,
-            explicit: false,
-            group_prefix: None,
-            retention_in_days: None,
-            extra_files: Vec::new(),
-        },
-    };
+    let logs = block.opt("Logs", logs)?.unwrap_or(Logs {
+        enabled: true,
+        explicit: false,
+        group_prefix: None,
+        retention_in_days: None,
+        extra_files: Vec::new(),
+    });
 
-    let proxy = match map.get("Proxy") {
-        Some(v) => {
-            let path = format!("{BLOCK}.Proxy");
-            let given = string(v, &path)?;
-            // The agent's proxy parser refuses a URL with blanks around it and then drops the
-            // proxy silently (ecs-agent/utils/httpproxy/proxy.go:150-170,211-217@8dfceca6): in a
-            // proxy-only VPC the instance would never register. Trimmed, and said.
-            let p = given.trim().to_string();
-            if p != given {
-                tracing::warn!(path = %path, "blanks around the proxy URL removed");
-            }
-            validate_proxy(&p, &path, values)?;
-            Some(p)
+    let proxy = block.opt("Proxy", |node| {
+        let given = node.text()?;
+        // The agent's proxy parser refuses a URL with blanks around it and then drops the
+        // proxy silently (ecs-agent/utils/httpproxy/proxy.go:150-170,211-217@8dfceca6): in a
+        // proxy-only VPC the instance would never register. Trimmed, and said.
+        let p = given.trim().to_string();
+        if p != given {
+            tracing::warn!(path = %node.path(), "blanks around the proxy URL removed");
         }
-        None => None,
-    };
+        validate_proxy(&p, node, values)?;
+        Ok(p)
+    })?;
 
-    let timeout_secs = match map.get("Timeout") {
-        Some(v) => {
-            let path = format!("{BLOCK}.Timeout");
-            let t = integer(v, &path)?;
+    let timeout_secs = block
+        .opt("Timeout", |node| {
+            let t = node.whole_number()?;
             if !(1..=86_400).contains(&t) {
-                return Err(Error::invalid(
-                    path,
-                    format!("must be between 1 and 86400 seconds, got {t}"),
-                ));
+                return Err(node.error(format!("must be between 1 and 86400 seconds, got {t}")));
             }
-            t
-        }
-        None => DEFAULT_TIMEOUT_SECS,
-    };
+            Ok(t)
+        })?
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
 
     Ok(Settings {
         cluster,
@@ -130,149 +115,16 @@ pub fn parse(metadata: &Value, values: Values) -> Result<Settings> {
     })
 }
 
-fn as_map<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
-    v.as_object()
-        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))
-}
-
-fn check_keys(map: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<()> {
-    for key in map.keys() {
-        if !allowed.contains(&key.as_str()) {
-            let hint = closest(key, allowed.iter().copied())
-                .map(|k| format!(" (did you mean '{k}'?)"))
-                .unwrap_or_default();
-            return Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!("unknown key '{key}'{hint}; allowed: {}", allowed.join(", ")),
-            ));
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
-fn string(v: &Value, path: &str) -> Result<String> {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
-        Value::String(_) => Err(Error::invalid(path, "must not be empty")),
-        other => Err(Error::invalid(
-            path,
-            format!("must be a string, got {}", kind(other)),
-        )),
-    }
-}
-
-/// CloudFormation turns parameter values into strings, so "600" is as good as 600.
-fn integer(v: &Value, path: &str) -> Result<u64> {
-    let parsed = match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse::<u64>().ok(),
-        _ => None,
-    };
-    parsed.ok_or_else(|| Error::invalid(path, format!("must be a whole number, got {}", short(v))))
-}
-
-/// This block's booleans: what cfn-init reads as true ([`cfn_boolean`]) is true; an explicit
-/// false (`false`, `"no"`, `0`, ...) is false; anything else is an error (this block is ours,
-/// so a typo is not silently false).
-fn boolean(v: &Value, path: &str) -> Result<bool> {
-    match cfn_boolean(v, path)? {
-        Boolean::True => Ok(true),
-        Boolean::False => Ok(false),
-        Boolean::OtherFalse => Err(Error::invalid(
-            path,
-            format!("must be true or false, got {}", short(v)),
-        )),
-    }
-}
-
-/// How cfn-init read a boolean.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Boolean {
-    True,
-    /// An explicit false: `false`, `null`, `0`, `""`, `"false"`, `"no"`, `"n"`, `"0"`, `[]`, `{}`.
-    False,
-    /// Anything else (`"maybe"`, `"on"`, `2`): false for cfn-init too, but probably not meant.
-    OtherFalse,
-}
-
-impl Boolean {
-    pub(crate) fn is_true(self) -> bool {
-        self == Boolean::True
-    }
-}
-
-/// cfn-init's `util.interpret_boolean` (util.py:368-386@25fabe91), the one boolean reader for
-/// `ignoreErrors`, `enabled` and `ensureRunning`: a falsy value is false; a string is lowered and
-/// stripped; true is `true`, `1`, `"true"`, `"yes"`, `"y"`, `"1"` (so `" YES "` and `1.0` too),
-/// anything else false. A non-empty list or mapping makes cfn-init fail (unhashable): an error.
-pub(crate) fn cfn_boolean(v: &Value, path: &str) -> Result<Boolean> {
-    let word = |s: &str| -> Boolean {
-        match s.to_lowercase().trim() {
-            "true" | "yes" | "y" | "1" => Boolean::True,
-            "" | "false" | "no" | "n" | "0" => Boolean::False,
-            _ => Boolean::OtherFalse,
-        }
-    };
-    Ok(match v {
-        Value::Null | Value::Bool(false) => Boolean::False,
-        Value::Bool(true) => Boolean::True,
-        Value::Number(n) => match n.as_f64() {
-            Some(1.0) => Boolean::True,
-            Some(0.0) => Boolean::False,
-            _ => Boolean::OtherFalse,
-        },
-        Value::String(s) => word(s),
-        Value::Array(a) if a.is_empty() => Boolean::False,
-        Value::Object(m) if m.is_empty() => Boolean::False,
-        other => {
-            return Err(Error::invalid(
-                path,
-                format!("must be true or false, got {}", short(other)),
-            ))
-        }
-    })
-}
-
-/// [`cfn_boolean`] for the Init block: a value cfn-init reads as false without it looking like
-/// one (`"maybe"`) is false here too, with a warning naming the key.
+/// The Init block's booleans ([`Node::cfn_bool`]), for the parsers not yet on [`Node`].
 pub(crate) fn init_boolean(v: &Value, path: &str) -> Result<bool> {
-    let b = cfn_boolean(v, path)?;
-    if b == Boolean::OtherFalse {
-        tracing::warn!(
-            key = path,
-            value = %short(v),
-            "read as false, as cfn-init does (true is true, 1, \"true\", \"yes\", \"y\" or \"1\")"
-        );
-    }
-    Ok(b.is_true())
-}
-
-/// A value as it appears in an error: short, on one line.
-pub(crate) fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.chars().count() > 80 {
-        format!("{}...", s.chars().take(77).collect::<String>())
-    } else {
-        s
-    }
+    Node::root(v, path, Keys::Warn).cfn_bool()
 }
 
 fn is_placeholder(s: &str) -> bool {
     s.starts_with('<') && s.ends_with('>')
 }
 
-fn validate_cluster(cluster: &str, path: &str, values: Values) -> Result<()> {
+fn validate_cluster(cluster: &str, node: &Node, values: Values) -> Result<()> {
     if values == Values::MayBePlaceholders && is_placeholder(cluster) {
         return Ok(());
     }
@@ -281,9 +133,7 @@ fn validate_cluster(cluster: &str, path: &str, values: Values) -> Result<()> {
             .split_once(":cluster/")
             .filter(|(head, _)| head.contains(":ecs:"))
             .map(|(_, name)| name)
-            .ok_or_else(|| {
-                Error::invalid(path, format!("'{cluster}' is not an ECS cluster ARN"))
-            })?,
+            .ok_or_else(|| node.error(format!("'{cluster}' is not an ECS cluster ARN")))?,
         None => cluster,
     };
     let ok = !name.is_empty()
@@ -294,68 +144,60 @@ fn validate_cluster(cluster: &str, path: &str, values: Values) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(
-            path,
-            format!(
-                "'{cluster}' is not a valid cluster name (1-255 letters, digits, '-' and '_') or cluster ARN"
-            ),
-        ))
+        Err(node.error(format!(
+            "'{cluster}' is not a valid cluster name (1-255 letters, digits, '-' and '_') or cluster ARN"
+        )))
     }
 }
 
-fn validate_proxy(proxy: &str, path: &str, values: Values) -> Result<()> {
+fn validate_proxy(proxy: &str, node: &Node, values: Values) -> Result<()> {
     if values == Values::MayBePlaceholders && is_placeholder(proxy) {
         return Ok(());
     }
     // The URL parser would quietly drop tabs and line breaks inside: the agent's would not.
     if proxy.chars().any(char::is_whitespace) {
-        return Err(Error::invalid(
-            path,
-            format!("'{proxy}' has blanks inside: the ECS agent would ignore the proxy"),
-        ));
+        return Err(node.error(format!(
+            "'{proxy}' has blanks inside: the ECS agent would ignore the proxy"
+        )));
     }
     if let Some(why) = crate::config::ecs_config::readers::check("HTTPS_PROXY", proxy) {
-        return Err(Error::invalid(path, format!("'{proxy}': {why}")));
+        return Err(node.error(format!("'{proxy}': {why}")));
     }
     let url = reqwest::Url::parse(proxy)
-        .map_err(|e| Error::invalid(path, format!("'{proxy}' is not a URL: {e}")))?;
+        .map_err(|e| node.error(format!("'{proxy}' is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(Error::invalid(
-            path,
-            format!("'{proxy}' must be an http:// or https:// URL with a host"),
-        ));
+        return Err(node.error(format!(
+            "'{proxy}' must be an http:// or https:// URL with a host"
+        )));
     }
     Ok(())
 }
 
-fn agent_config(v: &Value, path: &str) -> Result<Vec<(String, String)>> {
-    let map = as_map(v, path)?;
-    let mut out = Vec::with_capacity(map.len());
-    for (key, value) in map {
-        let key_path = format!("{path}.{key}");
-        crate::config::agent_keys::validate(key, &key_path)?;
-        let rendered = match value {
+fn agent_config(node: &Node) -> Result<Vec<(String, String)>> {
+    let entries = node.entries()?;
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        crate::config::agent_keys::validate(key, value.path())?;
+        let rendered = match value.value() {
             Value::String(s) => s.clone(),
             Value::Bool(b) => b.to_string(),
             Value::Number(n) => n.to_string(),
             // ecs-init reads one line per key, so structured values go in as compact JSON.
-            Value::Array(_) | Value::Object(_) => value.to_string(),
-            Value::Null => {
-                return Err(Error::invalid(key_path, "has no value (null)"));
-            }
+            v @ (Value::Array(_) | Value::Object(_)) => v.to_string(),
+            Value::Null => return Err(value.error("has no value (null)")),
         };
         // What the agent (ecs-init's reading) and ecs-init itself (systemd's) will read.
         if let Some(why) = crate::config::ecs_config::readers::check(key, &rendered) {
-            return Err(Error::invalid(key_path, format!("'{rendered}': {why}")));
+            return Err(value.error(format!("'{rendered}': {why}")));
         }
-        out.push((key.clone(), rendered));
+        out.push((key.to_string(), rendered));
     }
     Ok(out)
 }
 
-fn logs(v: &Value, path: &str) -> Result<Logs> {
+fn logs(node: &Node) -> Result<Logs> {
     // `Logs: false` is the short way to say "no CloudWatch agent on this instance".
-    if let Value::Bool(enabled) = v {
+    if let Value::Bool(enabled) = node.value() {
         return Ok(Logs {
             enabled: *enabled,
             explicit: true,
@@ -364,51 +206,25 @@ fn logs(v: &Value, path: &str) -> Result<Logs> {
             extra_files: Vec::new(),
         });
     }
-    let map = as_map(v, path)?;
-    check_keys(map, path, LOGS_KEYS)?;
-    let enabled = match map.get("Enabled") {
-        Some(v) => boolean(v, &format!("{path}.Enabled"))?,
-        None => true,
-    };
-    let group_prefix = match map.get("GroupPrefix") {
-        Some(v) => {
-            let p = format!("{path}.GroupPrefix");
-            let s = string(v, &p)?;
-            validate_group_chars(&s, &p)?;
-            Some(s.trim_end_matches('/').to_string())
-        }
-        None => None,
-    };
-    let retention_in_days = match map.get("RetentionInDays") {
-        Some(v) => {
-            let p = format!("{path}.RetentionInDays");
-            let days = integer(v, &p)?;
-            match u32::try_from(days).ok().filter(|d| RETENTION_DAYS.contains(d)) {
-                Some(d) => Some(d),
-                None => {
-                    return Err(Error::invalid(
-                        p,
-                        format!("{days} is not a CloudWatch Logs retention period (one of 1, 3, 5, 7, 14, 30, 60, 90, ... 3653)"),
-                    ))
-                }
-            }
-        }
-        None => None,
-    };
-    let extra_files = match map.get("Files") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| log_file(item, &format!("{path}.Files[{i}]")))
-            .collect::<Result<Vec<_>>>()?,
-        Some(other) => {
-            return Err(Error::invalid(
-                format!("{path}.Files"),
-                format!("must be a list, got {}", kind(other)),
-            ))
-        }
-        None => Vec::new(),
-    };
+    node.only_keys(LOGS_KEYS)?;
+    let enabled = node.opt("Enabled", Node::bool)?.unwrap_or(true);
+    let group_prefix = node.opt("GroupPrefix", |n| {
+        let s = n.text()?;
+        validate_group_chars(s, n)?;
+        Ok(s.trim_end_matches('/').to_string())
+    })?;
+    let retention_in_days = node.opt("RetentionInDays", |n| {
+        let days = n.whole_number()?;
+        u32::try_from(days)
+            .ok()
+            .filter(|d| RETENTION_DAYS.contains(d))
+            .ok_or_else(|| n.error(format!(
+                "{days} is not a CloudWatch Logs retention period (one of 1, 3, 5, 7, 14, 30, 60, 90, ... 3653)"
+            )))
+    })?;
+    let extra_files = node
+        .opt("Files", |n| n.list()?.iter().map(log_file).collect())?
+        .unwrap_or_default();
     Ok(Logs {
         enabled,
         explicit: true,
@@ -418,35 +234,23 @@ fn logs(v: &Value, path: &str) -> Result<Logs> {
     })
 }
 
-fn log_file(v: &Value, path: &str) -> Result<LogFile> {
-    let map = as_map(v, path)?;
-    check_keys(map, path, LOG_FILE_KEYS)?;
-    let file_path = match map.get("Path") {
-        Some(v) => string(v, &format!("{path}.Path"))?,
-        None => return Err(Error::invalid(format!("{path}.Path"), "is required")),
-    };
+fn log_file(node: &Node) -> Result<LogFile> {
+    node.only_keys(LOG_FILE_KEYS)?;
+    let path_node = node.required("Path")?;
+    let file_path = path_node.text()?.to_string();
     if !file_path.starts_with('/') {
-        return Err(Error::invalid(
-            format!("{path}.Path"),
-            format!("'{file_path}' must be an absolute path"),
-        ));
+        return Err(path_node.error(format!("'{file_path}' must be an absolute path")));
     }
-    let opt = |key: &str| -> Result<Option<String>> {
-        map.get(key)
-            .map(|v| string(v, &format!("{path}.{key}")))
-            .transpose()
-    };
+    let opt =
+        |key: &str| -> Result<Option<String>> { node.opt(key, |n| n.text().map(str::to_string)) };
     let group_name = opt("GroupName")?;
-    if let Some(g) = &group_name {
-        validate_group_chars(g, &format!("{path}.GroupName"))?;
+    if let Some(g) = node.get("GroupName") {
+        validate_group_chars(g.text()?, &g)?;
     }
     let timezone = opt("Timezone")?;
     if let Some(tz) = &timezone {
         if tz != "UTC" && tz != "Local" {
-            return Err(Error::invalid(
-                format!("{path}.Timezone"),
-                format!("must be UTC or Local, got '{tz}'"),
-            ));
+            return Err(node.key_error("Timezone", format!("must be UTC or Local, got '{tz}'")));
         }
     }
     Ok(LogFile {
@@ -457,50 +261,17 @@ fn log_file(v: &Value, path: &str) -> Result<LogFile> {
     })
 }
 
-fn validate_group_chars(s: &str, path: &str) -> Result<()> {
+fn validate_group_chars(s: &str, node: &Node) -> Result<()> {
     // CloudWatch Logs group names: letters, digits and _ - / . #; placeholders' <> pass in dry runs.
     if let Some(bad) = s
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "_-/.#<>".contains(*c)))
     {
-        return Err(Error::invalid(
-            path,
-            format!("'{s}' has '{bad}', which a CloudWatch Logs group name cannot contain"),
-        ));
+        return Err(node.error(format!(
+            "'{s}' has '{bad}', which a CloudWatch Logs group name cannot contain"
+        )));
     }
     Ok(())
-}
-
-/// The allowed name closest to a typo, when it is close enough to be the intended one.
-pub(crate) fn closest<'a>(
-    word: &str,
-    candidates: impl Iterator<Item = &'a str>,
-) -> Option<&'a str> {
-    candidates
-        .map(|c| {
-            (
-                edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
-                c,
-            )
-        })
-        .filter(|(d, c)| *d <= 2.max(c.len() / 6))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -655,34 +426,6 @@ mod tests {
             Values::MayBePlaceholders,
         );
         assert!(dry.is_ok());
-    }
-
-    #[test]
-    fn booleans_read_as_cfn_init_reads_them() {
-        use Boolean::*;
-        for (v, want) in [
-            (json!(true), True),
-            (json!(1), True),
-            (json!(1.0), True),
-            (json!("true"), True),
-            (json!(" YES "), True),
-            (json!("y"), True),
-            (json!("1"), True),
-            (json!(false), False),
-            (json!(null), False),
-            (json!(0), False),
-            (json!(""), False),
-            (json!("No"), False),
-            (json!([]), False),
-            (json!("maybe"), OtherFalse),
-            (json!("on"), OtherFalse),
-            (json!(2), OtherFalse),
-        ] {
-            assert_eq!(cfn_boolean(&v, "p").unwrap(), want, "{v}");
-        }
-        assert!(cfn_boolean(&json!(["x"]), "p").is_err());
-        assert!(boolean(&json!("yes"), "p").unwrap());
-        assert!(boolean(&json!("maybe"), "p").is_err());
     }
 
     #[test]

@@ -7,11 +7,11 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::exec::{self, argv, Ctx};
-use crate::config::settings::{kind, short};
 use crate::error::{Error, Result};
+use crate::input::Node;
 
 const GROUP_KEYS: &[&str] = &["gid"];
 const USER_KEYS: &[&str] = &["uid", "groups", "homeDir"];
@@ -30,43 +30,29 @@ pub struct UserSpec {
     pub home_dir: Option<String>,
 }
 
-fn entries<'a>(
-    v: &'a Value,
-    path: &str,
-    keys: &[&str],
-) -> Result<Vec<(&'a String, &'a Map<String, Value>)>> {
-    let map = v
-        .as_object()
-        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
+/// The accounts of a `groups` or `users` section, alphabetical (as cfn-init applies them),
+/// each checked against `keys`. `name:` with nothing under it (YAML for `name: {}`) is an
+/// account with no settings.
+fn entries<'a>(section: &Node<'a>, keys: &[&str]) -> Result<Vec<(&'a str, Node<'a>)>> {
     let mut out = Vec::new();
-    for (name, spec) in map {
-        let p = format!("{path}.{name}");
+    for (name, spec) in section.entries()? {
         if !valid_name(name) {
-            return Err(Error::invalid(
-                p,
-                format!("'{name}' is not a valid account name (letters, digits, '.', '_', '-'; not starting with '-')"),
-            ));
+            return Err(spec.error(format!(
+                "'{name}' is not a valid account name (letters, digits, '.', '_', '-'; not starting with '-')"
+            )));
         }
-        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
-        let spec = match spec {
-            Value::Object(m) => m,
-            // `docker: {}` is often written `docker:` in YAML.
-            Value::Null => &*EMPTY,
+        match spec.value() {
+            Value::Object(_) => spec.only_keys(keys)?,
+            Value::Null => {}
             other => {
-                return Err(Error::invalid(
-                    p,
-                    format!("must be a mapping, got {}", short(other)),
-                ))
-            }
-        };
-        for k in spec.keys() {
-            if !keys.contains(&k.as_str()) {
-                super::unknown(&format!("{p}.{k}"), "key", k, keys)?;
+                return Err(spec.error(format!(
+                    "must be a mapping, got {}",
+                    crate::input::short(other)
+                )))
             }
         }
         out.push((name, spec));
     }
-    // Alphabetical, as cfn-init applies them.
     out.sort_by(|a, b| a.0.cmp(b.0));
     Ok(out)
 }
@@ -79,76 +65,45 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '$'))
 }
 
-fn id(v: Option<&Value>, path: &str) -> Result<Option<u32>> {
-    let n = match v {
-        None => return Ok(None),
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
-        Some(_) => None,
-    };
-    n.filter(|n| *n < u32::MAX as u64)
-        .map(|n| Some(n as u32))
-        .ok_or_else(|| {
-            Error::invalid(
-                path,
-                format!(
-                    "must be a numeric id, got {}",
-                    short(v.expect("checked above"))
-                ),
-            )
-        })
-}
-
-pub fn parse_groups(v: &Value, path: &str) -> Result<Vec<GroupSpec>> {
-    entries(v, path, GROUP_KEYS)?
+pub fn parse_groups(section: &Node) -> Result<Vec<GroupSpec>> {
+    entries(section, GROUP_KEYS)?
         .into_iter()
         .map(|(name, spec)| {
             Ok(GroupSpec {
-                name: name.clone(),
-                gid: id(spec.get("gid"), &format!("{path}.{name}.gid"))?,
+                name: name.to_string(),
+                gid: spec.opt("gid", Node::id)?,
             })
         })
         .collect()
 }
 
-pub fn parse_users(v: &Value, path: &str) -> Result<Vec<UserSpec>> {
-    entries(v, path, USER_KEYS)?
+pub fn parse_users(section: &Node) -> Result<Vec<UserSpec>> {
+    entries(section, USER_KEYS)?
         .into_iter()
         .map(|(name, spec)| {
-            let p = format!("{path}.{name}");
-            let groups = match spec.get("groups") {
-                None => Vec::new(),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, g)| match g {
-                        Value::String(s) if valid_name(s) => Ok(s.clone()),
-                        other => Err(Error::invalid(
-                            format!("{p}.groups[{i}]"),
-                            format!("must be a group name, got {}", short(other)),
-                        )),
-                    })
-                    .collect::<Result<_>>()?,
-                Some(other) => {
-                    return Err(Error::invalid(
-                        format!("{p}.groups"),
-                        format!("must be a list of group names, got {}", short(other)),
-                    ))
-                }
-            };
-            let home_dir = match spec.get("homeDir") {
-                None => None,
-                Some(Value::String(s)) if s.starts_with('/') => Some(s.clone()),
-                Some(other) => {
-                    return Err(Error::invalid(
-                        format!("{p}.homeDir"),
-                        format!("must be an absolute path, got {}", short(other)),
-                    ))
-                }
-            };
+            let groups = spec
+                .opt("groups", |n| {
+                    if !n.value().is_array() {
+                        return Err(
+                            n.error(format!("must be a list of group names, got {}", n.short()))
+                        );
+                    }
+                    n.list()?
+                        .iter()
+                        .map(|g| match g.value() {
+                            Value::String(s) if valid_name(s) => Ok(s.clone()),
+                            _ => Err(g.error(format!("must be a group name, got {}", g.short()))),
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })?
+                .unwrap_or_default();
+            let home_dir = spec.opt("homeDir", |n| match n.value() {
+                Value::String(s) if s.starts_with('/') => Ok(s.clone()),
+                _ => Err(n.error(format!("must be an absolute path, got {}", n.short()))),
+            })?;
             Ok(UserSpec {
-                name: name.clone(),
-                uid: id(spec.get("uid"), &format!("{p}.uid"))?,
+                name: name.to_string(),
+                uid: spec.opt("uid", Node::id)?,
                 groups,
                 home_dir,
             })
@@ -334,6 +289,14 @@ pub async fn apply_users(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_groups(v: &Value, path: &str) -> Result<Vec<GroupSpec>> {
+        super::parse_groups(&crate::init::test_node(v, path))
+    }
+
+    fn parse_users(v: &Value, path: &str) -> Result<Vec<UserSpec>> {
+        super::parse_users(&crate::init::test_node(v, path))
+    }
     use serde_json::json;
 
     #[test]

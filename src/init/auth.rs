@@ -8,8 +8,8 @@
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use crate::config::settings::kind;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::input::{Keys, Node};
 
 pub const BLOCK: &str = "AWS::CloudFormation::Authentication";
 
@@ -173,17 +173,15 @@ impl AuthConfig {
     }
 }
 
-pub fn parse(metadata: &Value) -> Result<AuthConfig> {
+/// Reads the block from a resource's Metadata; unknown keys as `keys` says (cfn-init's block).
+pub fn parse(metadata: &Value, keys: Keys) -> Result<AuthConfig> {
     let Some(block) = metadata.get(BLOCK) else {
         return Ok(AuthConfig::default());
     };
-    let map = block
-        .as_object()
-        .ok_or_else(|| Error::invalid(BLOCK, format!("must be a mapping, got {}", kind(block))))?;
     let mut entries = Vec::new();
-    for (name, v) in map {
-        if let Some(auth) = parse_one(v, &format!("{BLOCK}.{name}"))? {
-            entries.push((name.clone(), auth));
+    for (name, entry) in Node::root(block, BLOCK, keys).entries()? {
+        if let Some(auth) = parse_one(&entry)? {
+            entries.push((name.to_string(), auth));
         }
     }
     Ok(AuthConfig { entries })
@@ -191,10 +189,8 @@ pub fn parse(metadata: &Value) -> Result<AuthConfig> {
 
 /// One entry; `None` for one cfn-init skips with a warning (auth.py:322-356@25fabe91): an S3
 /// entry with neither keys nor roleName, or a type other than S3 or basic.
-fn parse_one(v: &Value, path: &str) -> Result<Option<Auth>> {
-    let map = v
-        .as_object()
-        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
+fn parse_one(entry: &Node) -> Result<Option<Auth>> {
+    let path = entry.path();
     const KEYS: &[&str] = &[
         "type",
         "accessKeyId",
@@ -205,43 +201,13 @@ fn parse_one(v: &Value, path: &str) -> Result<Option<Auth>> {
         "password",
         "uris",
     ];
-    for key in map.keys() {
-        if !KEYS.contains(&key.as_str()) {
-            super::unknown(&format!("{path}.{key}"), "key", key, KEYS)?;
-        }
-    }
+    entry.only_keys(KEYS)?;
     // The values of secret keys are never put into an error message.
     let string = |key: &str| -> Result<Option<String>> {
-        match map.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-            Some(other) => Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!("must be a non-empty string, got {}", kind(other)),
-            )),
-        }
+        entry.opt(key, |n| Ok(n.non_empty_str()?.to_string()))
     };
     let list = |key: &str| -> Result<Vec<String>> {
-        match map.get(key) {
-            None => Ok(Vec::new()),
-            Some(Value::String(s)) => Ok(vec![s.clone()]),
-            Some(Value::Array(a)) => a
-                .iter()
-                .enumerate()
-                .map(|(i, x)| {
-                    x.as_str().map(str::to_string).ok_or_else(|| {
-                        Error::invalid(
-                            format!("{path}.{key}[{i}]"),
-                            format!("must be a string, got {}", kind(x)),
-                        )
-                    })
-                })
-                .collect(),
-            Some(other) => Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!("must be a list of strings, got {}", kind(other)),
-            )),
-        }
+        Ok(entry.opt(key, Node::str_or_list)?.unwrap_or_default())
     };
     let ty = string("type")?.unwrap_or_default();
     match ty.to_ascii_lowercase().as_str() {
@@ -279,10 +245,10 @@ fn parse_one(v: &Value, path: &str) -> Result<Option<Auth>> {
             }))
         }
         "basic" => {
-            let username = string("username")?
-                .ok_or_else(|| Error::invalid(path, "a basic entry needs a username"))?;
-            let password = string("password")?
-                .ok_or_else(|| Error::invalid(path, "a basic entry needs a password"))?;
+            let username =
+                string("username")?.ok_or_else(|| entry.error("a basic entry needs a username"))?;
+            let password =
+                string("password")?.ok_or_else(|| entry.error("a basic entry needs a password"))?;
             Ok(Some(Auth::Basic {
                 username,
                 password: Secret::new(password),
@@ -291,7 +257,7 @@ fn parse_one(v: &Value, path: &str) -> Result<Option<Auth>> {
         }
         _ => {
             tracing::warn!(
-                key = %format!("{path}.type"),
+                key = %entry.key_path("type"),
                 "'{ty}' is not S3 or basic: the entry is skipped, as cfn-init skips it"
             );
             Ok(None)
@@ -326,6 +292,10 @@ fn path_and_query(u: &reqwest::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(metadata: &Value) -> Result<AuthConfig> {
+        crate::init::test_auth(metadata)
+    }
 
     #[test]
     fn basic_uris_match_scheme_host_and_port_not_a_string_prefix() {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::settings::{kind, short};
 use crate::error::{Error, Result};
+use crate::input::Node;
 
 const KEYS: &[&str] = &[
     "command",
@@ -100,71 +100,51 @@ impl std::fmt::Display for CommandLine {
     }
 }
 
-pub fn parse(v: &Value, path: &str) -> Result<Vec<CommandSpec>> {
-    let map = v
-        .as_object()
-        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
-    let mut out = map
-        .iter()
-        .map(|(key, spec)| parse_one(key, spec, &format!("{path}.{key}")))
+pub fn parse(node: &Node) -> Result<Vec<CommandSpec>> {
+    let mut out = node
+        .entries()?
+        .into_iter()
+        .map(|(key, spec)| read_one(key, &spec))
         .collect::<Result<Vec<_>>>()?;
     // Plain byte order, as cfn-init sorts: "10_x" runs before "2_y".
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
 }
 
+/// One command from a plain value (the command rebuilt from its `defaults`' output), with
+/// the unknown-key policy of the running parse.
 fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
-    let map = spec
-        .as_object()
-        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(spec))))?;
-    for k in map.keys() {
-        if !KEYS.contains(&k.as_str()) {
-            super::unknown(&format!("{path}.{k}"), "key", k, KEYS)?;
-        }
-    }
-    let defaults = map
-        .get("defaults")
-        .map(|v| command_line(v, &format!("{path}.defaults")))
-        .transpose()?
+    read_one(key, &Node::root(spec, path, super::keys()))
+}
+
+fn read_one(key: &str, spec: &Node) -> Result<CommandSpec> {
+    let path = spec.path();
+    let map = spec.mapping()?;
+    spec.only_keys(KEYS)?;
+    let defaults = spec
+        .opt("defaults", command_line)?
         .map(|d| (d, map.clone()));
-    let command = match map.get("command") {
-        Some(v) => command_line(v, &format!("{path}.command"))?,
+    let command = match spec.get("command") {
+        Some(n) => command_line(&n)?,
         // It may come from `defaults`' output: checked once that has run.
         None if defaults.is_some() => CommandLine::Shell(String::new()),
-        None => return Err(Error::invalid(format!("{path}.command"), "is required")),
+        None => return Err(spec.key_error("command", "is required")),
     };
-    let env = match map.get("env") {
+    let env = match spec.get("env") {
         // As cfn-init (`if not env: env = None`): an empty map inherits the environment.
-        Some(Value::Object(m)) if m.is_empty() => None,
-        Some(Value::Null) => None,
-        Some(Value::Object(m)) => Some(
-            m.iter()
-                .map(|(k, v)| Ok((k.clone(), scalar(v, &format!("{path}.env.{k}"))?)))
+        None => None,
+        Some(n) if matches!(n.value(), Value::Null) => None,
+        Some(n) if n.value().as_object().is_some_and(|m| m.is_empty()) => None,
+        Some(n) => Some(
+            n.entries()?
+                .into_iter()
+                .map(|(k, v)| Ok((k.to_string(), v.scalar()?)))
                 .collect::<Result<BTreeMap<_, _>>>()?,
         ),
-        Some(other) => {
-            return Err(Error::invalid(
-                format!("{path}.env"),
-                format!("must be a mapping, got {}", kind(other)),
-            ))
-        }
-        None => None,
     };
-    let opt_string = |k: &str| -> Result<Option<String>> {
-        map.get(k)
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(Error::invalid(
-                    format!("{path}.{k}"),
-                    format!("must be a string, got {}", kind(other)),
-                )),
-            })
-            .transpose()
-    };
-    let ignore_errors = match map.get("ignoreErrors") {
-        None => false,
-        Some(v) => crate::config::settings::init_boolean(v, &format!("{path}.ignoreErrors"))?,
-    };
+    let opt_string =
+        |k: &str| -> Result<Option<String>> { Ok(spec.opt_str(k)?.map(str::to_string)) };
+    let ignore_errors = spec.opt("ignoreErrors", Node::cfn_bool)?.unwrap_or(false);
     let wait_for_reboot = map.get("waitAfterCompletion").and_then(Value::as_str) == Some("forever");
     let wait_after_completion = match map.get("waitAfterCompletion") {
         None => None,
@@ -182,7 +162,7 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
             if n.is_none() {
                 tracing::warn!(
                     key = %p,
-                    value = %short(v),
+                    value = %crate::input::short(v),
                     "not 0..3600 seconds or \"forever\": ignored (cfn-init ignores waitAfterCompletion on Linux)"
                 );
             }
@@ -200,9 +180,12 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
             Some(
                 n.filter(|n| (1..=MAX_TIMEOUT_SECS).contains(n))
                     .ok_or_else(|| {
-                        Error::invalid(
-                            format!("{path}.timeout"),
-                            format!("must be 1..{MAX_TIMEOUT_SECS} seconds, got {}", short(v)),
+                        spec.key_error(
+                            "timeout",
+                            format!(
+                                "must be 1..{MAX_TIMEOUT_SECS} seconds, got {}",
+                                crate::input::short(v)
+                            ),
                         )
                     })?,
             )
@@ -216,10 +199,7 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
         cwd: opt_string("cwd")?,
         // A string runs under /bin/sh -c, a list without a shell, as the command
         // (cfn-init hands both to the same ProcessHelper, command_tool.py:89-93).
-        test: map
-            .get("test")
-            .map(|v| command_line(v, &format!("{path}.test")))
-            .transpose()?,
+        test: spec.opt("test", command_line)?,
         runas: opt_string("runas")?.filter(|u| !u.is_empty()),
         defaults,
         ignore_errors,
@@ -230,32 +210,19 @@ fn parse_one(key: &str, spec: &Value, path: &str) -> Result<CommandSpec> {
 
 /// A `command` or `test`: a string for `/bin/sh -c` (an empty one is a no-op, as in cfn-init),
 /// or a non-empty list run without a shell.
-fn command_line(v: &Value, path: &str) -> Result<CommandLine> {
-    match v {
+fn command_line(node: &Node) -> Result<CommandLine> {
+    match node.value() {
         Value::String(s) => Ok(CommandLine::Shell(s.clone())),
         Value::Array(items) if !items.is_empty() => Ok(CommandLine::Exec(
-            items
+            node.list()?
                 .iter()
-                .enumerate()
-                .map(|(i, a)| scalar(a, &format!("{path}[{i}]")))
+                .map(Node::scalar)
                 .collect::<Result<_>>()?,
         )),
-        other => Err(Error::invalid(
-            path,
-            format!("must be a string or a non-empty list, got {}", short(other)),
-        )),
-    }
-}
-
-fn scalar(v: &Value, path: &str) -> Result<String> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        other => Err(Error::invalid(
-            path,
-            format!("must be a string, got {}", kind(other)),
-        )),
+        _ => Err(node.error(format!(
+            "must be a string or a non-empty list, got {}",
+            node.short()
+        ))),
     }
 }
 
@@ -536,6 +503,10 @@ fn expand_home(cwd: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(v: &Value, path: &str) -> Result<Vec<CommandSpec>> {
+        super::parse(&crate::init::test_node(v, path))
+    }
     use serde_json::json;
     use std::time::Instant;
 

@@ -60,7 +60,7 @@ fn assert_untouched(host: &Path) {
 }
 
 fn file_spec(path: &str, spec: serde_json::Value) -> files::FileSpec {
-    files::parse(&json!({ path: spec }), "I.config.files")
+    files::parse_at(&json!({ path: spec }), "I.config.files")
         .unwrap()
         .remove(0)
 }

@@ -88,7 +88,7 @@ mod tests {
     use serde_json::json;
 
     fn spec(v: Value) -> FileSpec {
-        files::parse(&json!({ "/etc/app.conf": v }), "I.config.files")
+        files::parse_at(&json!({ "/etc/app.conf": v }), "I.config.files")
             .unwrap()
             .remove(0)
     }
@@ -105,14 +105,14 @@ mod tests {
         );
         assert!(s.context.is_none());
         // A context that is not a mapping finds no names (cfn-init renders with it all the same).
-        let s = files::parse(
+        let s = files::parse_at(
             &json!({"/x": {"content": "a{{b}}c", "context": "nope"}}),
             "I.config.files",
         )
         .unwrap()
         .remove(0);
         assert_eq!(s.content.0, b"ac");
-        let e = files::parse(
+        let e = files::parse_at(
             &json!({"/x": {"content": "{{#a}}", "context": {}}}),
             "I.config.files",
         )
@@ -137,7 +137,7 @@ mod tests {
             ],
             vec![("/private/key".into(), auth_header.clone())],
         );
-        let authc = auth::parse(&json!({auth::BLOCK: {
+        let authc = crate::init::test_auth(&json!({auth::BLOCK: {
             "Web": {"type": "basic", "username": "deploy", "password": "s3cr3t", "uris": [format!("{}/private/", server.url())]}
         }}))
         .unwrap();
@@ -195,7 +195,7 @@ mod tests {
     #[tokio::test]
     async fn s3_keys_sign_the_request_without_leaking_the_secret() {
         let server = Server::start(vec![("/bucket/conf/app.json".into(), b"{}".to_vec())]);
-        let authc = auth::parse(&json!({auth::BLOCK: {
+        let authc = crate::init::test_auth(&json!({auth::BLOCK: {
             "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": "wJalrXUtnFEMI", "buckets": ["bucket"]}
         }}))
         .unwrap();
@@ -232,7 +232,7 @@ mod tests {
             "/conf/app.json".into(),
             format!("REDIRECT {to}").into_bytes(),
         )]);
-        let authc = auth::parse(&json!({auth::BLOCK: {
+        let authc = crate::init::test_auth(&json!({auth::BLOCK: {
             "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": "x", "buckets": ["bucket"]}
         }}))
         .unwrap();
@@ -258,7 +258,7 @@ mod tests {
             vec![("/conf/app.json".into(), b"{}".to_vec())],
             "ap-southeast-2",
         );
-        let authc = auth::parse(&json!({auth::BLOCK: {
+        let authc = crate::init::test_auth(&json!({auth::BLOCK: {
             "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": "x", "buckets": ["bucket"]}
         }}))
         .unwrap();

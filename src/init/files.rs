@@ -7,8 +7,8 @@ use base64::Engine;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use crate::config::settings::{kind, short};
 use crate::error::{Error, Result};
+use crate::input::Node;
 use crate::sys::fs::{write_atomic, FileMeta, Root, WriteOutcome};
 
 const KEYS: &[&str] = &[
@@ -75,42 +75,31 @@ fn octal<S: Serializer>(mode: &Option<u32>, s: S) -> std::result::Result<S::Ok, 
     }
 }
 
-pub fn parse(v: &Value, path: &str) -> Result<Vec<FileSpec>> {
-    let map = v
-        .as_object()
-        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
-    let mut out = map
-        .iter()
-        .map(|(file, spec)| parse_one(file, spec, &format!("{path}.{file}")))
+pub fn parse(node: &Node) -> Result<Vec<FileSpec>> {
+    let mut out = node
+        .entries()?
+        .into_iter()
+        .map(|(file, spec)| parse_one(file, &spec))
         .collect::<Result<Vec<_>>>()?;
     // cfn-init writes files in sorted path order, so parents listed later still come first.
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
-fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
+/// [`parse`] of a plain value, for unit tests elsewhere in the Init engine.
+#[cfg(test)]
+pub(crate) fn parse_at(v: &Value, path: &str) -> Result<Vec<FileSpec>> {
+    parse(&crate::init::test_node(v, path))
+}
+
+fn parse_one(file: &str, spec: &Node) -> Result<FileSpec> {
+    let path = spec.path();
     if !file.starts_with('/') {
-        return Err(Error::invalid(path, "file names must be absolute paths"));
+        return Err(spec.error("file names must be absolute paths"));
     }
-    let map = spec
-        .as_object()
-        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(spec))))?;
-    for key in map.keys() {
-        if !KEYS.contains(&key.as_str()) {
-            super::unknown(&format!("{path}.{key}"), "key", key, KEYS)?;
-        }
-    }
-    let str_key = |key: &str| -> Result<Option<String>> {
-        match map.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(other) => Err(Error::invalid(
-                format!("{path}.{key}"),
-                format!("must be a string, got {}", kind(other)),
-            )),
-        }
-    };
+    let map = spec.mapping()?;
+    spec.only_keys(KEYS)?;
+    let str_key = |key: &str| -> Result<Option<String>> { spec.opt(key, Node::str_or_number) };
 
     let encoding = str_key("encoding")?.unwrap_or_else(|| "plain".into());
     let mut source = str_key("source")?;
@@ -141,12 +130,7 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
             base64::engine::general_purpose::STANDARD
                 // Templates often wrap base64 across lines.
                 .decode(s.split_whitespace().collect::<String>())
-                .map_err(|e| {
-                    Error::invalid(
-                        format!("{path}.content"),
-                        format!("is not valid base64: {e}"),
-                    )
-                })?
+                .map_err(|e| spec.key_error("content", format!("is not valid base64: {e}")))?
         }
         _ if source.is_some() => Vec::new(),
         // Not in cfn-init, which fails ("File specified without source or content"): an empty
@@ -159,19 +143,19 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
             python_json(v).into_bytes()
         }
         Some(other) => {
-            return Err(Error::invalid(
-                format!("{path}.content"),
+            return Err(spec.key_error(
+                "content",
                 format!(
                     "is empty ({}) and there is no 'source' (cfn-init fails on it too)",
-                    short(other)
+                    crate::input::short(other)
                 ),
             ))
         }
-        None => return Err(Error::invalid(path, "has no 'content' or 'source'")),
+        None => return Err(spec.error("has no 'content' or 'source'")),
     };
     let (content, context) = match context {
         Some(ctx) if source.is_none() && context_applies => (
-            super::file_source::render(&content, &ctx, &format!("{path}.content"))?,
+            super::file_source::render(&content, &ctx, &spec.key_path("content"))?,
             None,
         ),
         Some(_) if source.is_none() => (content, None),
@@ -179,22 +163,22 @@ fn parse_one(file: &str, spec: &Value, path: &str) -> Result<FileSpec> {
     };
 
     let (mode, symlink) = match str_key("mode")? {
-        Some(m) => parse_mode(&m, &format!("{path}.mode"))?,
+        Some(m) => parse_mode(&m, &spec.key_path("mode"))?,
         None => (None, false),
     };
     if symlink && source.is_some() {
-        return Err(Error::invalid(
-            format!("{path}.source"),
+        return Err(spec.key_error(
+            "source",
             "a symlink takes its target from 'content', not 'source'",
         ));
     }
     if file.split('/').all(|part| part.is_empty() || part == ".") {
         // `/` or `//`: no entry can be written there (it once panicked, exit 101, no FAILURE).
-        return Err(Error::invalid(path, "names the root directory, not a file"));
+        return Err(spec.error("names the root directory, not a file"));
     }
     if symlink && (content.is_empty() || content.contains(&b'\n')) {
-        return Err(Error::invalid(
-            format!("{path}.content"),
+        return Err(spec.key_error(
+            "content",
             "a symlink's content is its target: one non-empty line",
         ));
     }
@@ -518,6 +502,10 @@ fn write_symlink(root: &Root, path: &str, target: &str) -> Result<WriteOutcome> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(v: &Value, path: &str) -> Result<Vec<FileSpec>> {
+        parse_at(v, path)
+    }
     use serde_json::json;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 

@@ -24,14 +24,12 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::sys::stat::SFlag;
 
-use serde::Serialize;
-use serde_json::Value;
-
 use super::fetch::{Fetcher, Request};
-use crate::config::settings::kind;
 use crate::error::{Error, Result};
+use crate::input::Node;
 use crate::sys::fs::resolve::Scope;
 use crate::sys::fs::{Dir, Root};
+use serde::Serialize;
 
 /// Archives are spooled to a temporary file before unpacking; this bounds the disk they take.
 const MAX_ARCHIVE_BYTES: u64 = 4 << 30;
@@ -50,31 +48,26 @@ pub struct SourceSpec {
     pub strip_top_dir: bool,
 }
 
-pub fn parse(v: &Value, path: &str) -> Result<Vec<SourceSpec>> {
-    let map = v
-        .as_object()
-        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
-    let mut out = map
-        .iter()
+pub fn parse(node: &Node) -> Result<Vec<SourceSpec>> {
+    let mut out = node
+        .entries()?
+        .into_iter()
         .map(|(target, url)| {
-            let key = format!("{path}.{target}");
             if !target.starts_with('/') {
-                return Err(Error::invalid(
-                    key,
-                    "the target directory must be an absolute path",
-                ));
+                return Err(url.error("the target directory must be an absolute path"));
             }
             let url = url
+                .value()
                 .as_str()
                 .filter(|u| !u.trim().is_empty())
                 .ok_or_else(|| {
-                    Error::invalid(
-                        &key,
-                        format!("must be an archive URL or path, got {}", kind(url)),
-                    )
+                    url.error(format!(
+                        "must be an archive URL or path, got {}",
+                        url.kind()
+                    ))
                 })?;
             Ok(SourceSpec {
-                target: target.clone(),
+                target: target.to_string(),
                 url: url.trim().to_string(),
                 strip_top_dir: is_github_archive(url),
             })

@@ -349,6 +349,27 @@ impl Template {
         &self.root
     }
 
+    /// Where a key path inside resource `logical_id`'s Metadata (`ecs-bootstrap.Cluster`) is
+    /// written: this file, and the line of the deepest of its keys found in the text. `None`
+    /// when the path does not start with one of the Metadata's keys, so no line is pinned on
+    /// an error that is not about the Metadata.
+    pub fn metadata_origin(&self, logical_id: &str, key_path: &str) -> Option<Origin> {
+        let metadata = self.resource(logical_id)?.get("Metadata")?.as_object()?;
+        let inside = metadata.keys().any(|k| {
+            key_path
+                .strip_prefix(k.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        });
+        inside.then(|| Origin {
+            file: self.source.clone(),
+            line: locate::line_of(
+                &self.text,
+                &self.root,
+                &format!("Resources.{logical_id}.Metadata.{key_path}"),
+            ),
+        })
+    }
+
     fn origin(&self) -> Origin {
         Origin {
             file: self.source.clone(),

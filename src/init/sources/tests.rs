@@ -5,6 +5,10 @@ use super::*;
 use crate::init::auth::AuthConfig;
 use crate::init::test_http::Server;
 
+fn parse(v: &serde_json::Value, path: &str) -> Result<Vec<SourceSpec>> {
+    super::parse(&crate::init::test_node(v, path))
+}
+
 /// A tar with `entries` (path, content); paths are written raw, so `../x` can be made.
 fn tar_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
