@@ -67,39 +67,13 @@ fn main() -> ExitCode {
             };
             match outcome {
                 Ok(s) => {
-                    eprintln!("ecs-bootstrap: {}", outcome_line(&s));
+                    eprintln!("ecs-bootstrap: {}", s.console_line());
                     ExitCode::SUCCESS
                 }
                 Err(f) => fail(&f, ""),
             }
         }
     }
-}
-
-/// The line an operator reads on the console for a run that did not fail.
-fn outcome_line(s: &boot::Success) -> String {
-    use ecs_bootstrap::boot::signal::Delivered;
-    if let Some(why) = &s.skipped {
-        return format!("SKIPPED: {why}");
-    }
-    if s.handed_off {
-        return format!(
-            "CONFIGURED: instance {} is configured for cluster {}; running under cloud-final (UserData), so starting the services, waiting for the join and signalling are handed off to {unit}.service (ecs.service cannot start before cloud-final ends); follow it with `journalctl -u {unit}`",
-            s.instance_id,
-            s.cluster,
-            unit = handoff::UNIT
-        );
-    }
-    let told = match s.delivered {
-        Some(Delivered::Yes) => "signalled SUCCESS",
-        Some(Delivered::NotWaiting) => "the resource was not waiting for a signal",
-        Some(Delivered::Earlier) => "already signalled by an earlier run",
-        None => "no signal (--no-signal)",
-    };
-    format!(
-        "SUCCESS: instance {} joined cluster {}; {told}",
-        s.instance_id, s.cluster
-    )
 }
 
 /// One current-thread runtime: every entry point is a short sequence of awaits.

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod join;
 pub mod metadata;
 pub mod once;
+pub mod outcome;
 pub mod pace;
 pub mod plan;
 pub mod services;
@@ -29,6 +30,7 @@ use crate::{config::ecs_config, init, sys::redact};
 use deadline::Deadline;
 use identity::Identity;
 use metadata::ResourceMetadata;
+pub use outcome::Outcome;
 use plan::{Inputs, Plan};
 use services::{Systemctl, DOCKER};
 use signal::{Delivered, Status};
@@ -96,18 +98,6 @@ pub struct DryRunOptions {
     pub plan: PlanOptions,
 }
 
-/// What a finished run reports.
-#[derive(Debug)]
-pub struct Success {
-    pub instance_id: String,
-    pub cluster: String,
-    pub delivered: Option<Delivered>,
-    /// Set when this invocation did nothing because another one did or does the work.
-    pub skipped: Option<String>,
-    /// Configured here; the services, the join and the signal are the hand-off unit's.
-    pub handed_off: bool,
-}
-
 /// What a run does once the instance is configured (Init done, ecs.config written).
 #[derive(Debug, Clone)]
 pub enum Then {
@@ -135,7 +125,7 @@ pub struct Target {
 /// How long the handed-off unit waits for the configuring process to release the run lock.
 const HANDOFF_LOCK_WAIT: Duration = Duration::from_secs(30);
 
-pub async fn run(o: &RunOptions, then: Then) -> Result<Success, Failure> {
+pub async fn run(o: &RunOptions, then: Then) -> Result<Outcome, Failure> {
     let deadline = Deadline::new(Duration::from_secs(o.deadline_secs));
     let result = run_within(o, &then, &deadline).await;
     // A notify unit that exits without READY=1 is failed by systemd, whatever the exit code.
@@ -145,7 +135,7 @@ pub async fn run(o: &RunOptions, then: Then) -> Result<Success, Failure> {
 }
 
 /// The unit a UserData run handed off to: services, join and signal, from the hand-off file.
-pub async fn resume(o: &RunOptions) -> Result<Success, Failure> {
+pub async fn resume(o: &RunOptions) -> Result<Outcome, Failure> {
     // Until the file is read, the original deadline is unknown: the report's clock starts here.
     let started = Deadline::new(Duration::from_secs(o.deadline_secs));
     let (result, deadline) = resume_within(o).await;
@@ -153,11 +143,11 @@ pub async fn resume(o: &RunOptions) -> Result<Success, Failure> {
     result
 }
 
-async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Deadline>) {
+async fn resume_within(o: &RunOptions) -> (Result<Outcome, Failure>, Option<Deadline>) {
     let root = Root::new(&o.plan.root);
     let _lock = match once::lock_waiting(&root, HANDOFF_LOCK_WAIT).await {
         Ok(once::Acquired::Held(l)) => l,
-        Ok(once::Acquired::Busy(why)) => return (Ok(Success::skipped(why)), None),
+        Ok(once::Acquired::Busy(why)) => return (Ok(Outcome::skipped(why)), None),
         Err(e) => {
             tracing::warn!(error = %e, "cannot take the run lock; running unguarded");
             once::RunLock::none()
@@ -180,7 +170,7 @@ async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Dead
     );
     if !o.force {
         if let Some(why) = once::already_done(&root, &h.target.identity.instance_id) {
-            return (Ok(Success::skipped(why)), Some(deadline));
+            return (Ok(Outcome::skipped(why)), Some(deadline));
         }
     }
     let sdk = match crate::aws::sdk_config_within(&h.region, deadline.total())
@@ -199,21 +189,12 @@ async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Dead
 }
 
 /// The one structured event per run (src/events.rs).
-fn report(result: &Result<Success, Failure>, deadline: &Deadline) {
+fn report(result: &Result<Outcome, Failure>, deadline: &Deadline) {
     let (status, failed, reason, signal) = match result {
-        Ok(s) if s.skipped.is_some() => ("SKIPPED", None, s.skipped.clone(), "not sent"),
-        Ok(s) if s.handed_off => ("HANDED_OFF", None, None, "sent by the hand-off unit"),
-        Ok(s) => (
-            "SUCCESS",
-            None,
-            None,
-            match s.delivered {
-                Some(Delivered::Yes) => "delivered",
-                Some(Delivered::NotWaiting) => "not waiting",
-                Some(Delivered::Earlier) => "delivered by an earlier run",
-                None => "not sent (--no-signal)",
-            },
-        ),
+        Ok(o) => {
+            let (status, reason, signal) = o.event_fields();
+            (status, None, reason, signal)
+        }
         Err(f) => (
             "FAILURE",
             Some(f.step),
@@ -228,12 +209,12 @@ fn report(result: &Result<Success, Failure>, deadline: &Deadline) {
     events::run(status, failed, reason, signal, deadline.elapsed());
 }
 
-async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<Success, Failure> {
+async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let root = Root::new(&o.plan.root);
     let lock = match once::lock(&root) {
         Ok(once::Acquired::Held(l)) => l,
-        Ok(once::Acquired::Busy(why)) => return Ok(Success::skipped(why)),
+        Ok(once::Acquired::Busy(why)) => return Ok(Outcome::skipped(why)),
         Err(e) => {
             tracing::warn!(error = %e, "cannot take the run lock; running unguarded");
             once::RunLock::none()
@@ -253,7 +234,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     tracing::info!(instance_id = %identity.instance_id, region = %identity.region, az = %identity.availability_zone, "instance identity");
     if !o.force {
         if let Some(why) = once::already_done(&root, &identity.instance_id) {
-            return Ok(Success::skipped(why));
+            return Ok(Outcome::skipped(why));
         }
     }
     let region = o
@@ -336,12 +317,9 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
             };
             match phase(Step::HandOff, hand_off(&h, &root, lock, args)).await {
                 Ok(()) => {
-                    return Ok(Success {
+                    return Ok(Outcome::HandedOff {
                         instance_id: identity.instance_id.clone(),
                         cluster: plan.join.cluster,
-                        delivered: None,
-                        skipped: None,
-                        handed_off: true,
                     })
                 }
                 Err(f) => Err(f),
@@ -395,7 +373,7 @@ async fn finish(
     joined: Result<String, Failure>,
     cfn: &aws_sdk_cloudformation::Client,
     deadline: &Deadline,
-) -> Result<Success, Failure> {
+) -> Result<Outcome, Failure> {
     let status = if joined.is_ok() {
         Status::Success
     } else {
@@ -429,26 +407,11 @@ async fn finish(
         Ok(d) => d,
         Err(lost) => return Err(joined.err().unwrap_or(lost)),
     };
-    Ok(Success {
-        instance_id: target.identity.instance_id.clone(),
-        cluster: joined?,
+    Ok(Outcome::joined(
+        target.identity.instance_id.clone(),
+        joined?,
         delivered,
-        skipped: None,
-        handed_off: false,
-    })
-}
-
-impl Success {
-    fn skipped(why: String) -> Self {
-        tracing::info!(reason = %why, "nothing to do");
-        Success {
-            instance_id: String::new(),
-            cluster: String::new(),
-            delivered: None,
-            skipped: Some(why),
-            handed_off: false,
-        }
-    }
+    ))
 }
 
 /// Steps 2-3: metadata, the plan, Init, the agent and logs configs. Returns the plan.
