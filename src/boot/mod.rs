@@ -50,12 +50,12 @@ pub struct PlanOptions {
     pub signal: bool,
 }
 
-/// `stack`, `resource`, `signal_resource`: empty = not given, discovered (src/discover.rs).
+/// `stack`, `resource`, `signal_resource`: `None` = not given, discovered (src/boot/discover.rs).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub stack: String,
-    pub resource: String,
-    pub signal_resource: String,
+    pub stack: Option<String>,
+    pub resource: Option<String>,
+    pub signal_resource: Option<String>,
     pub plan: PlanOptions,
     /// Run even when the state file says this instance is done (src/once.rs).
     pub force: bool,
@@ -248,17 +248,16 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     let auth = cfn_auth(o, Some(proof.clone()));
     tracing::info!(signing = auth.describe(), "CloudFormation calls");
     let cfn = crate::aws::cloudformation(&sdk, auth, None, None);
-    let given = |v: &String| Some(v.clone()).filter(|v| !v.is_empty());
-    let target = bounded(
+    let found = bounded(
         Step::Discovery,
         deadline,
         Some(DISCOVERY_BUDGET),
         "discovery (the stack and resources of this instance)",
         discover::complete(
             &discover::Given {
-                stack: given(&o.stack),
-                resource: given(&o.resource),
-                signal_resource: given(&o.signal_resource),
+                stack: o.stack.clone(),
+                resource: o.resource.clone(),
+                signal_resource: o.signal_resource.clone(),
             },
             &identity,
             &sdk,
@@ -266,15 +265,9 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         ),
     )
     .await?;
-    let o = &RunOptions {
-        stack: target.stack,
-        resource: target.resource,
-        signal_resource: target.signal_resource,
-        ..o.clone()
-    };
     let signal_spec = signal::SignalSpec {
-        stack: o.stack.clone(),
-        resource: o.signal_resource.clone(),
+        stack: found.stack.clone(),
+        resource: found.signal_resource.clone(),
         unique_id: identity.instance_id.clone(),
     };
     // A reboot or a restart of the unit runs everything again (converging to the same files),
@@ -289,7 +282,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     let identity = &target.identity;
 
     crate::boot::pace::before_first_call(o.pace, deadline.total(), &identity.instance_id).await;
-    let configured = configure(o, identity, &cfn, &root, deadline).await;
+    let configured = configure(&found, &o.plan, identity, &cfn, &root, deadline).await;
     // The shipped ecs.service drop-in orders the agent after this unit: from here on it may
     // start, with ecs.config in place (or, on a failure, with whatever was there: the FAILURE
     // signal below is what matters then).
@@ -416,7 +409,8 @@ async fn finish(
 
 /// Steps 2-3: metadata, the plan, Init, the agent and logs configs. Returns the plan.
 async fn configure(
-    o: &RunOptions,
+    found: &discover::Target,
+    p: &PlanOptions,
     identity: &Identity,
     cfn: &aws_sdk_cloudformation::Client,
     root: &Root,
@@ -427,7 +421,7 @@ async fn configure(
         deadline,
         Some(METADATA_BUDGET),
         "cloudformation:DescribeStackResource",
-        metadata::from_stack(cfn, &o.stack, &o.resource),
+        metadata::from_stack(cfn, &found.stack, &found.resource),
     )
     .await?;
     redact::register_from_metadata(&metadata.metadata);
@@ -435,9 +429,9 @@ async fn configure(
         identity.clone(),
         &metadata,
         Values::Real,
-        &o.plan,
-        &o.stack,
-        &o.signal_resource,
+        p,
+        &found.stack,
+        &found.signal_resource,
     )?;
     let mut plan = plan;
     if write_configuration(&plan, root, deadline).await? {
