@@ -1,7 +1,9 @@
 //! The command line. Names are an interface: UserData scripts and other tooling depend on them.
 
 pub mod dropin;
+pub mod entry;
 pub mod init;
+pub mod logging;
 
 use std::path::PathBuf;
 
@@ -207,7 +209,7 @@ impl Cli {
     pub fn into_args(self) -> RunArgs {
         match self.command {
             Some(Command::Run(a)) => a,
-            // The drop-in commands (init, signal, get-metadata) are dispatched in main first.
+            // The other commands (init, signal, get-metadata) are dispatched before (src/main.rs).
             _ => self.run,
         }
     }
