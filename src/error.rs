@@ -1,7 +1,25 @@
 //! Typed errors for the whole boot sequence, and the one place that turns them into an exit code
 //! and into the reason a FAILURE is logged with.
+//!
+//! Exit codes are an interface (UserData scripts and the systemd unit look at them); every one
+//! the process exits with comes from [`code`], chosen by [`Error::exit_code`] and
+//! [`Failure::exit_code`]:
+//!
+//! | code | meaning | errors |
+//! |------|---------|--------|
+//! | 0 | success: SUCCESS signalled (or not waiting, or signalled earlier), `--no-signal` run joined, SKIPPED, CONFIGURED (handed off); `--help` | - |
+//! | 1 | could not set up: the async runtime or an HTTP client (the environment, not the input) | [`Error::Setup`] |
+//! | 2 | the fix is on the command line: usage, discovery failed (pass the flags it names), `--after-handoff` with nothing handed off | [`Error::Usage`], [`Error::Discovery`], [`Error::NothingHandedOff`], clap's refusals |
+//! | 3 | bad input: the metadata, the `ecs-bootstrap:` block, a template | [`Error::Invalid`], [`Error::Template`] |
+//! | 4 | Init failed: a file (I/O) or a command | [`Error::Io`], [`Error::Command`], [`Error::Tool`] |
+//! | 5 | a service failed: `systemctl`, a failed unit, `systemd-run` | [`Error::Systemctl`], [`Error::UnitFailed`] |
+//! | 6 | the cluster join failed | [`Error::JoinTimeout`], [`Error::WrongCluster`], [`Error::NotHealthy`], [`Error::ClusterNotActive`], [`Error::AgentTerminal`] |
+//! | 7 | IMDS or an AWS API, or no usable root CA certificates | [`Error::Imds`], [`Error::Aws`], [`Error::NoCaCertificates`] |
+//! | 8 | the signal could not be delivered (any error but a usage error, at [`Step::Signal`]) | - |
+//! | 9 | the run's deadline or a phase's budget ran out | [`Error::DeadlineExceeded`] |
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use crate::template::TemplateError;
 
@@ -50,10 +68,34 @@ impl std::fmt::Display for Step {
     }
 }
 
+/// The exit codes, by meaning (the table above).
+pub mod code {
+    pub const SUCCESS: u8 = 0;
+    pub const SETUP: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const BAD_INPUT: u8 = 3;
+    pub const INIT: u8 = 4;
+    pub const SERVICE: u8 = 5;
+    pub const JOIN: u8 = 6;
+    pub const AWS: u8 = 7;
+    pub const SIGNAL: u8 = 8;
+    pub const DEADLINE: u8 = 9;
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("command line: {0}")]
     Usage(String),
+
+    /// What every run needs could not be made: the async runtime, an HTTP client (its TLS
+    /// backend). Nothing in the input can cause or fix it.
+    #[error("cannot start {what}: {message}")]
+    Setup { what: &'static str, message: String },
+
+    /// `--after-handoff` (the hand-off unit's command line) with no hand-off file: nothing to
+    /// resume (src/boot/handoff.rs). Run without the flag.
+    #[error("{}: nothing was handed off ({} does not exist); run without {}", crate::boot::handoff::RESUME_FLAG, path.display(), crate::boot::handoff::RESUME_FLAG)]
+    NothingHandedOff { path: PathBuf },
 
     /// Zero-config could not find the stack or a resource; the message names the flags to pass.
     #[error("{message}")]
@@ -203,6 +245,13 @@ impl Error {
         }
     }
 
+    pub fn setup(what: &'static str, e: impl std::fmt::Display) -> Self {
+        Error::Setup {
+            what,
+            message: e.to_string(),
+        }
+    }
+
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             op,
@@ -212,22 +261,48 @@ impl Error {
     }
 
     /// Exit codes are part of the interface (UserData scripts and the systemd unit look at them),
-    /// so they are decided here and nowhere else.
+    /// so they are decided here and nowhere else (the table in the module's documentation).
     pub fn exit_code(&self) -> u8 {
         match self {
-            // The fix for a failed discovery is on the command line, as for a usage error.
-            Error::Usage(_) | Error::Discovery { .. } => 2,
-            Error::Invalid { .. } | Error::Template(_) => 3,
-            Error::Io { .. } | Error::Command { .. } | Error::Tool { .. } => 4,
-            Error::Systemctl { .. } | Error::UnitFailed { .. } => 5,
+            Error::Setup { .. } => code::SETUP,
+            // The fix for a failed discovery, or for resuming nothing, is on the command line,
+            // as for a usage error.
+            Error::Usage(_) | Error::Discovery { .. } | Error::NothingHandedOff { .. } => {
+                code::USAGE
+            }
+            Error::Invalid { .. } | Error::Template(_) => code::BAD_INPUT,
+            Error::Io { .. } | Error::Command { .. } | Error::Tool { .. } => code::INIT,
+            Error::Systemctl { .. } | Error::UnitFailed { .. } => code::SERVICE,
             Error::JoinTimeout { .. }
             | Error::WrongCluster { .. }
             | Error::NotHealthy { .. }
             | Error::ClusterNotActive { .. }
-            | Error::AgentTerminal { .. } => 6,
-            Error::Imds { .. } | Error::Aws { .. } | Error::NoCaCertificates { .. } => 7,
-            Error::DeadlineExceeded { .. } => 9,
+            | Error::AgentTerminal { .. } => code::JOIN,
+            Error::Imds { .. } | Error::Aws { .. } | Error::NoCaCertificates { .. } => code::AWS,
+            Error::DeadlineExceeded { .. } => code::DEADLINE,
         }
+    }
+
+    /// An error before any step (the command line, the runtime): `ecs-bootstrap: <error>` on
+    /// stderr, and the exit.
+    pub fn exit(&self) -> ExitCode {
+        eprintln!("ecs-bootstrap: {self}");
+        ExitCode::from(self.exit_code())
+    }
+}
+
+/// A command line the parser refused (its usage message, exit 2) or answered (`--help`,
+/// `--version` on stdout, exit 0); printed by clap as its own `exit()` does.
+pub fn command_line_exit(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(command_line_code(e))
+}
+
+fn command_line_code(e: &clap::Error) -> u8 {
+    if e.use_stderr() {
+        code::USAGE
+    } else {
+        code::SUCCESS
     }
 }
 
@@ -245,10 +320,22 @@ impl Failure {
         // A signal that could not be delivered is its own case: the instance may be healthy, but
         // CloudFormation was not told, and the operator must know that.
         if self.step == Step::Signal && !matches!(*self.error, Error::Usage(_)) {
-            8
+            code::SIGNAL
         } else {
             self.error.exit_code()
         }
+    }
+
+    /// The one line an operator reads in the console output of a broken instance, redacted.
+    /// `what` says which command failed (` (init)`, ` (dry run)`), empty for a run.
+    pub fn line(&self, what: &str) -> String {
+        crate::sys::redact::text(&format!("ecs-bootstrap: FAILURE{what} at {self}"))
+    }
+
+    /// Prints [`Failure::line`] on stderr and gives the exit.
+    pub fn exit(&self, what: &str) -> ExitCode {
+        eprintln!("{}", self.line(what));
+        ExitCode::from(self.exit_code())
     }
 }
 
@@ -267,3 +354,273 @@ impl<T, E: Into<Error>> AtStep<T> for Result<T, E> {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io() -> std::io::Error {
+        std::io::Error::from(std::io::ErrorKind::PermissionDenied)
+    }
+
+    /// One of every variant with its exit code and its reason text. The match below has no
+    /// wildcard: a new variant does not compile until it is added here.
+    fn every_variant() -> Vec<(Error, u8, &'static str)> {
+        let cases = vec![
+            (Error::Usage("bad flag".into()), 2, "command line: bad flag"),
+            (
+                Error::setup("an HTTP client", "no TLS backend"),
+                1,
+                "cannot start an HTTP client: no TLS backend",
+            ),
+            (
+                Error::NothingHandedOff {
+                    path: "/r/var/lib/ecs-bootstrap/handoff.json".into(),
+                },
+                2,
+                "--after-handoff: nothing was handed off (/r/var/lib/ecs-bootstrap/handoff.json does not exist); run without --after-handoff",
+            ),
+            (
+                Error::Discovery {
+                    message: "pass --stack".into(),
+                },
+                2,
+                "pass --stack",
+            ),
+            (
+                Error::Imds {
+                    path: "/latest/x".into(),
+                    message: "timed out".into(),
+                },
+                7,
+                "IMDS /latest/x: timed out",
+            ),
+            (
+                Error::NoCaCertificates {
+                    detail: "none".into(),
+                },
+                7,
+                "no usable root CA certificates (none); CloudFormation and ECS are HTTPS-only: install the ca-certificates package or point SSL_CERT_FILE at a PEM bundle",
+            ),
+            (
+                Error::Aws {
+                    api: "ecs:DescribeClusters",
+                    message: "throttled".into(),
+                },
+                7,
+                "ecs:DescribeClusters failed: throttled",
+            ),
+            (
+                Error::DeadlineExceeded {
+                    waiting_for: "x".into(),
+                    waited_secs: 5,
+                    run_deadline_secs: 840,
+                    phase_budget_secs: None,
+                },
+                9,
+                "gave up after 5s still waiting for x (the run deadline of 840s was near; raise it with --deadline)",
+            ),
+            (Error::invalid("a.b", "not a string"), 3, "a.b: not a string"),
+            (
+                Error::Template(TemplateError::Syntax {
+                    file: "t.yml".into(),
+                    line: None,
+                    column: None,
+                    message: "bad".into(),
+                }),
+                3,
+                "t.yml: bad",
+            ),
+            (
+                Error::io("read", "/etc/x", io()),
+                4,
+                "read /etc/x: permission denied",
+            ),
+            (
+                Error::Command {
+                    config: "c".into(),
+                    key: "k".into(),
+                    outcome: "exited 1".into(),
+                    output_tail: "oops\n".into(),
+                },
+                4,
+                "config 'c' command 'k' exited 1; last output: oops",
+            ),
+            (
+                Error::Tool {
+                    config: "c".into(),
+                    section: "packages",
+                    command: "dnf install x".into(),
+                    outcome: "exited 1".into(),
+                    output_tail: String::new(),
+                },
+                4,
+                "config 'c' packages: `dnf install x` exited 1",
+            ),
+            (
+                Error::Systemctl {
+                    command: "systemctl start ecs".into(),
+                    outcome: "exited 1".into(),
+                },
+                5,
+                "`systemctl start ecs` exited 1",
+            ),
+            (
+                Error::UnitFailed {
+                    unit: "ecs.service".into(),
+                    detail: String::new(),
+                },
+                5,
+                "ecs.service failed",
+            ),
+            (
+                Error::JoinTimeout {
+                    seconds: 60,
+                    cluster: "c".into(),
+                    last: "no answer".into(),
+                },
+                6,
+                "timed out after 60s waiting for the ECS agent to register in cluster 'c' (no answer)",
+            ),
+            (
+                Error::WrongCluster {
+                    expected: "a".into(),
+                    actual: "b".into(),
+                },
+                6,
+                "the ECS agent registered in cluster 'b', expected 'a' (check ECS_CLUSTER in ecs.config and /var/lib/ecs/ecs.config)",
+            ),
+            (
+                Error::NotHealthy {
+                    arn: "arn".into(),
+                    detail: "DRAINING".into(),
+                },
+                6,
+                "container instance arn is not healthy in ECS: DRAINING",
+            ),
+            (
+                Error::ClusterNotActive {
+                    cluster: "c".into(),
+                    region: "eu-west-1".into(),
+                    status: None,
+                },
+                6,
+                "the ECS cluster 'c' does not exist in region eu-west-1 (ecs:DescribeClusters): the agent cannot register into it; create the cluster, or fix the ecs-bootstrap block's `Cluster` (ECS_CLUSTER) or the region",
+            ),
+            (
+                Error::AgentTerminal {
+                    line: "level=error".into(),
+                    exit: Some(1),
+                    hint: String::new(),
+                },
+                6,
+                "the ECS agent stopped on a terminal error (exit code 1, from ecs-init.log): level=error",
+            ),
+        ];
+        for (e, _, _) in &cases {
+            match e {
+                Error::Usage(_)
+                | Error::Setup { .. }
+                | Error::NothingHandedOff { .. }
+                | Error::Discovery { .. }
+                | Error::Imds { .. }
+                | Error::NoCaCertificates { .. }
+                | Error::Aws { .. }
+                | Error::DeadlineExceeded { .. }
+                | Error::Invalid { .. }
+                | Error::Template(_)
+                | Error::Io { .. }
+                | Error::Command { .. }
+                | Error::Tool { .. }
+                | Error::Systemctl { .. }
+                | Error::UnitFailed { .. }
+                | Error::JoinTimeout { .. }
+                | Error::WrongCluster { .. }
+                | Error::NotHealthy { .. }
+                | Error::ClusterNotActive { .. }
+                | Error::AgentTerminal { .. } => {}
+            }
+        }
+        cases
+    }
+
+    #[test]
+    fn every_variant_has_its_documented_exit_code_and_reason() {
+        let cases = every_variant();
+        assert_eq!(cases.len(), 20, "one case per variant");
+        for (e, code, text) in cases {
+            assert_eq!(e.exit_code(), code, "{e:?}");
+            assert_eq!(e.to_string(), text, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn codes_are_the_documented_table() {
+        // The README's and the module documentation's table; a change here is an interface
+        // change.
+        assert_eq!(
+            [
+                code::SUCCESS,
+                code::SETUP,
+                code::USAGE,
+                code::BAD_INPUT,
+                code::INIT,
+                code::SERVICE,
+                code::JOIN,
+                code::AWS,
+                code::SIGNAL,
+                code::DEADLINE
+            ],
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+        );
+    }
+
+    fn at(step: Step, error: Error) -> Failure {
+        Failure {
+            step,
+            error: Box::new(error),
+        }
+    }
+
+    #[test]
+    fn a_failure_at_the_signal_is_exit_8_unless_it_is_a_usage_error() {
+        for (e, _, _) in every_variant() {
+            let usage = matches!(e, Error::Usage(_));
+            let f = at(Step::Signal, e);
+            assert_eq!(f.exit_code(), if usage { 2 } else { 8 }, "{f:?}");
+        }
+        for (e, code, _) in every_variant() {
+            assert_eq!(at(Step::Join, e).exit_code(), code);
+        }
+    }
+
+    #[test]
+    fn the_failure_line_names_the_command_and_the_step_and_is_redacted() {
+        let f = at(Step::Join, Error::invalid("k", "v"));
+        assert_eq!(f.to_string(), "cluster join: k: v");
+        assert_eq!(f.line(""), "ecs-bootstrap: FAILURE at cluster join: k: v");
+        assert_eq!(
+            f.line(" (init)"),
+            "ecs-bootstrap: FAILURE (init) at cluster join: k: v"
+        );
+        let secret = "s3cr3t-failure-line";
+        crate::sys::redact::register(secret);
+        let f = at(Step::Init, Error::invalid("k", format!("bad {secret}")));
+        let line = f.line("");
+        assert!(!line.contains(secret), "{line}");
+        assert!(line.contains(crate::sys::redact::REDACTED), "{line}");
+    }
+
+    #[test]
+    fn the_command_line_parser_exits_2_on_a_refusal_and_0_on_help() {
+        use clap::Parser;
+        let refused = crate::cli::Cli::try_parse_from(["ecs-bootstrap", "--no-such-flag"])
+            .expect_err("refused");
+        assert_eq!(command_line_code(&refused), 2);
+        for answered in ["--help", "--version"] {
+            let e =
+                crate::cli::Cli::try_parse_from(["ecs-bootstrap", answered]).expect_err("answered");
+            assert_eq!(command_line_code(&e), 0, "{answered}");
+        }
+    }
+}

@@ -172,7 +172,7 @@ async fn get_v1(path: &str) -> Result<String> {
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(2))
         .build()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| Error::setup("an HTTP client", e))?;
     let resp = http
         .get(&url)
         .send()

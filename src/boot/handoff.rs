@@ -79,10 +79,7 @@ impl Handoff {
         let path = root.map(FILE)?;
         let text = root.read_to_string(FILE).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::Usage(format!(
-                    "{RESUME_FLAG}: nothing was handed off ({} does not exist); run without {RESUME_FLAG}",
-                    path.display()
-                ))
+                Error::NothingHandedOff { path: path.clone() }
             } else {
                 Error::io("read", &path, e)
             }

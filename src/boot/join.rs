@@ -122,11 +122,7 @@ async fn poll_agent(
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(2))
         .build()
-        .map_err(|e| Error::Io {
-            op: "build HTTP client for",
-            path: url.clone().into(),
-            source: std::io::Error::other(e),
-        })?;
+        .map_err(|e| Error::setup("an HTTP client", e))?;
     // A registration that did not hold is worth saying at the timeout, whatever came after.
     let mut unsettled: Option<String> = None;
     loop {

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod join;
 pub mod metadata;
 pub mod once;
+pub mod outcome;
 pub mod pace;
 pub mod plan;
 pub mod services;
@@ -29,6 +30,7 @@ use crate::{config::ecs_config, init, sys::redact};
 use deadline::Deadline;
 use identity::Identity;
 use metadata::ResourceMetadata;
+pub use outcome::Outcome;
 use plan::{Inputs, Plan};
 use services::{Systemctl, DOCKER};
 use signal::{Delivered, Status};
@@ -48,12 +50,12 @@ pub struct PlanOptions {
     pub signal: bool,
 }
 
-/// `stack`, `resource`, `signal_resource`: empty = not given, discovered (src/discover.rs).
+/// `stack`, `resource`, `signal_resource`: `None` = not given, discovered (src/boot/discover.rs).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub stack: String,
-    pub resource: String,
-    pub signal_resource: String,
+    pub stack: Option<String>,
+    pub resource: Option<String>,
+    pub signal_resource: Option<String>,
     pub plan: PlanOptions,
     /// Run even when the state file says this instance is done (src/once.rs).
     pub force: bool,
@@ -96,18 +98,6 @@ pub struct DryRunOptions {
     pub plan: PlanOptions,
 }
 
-/// What a finished run reports.
-#[derive(Debug)]
-pub struct Success {
-    pub instance_id: String,
-    pub cluster: String,
-    pub delivered: Option<Delivered>,
-    /// Set when this invocation did nothing because another one did or does the work.
-    pub skipped: Option<String>,
-    /// Configured here; the services, the join and the signal are the hand-off unit's.
-    pub handed_off: bool,
-}
-
 /// What a run does once the instance is configured (Init done, ecs.config written).
 #[derive(Debug, Clone)]
 pub enum Then {
@@ -135,7 +125,7 @@ pub struct Target {
 /// How long the handed-off unit waits for the configuring process to release the run lock.
 const HANDOFF_LOCK_WAIT: Duration = Duration::from_secs(30);
 
-pub async fn run(o: &RunOptions, then: Then) -> Result<Success, Failure> {
+pub async fn run(o: &RunOptions, then: Then) -> Result<Outcome, Failure> {
     let deadline = Deadline::new(Duration::from_secs(o.deadline_secs));
     let result = run_within(o, &then, &deadline).await;
     // A notify unit that exits without READY=1 is failed by systemd, whatever the exit code.
@@ -145,7 +135,7 @@ pub async fn run(o: &RunOptions, then: Then) -> Result<Success, Failure> {
 }
 
 /// The unit a UserData run handed off to: services, join and signal, from the hand-off file.
-pub async fn resume(o: &RunOptions) -> Result<Success, Failure> {
+pub async fn resume(o: &RunOptions) -> Result<Outcome, Failure> {
     // Until the file is read, the original deadline is unknown: the report's clock starts here.
     let started = Deadline::new(Duration::from_secs(o.deadline_secs));
     let (result, deadline) = resume_within(o).await;
@@ -153,11 +143,11 @@ pub async fn resume(o: &RunOptions) -> Result<Success, Failure> {
     result
 }
 
-async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Deadline>) {
+async fn resume_within(o: &RunOptions) -> (Result<Outcome, Failure>, Option<Deadline>) {
     let root = Root::new(&o.plan.root);
     let _lock = match once::lock_waiting(&root, HANDOFF_LOCK_WAIT).await {
         Ok(once::Acquired::Held(l)) => l,
-        Ok(once::Acquired::Busy(why)) => return (Ok(Success::skipped(why)), None),
+        Ok(once::Acquired::Busy(why)) => return (Ok(Outcome::skipped(why)), None),
         Err(e) => {
             tracing::warn!(error = %e, "cannot take the run lock; running unguarded");
             once::RunLock::none()
@@ -180,7 +170,7 @@ async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Dead
     );
     if !o.force {
         if let Some(why) = once::already_done(&root, &h.target.identity.instance_id) {
-            return (Ok(Success::skipped(why)), Some(deadline));
+            return (Ok(Outcome::skipped(why)), Some(deadline));
         }
     }
     let sdk = match crate::aws::sdk_config_within(&h.region, deadline.total())
@@ -199,21 +189,12 @@ async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Dead
 }
 
 /// The one structured event per run (src/events.rs).
-fn report(result: &Result<Success, Failure>, deadline: &Deadline) {
+fn report(result: &Result<Outcome, Failure>, deadline: &Deadline) {
     let (status, failed, reason, signal) = match result {
-        Ok(s) if s.skipped.is_some() => ("SKIPPED", None, s.skipped.clone(), "not sent"),
-        Ok(s) if s.handed_off => ("HANDED_OFF", None, None, "sent by the hand-off unit"),
-        Ok(s) => (
-            "SUCCESS",
-            None,
-            None,
-            match s.delivered {
-                Some(Delivered::Yes) => "delivered",
-                Some(Delivered::NotWaiting) => "not waiting",
-                Some(Delivered::Earlier) => "delivered by an earlier run",
-                None => "not sent (--no-signal)",
-            },
-        ),
+        Ok(o) => {
+            let (status, reason, signal) = o.event_fields();
+            (status, None, reason, signal)
+        }
         Err(f) => (
             "FAILURE",
             Some(f.step),
@@ -228,12 +209,12 @@ fn report(result: &Result<Success, Failure>, deadline: &Deadline) {
     events::run(status, failed, reason, signal, deadline.elapsed());
 }
 
-async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<Success, Failure> {
+async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let root = Root::new(&o.plan.root);
     let lock = match once::lock(&root) {
         Ok(once::Acquired::Held(l)) => l,
-        Ok(once::Acquired::Busy(why)) => return Ok(Success::skipped(why)),
+        Ok(once::Acquired::Busy(why)) => return Ok(Outcome::skipped(why)),
         Err(e) => {
             tracing::warn!(error = %e, "cannot take the run lock; running unguarded");
             once::RunLock::none()
@@ -253,7 +234,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     tracing::info!(instance_id = %identity.instance_id, region = %identity.region, az = %identity.availability_zone, "instance identity");
     if !o.force {
         if let Some(why) = once::already_done(&root, &identity.instance_id) {
-            return Ok(Success::skipped(why));
+            return Ok(Outcome::skipped(why));
         }
     }
     let region = o
@@ -267,17 +248,16 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     let auth = cfn_auth(o, Some(proof.clone()));
     tracing::info!(signing = auth.describe(), "CloudFormation calls");
     let cfn = crate::aws::cloudformation(&sdk, auth, None, None);
-    let given = |v: &String| Some(v.clone()).filter(|v| !v.is_empty());
-    let target = bounded(
+    let found = bounded(
         Step::Discovery,
         deadline,
         Some(DISCOVERY_BUDGET),
         "discovery (the stack and resources of this instance)",
         discover::complete(
             &discover::Given {
-                stack: given(&o.stack),
-                resource: given(&o.resource),
-                signal_resource: given(&o.signal_resource),
+                stack: o.stack.clone(),
+                resource: o.resource.clone(),
+                signal_resource: o.signal_resource.clone(),
             },
             &identity,
             &sdk,
@@ -285,15 +265,9 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         ),
     )
     .await?;
-    let o = &RunOptions {
-        stack: target.stack,
-        resource: target.resource,
-        signal_resource: target.signal_resource,
-        ..o.clone()
-    };
     let signal_spec = signal::SignalSpec {
-        stack: o.stack.clone(),
-        resource: o.signal_resource.clone(),
+        stack: found.stack.clone(),
+        resource: found.signal_resource.clone(),
         unique_id: identity.instance_id.clone(),
     };
     // A reboot or a restart of the unit runs everything again (converging to the same files),
@@ -308,7 +282,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     let identity = &target.identity;
 
     crate::boot::pace::before_first_call(o.pace, deadline.total(), &identity.instance_id).await;
-    let configured = configure(o, identity, &cfn, &root, deadline).await;
+    let configured = configure(&found, &o.plan, identity, &cfn, &root, deadline).await;
     // The shipped ecs.service drop-in orders the agent after this unit: from here on it may
     // start, with ecs.config in place (or, on a failure, with whatever was there: the FAILURE
     // signal below is what matters then).
@@ -336,12 +310,9 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
             };
             match phase(Step::HandOff, hand_off(&h, &root, lock, args)).await {
                 Ok(()) => {
-                    return Ok(Success {
+                    return Ok(Outcome::HandedOff {
                         instance_id: identity.instance_id.clone(),
                         cluster: plan.join.cluster,
-                        delivered: None,
-                        skipped: None,
-                        handed_off: true,
                     })
                 }
                 Err(f) => Err(f),
@@ -395,7 +366,7 @@ async fn finish(
     joined: Result<String, Failure>,
     cfn: &aws_sdk_cloudformation::Client,
     deadline: &Deadline,
-) -> Result<Success, Failure> {
+) -> Result<Outcome, Failure> {
     let status = if joined.is_ok() {
         Status::Success
     } else {
@@ -429,31 +400,17 @@ async fn finish(
         Ok(d) => d,
         Err(lost) => return Err(joined.err().unwrap_or(lost)),
     };
-    Ok(Success {
-        instance_id: target.identity.instance_id.clone(),
-        cluster: joined?,
+    Ok(Outcome::joined(
+        target.identity.instance_id.clone(),
+        joined?,
         delivered,
-        skipped: None,
-        handed_off: false,
-    })
-}
-
-impl Success {
-    fn skipped(why: String) -> Self {
-        tracing::info!(reason = %why, "nothing to do");
-        Success {
-            instance_id: String::new(),
-            cluster: String::new(),
-            delivered: None,
-            skipped: Some(why),
-            handed_off: false,
-        }
-    }
+    ))
 }
 
 /// Steps 2-3: metadata, the plan, Init, the agent and logs configs. Returns the plan.
 async fn configure(
-    o: &RunOptions,
+    found: &discover::Target,
+    p: &PlanOptions,
     identity: &Identity,
     cfn: &aws_sdk_cloudformation::Client,
     root: &Root,
@@ -464,7 +421,7 @@ async fn configure(
         deadline,
         Some(METADATA_BUDGET),
         "cloudformation:DescribeStackResource",
-        metadata::from_stack(cfn, &o.stack, &o.resource),
+        metadata::from_stack(cfn, &found.stack, &found.resource),
     )
     .await?;
     redact::register_from_metadata(&metadata.metadata);
@@ -472,9 +429,9 @@ async fn configure(
         identity.clone(),
         &metadata,
         Values::Real,
-        &o.plan,
-        &o.stack,
-        &o.signal_resource,
+        p,
+        &found.stack,
+        &found.signal_resource,
     )?;
     let mut plan = plan;
     if write_configuration(&plan, root, deadline).await? {

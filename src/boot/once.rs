@@ -17,7 +17,6 @@ use std::io::{Read, Seek, Write};
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg, OFlag};
-use serde_json::Value;
 
 use crate::boot::state;
 use crate::error::{Error, Result};
@@ -97,38 +96,24 @@ impl RunLock {
 
 /// Why a run has nothing to do, if the state file says this instance is already done.
 pub fn already_done(root: &Root, instance_id: &str) -> Option<String> {
-    done_reason(root, state::FILE, instance_id)
-}
-
-fn done_reason(root: &Root, file: &str, instance_id: &str) -> Option<String> {
-    let path = root.map(file).ok()?;
-    let text = root.read_to_string(file).ok()?;
-    let rec: Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "unreadable state file; running again");
-            return None;
-        }
-    };
-    let field = |k: &str| rec.get(k).and_then(Value::as_str).unwrap_or_default();
-    if field("instance_id") != instance_id {
-        if !field("instance_id").is_empty() {
+    let rec = state::StateRecord::read(root)?;
+    if rec.instance_id != instance_id {
+        if !rec.instance_id.is_empty() {
             tracing::info!(
-                previous = field("instance_id"),
+                previous = %rec.instance_id,
                 "state file is from another instance (baked into the image?); running"
             );
         }
         return None;
     }
-    let delivered = rec.get("signal_delivered").and_then(Value::as_bool) == Some(true);
-    if field("status") != "SUCCESS" || !delivered {
+    if !rec.delivered_success() {
         return None;
     }
     Some(format!(
         "{} says instance {instance_id} already signalled SUCCESS to {}/{} (pass --force to run again)",
         state::FILE,
-        field("stack"),
-        field("signal_resource")
+        rec.stack,
+        rec.signal_resource
     ))
 }
 
@@ -137,46 +122,34 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn done_reason(p: &Path, instance_id: &str) -> Option<String> {
-        let name = p.file_name().unwrap().to_str().unwrap();
-        super::done_reason(
-            &Root::new(p.parent().unwrap()),
-            &format!("/{name}"),
-            instance_id,
-        )
-    }
-
-    fn write(dir: &Path, v: Value) -> std::path::PathBuf {
-        let p = dir.join("state.json");
-        std::fs::write(&p, v.to_string()).unwrap();
-        p
-    }
-
     #[test]
     fn done_only_for_this_instance_after_a_delivered_success() {
         let d = tempfile::tempdir().unwrap();
-        let rec = |id: &str, status: &str, delivered: bool| {
-            serde_json::json!({"instance_id": id, "stack": "s", "signal_resource": "Asg",
-                               "status": status, "signal_delivered": delivered})
+        let root = Root::new(d.path());
+        assert_eq!(already_done(&root, "i-1"), None, "no state file");
+        state::ensure_dir(&root).unwrap();
+        let write = |id: &str, status: &str, delivered: bool| {
+            let v = serde_json::json!({"instance_id": id, "stack": "s", "signal_resource": "Asg",
+                                       "status": status, "signal_delivered": delivered});
+            std::fs::write(root.map(state::FILE).unwrap(), v.to_string()).unwrap();
         };
-        let p = write(d.path(), rec("i-1", "SUCCESS", true));
-        let why = done_reason(&p, "i-1").expect("done");
-        assert!(
-            why.contains("i-1") && why.contains("s/Asg") && why.contains("--force"),
-            "{why}"
+        write("i-1", "SUCCESS", true);
+        let why = already_done(&root, "i-1").expect("done");
+        assert_eq!(
+            why,
+            "/var/lib/ecs-bootstrap/state.json says instance i-1 already signalled SUCCESS to s/Asg (pass --force to run again)"
         );
         assert_eq!(
-            done_reason(&p, "i-2"),
+            already_done(&root, "i-2"),
             None,
             "baked state of another instance"
         );
-        let p = write(d.path(), rec("i-1", "SUCCESS", false));
-        assert_eq!(done_reason(&p, "i-1"), None, "signal not delivered");
-        let p = write(d.path(), rec("i-1", "FAILURE", true));
-        assert_eq!(done_reason(&p, "i-1"), None, "a failure runs again");
-        std::fs::write(&p, "{not json").unwrap();
-        assert_eq!(done_reason(&p, "i-1"), None);
-        assert_eq!(done_reason(&d.path().join("missing"), "i-1"), None);
+        write("i-1", "SUCCESS", false);
+        assert_eq!(already_done(&root, "i-1"), None, "signal not delivered");
+        write("i-1", "FAILURE", true);
+        assert_eq!(already_done(&root, "i-1"), None, "a failure runs again");
+        std::fs::write(root.map(state::FILE).unwrap(), "{not json").unwrap();
+        assert_eq!(already_done(&root, "i-1"), None);
     }
 
     #[test]

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+/// Also the `status` of `state.json` (src/boot/state.rs), as these names.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Success,
@@ -74,5 +75,20 @@ pub async fn send(
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_are_cloudformations_and_serde_agrees() {
+        for (s, name) in [(Status::Success, "SUCCESS"), (Status::Failure, "FAILURE")] {
+            assert_eq!(s.as_str(), name);
+            assert_eq!(serde_json::to_value(s).unwrap(), name);
+            assert_eq!(serde_json::from_value::<Status>(name.into()).unwrap(), s);
+        }
+        assert!(serde_json::from_value::<Status>("success".into()).is_err());
     }
 }

@@ -1,7 +1,9 @@
 //! The command line. Names are an interface: UserData scripts and other tooling depend on them.
 
 pub mod dropin;
+pub mod entry;
 pub mod init;
+pub mod logging;
 
 use std::path::PathBuf;
 
@@ -174,16 +176,17 @@ impl RunArgs {
                 self.output,
             ));
         }
-        // Not given = discovered at run time from the instance's tags (src/discover.rs).
-        let resource = self.resource.unwrap_or_default();
-        let signal_resource = match self.signal_resource {
-            Some(r) => r,
+        // Not given = discovered at run time from the instance's tags (src/boot/discover.rs). An
+        // empty value (`--stack "$UNSET"` in a UserData script) has always counted as not given.
+        let given = |v: Option<String>| v.filter(|v| !v.is_empty());
+        let resource = given(self.resource);
+        let signal_resource = match given(self.signal_resource) {
             // Without a signal the group is not needed: do not make discovery look for it.
-            None if self.no_signal && !resource.is_empty() => resource.clone(),
-            None => String::new(),
+            None if self.no_signal => resource.clone(),
+            r => r,
         };
         Ok(Mode::Run(RunOptions {
-            stack: self.stack.unwrap_or_default(),
+            stack: given(self.stack),
             signal_resource,
             resource,
             plan,
@@ -206,8 +209,165 @@ impl Cli {
     pub fn into_args(self) -> RunArgs {
         match self.command {
             Some(Command::Run(a)) => a,
-            // The drop-in commands (init, signal, get-metadata) are dispatched in main first.
+            // The other commands (init, signal, get-metadata) are dispatched before (src/main.rs).
             _ => self.run,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(args: &[&str]) -> Mode {
+        let argv = std::iter::once("ecs-bootstrap").chain(args.iter().copied());
+        Cli::try_parse_from(argv)
+            .expect("parses")
+            .into_args()
+            .into_mode()
+            .expect("a mode")
+    }
+
+    fn run(args: &[&str]) -> RunOptions {
+        match mode(args) {
+            Mode::Run(o) => o,
+            Mode::DryRun(..) => panic!("a dry run for {args:?}"),
+        }
+    }
+
+    fn names(o: &RunOptions) -> [Option<&str>; 3] {
+        [
+            o.stack.as_deref(),
+            o.resource.as_deref(),
+            o.signal_resource.as_deref(),
+        ]
+    }
+
+    #[test]
+    fn nothing_given_is_none_and_discovered() {
+        let o = run(&[]);
+        assert_eq!(names(&o), [None, None, None]);
+        assert!(o.plan.signal && !o.force && !o.after_handoff);
+        assert_eq!(o.plan.root, PathBuf::from("/"));
+        assert_eq!(
+            o.deadline_secs,
+            crate::boot::deadline::DEFAULT_DEADLINE_SECS
+        );
+        // The same through the `run` subcommand.
+        assert_eq!(names(&run(&["run"])), [None, None, None]);
+    }
+
+    #[test]
+    fn given_names_are_carried_as_given() {
+        let args = ["--stack", "S", "--resource", "R", "--signal-resource", "G"];
+        assert_eq!(names(&run(&args)), [Some("S"), Some("R"), Some("G")]);
+        let sub: Vec<&str> = std::iter::once("run").chain(args).collect();
+        assert_eq!(names(&run(&sub)), [Some("S"), Some("R"), Some("G")]);
+    }
+
+    #[test]
+    fn an_empty_name_counts_as_not_given() {
+        let o = run(&["--stack", "", "--resource", "", "--signal-resource", ""]);
+        assert_eq!(names(&o), [None, None, None]);
+    }
+
+    #[test]
+    fn without_a_signal_the_group_is_not_looked_for() {
+        let o = run(&["--no-signal", "--resource", "R"]);
+        assert!(!o.plan.signal);
+        assert_eq!(names(&o), [None, Some("R"), Some("R")]);
+        // No resource given: both are discovered.
+        assert_eq!(names(&run(&["--no-signal"])), [None, None, None]);
+        // A given signal resource wins.
+        let o = run(&["--no-signal", "--resource", "R", "--signal-resource", "G"]);
+        assert_eq!(names(&o), [None, Some("R"), Some("G")]);
+        // With a signal, the group is discovered, not taken from --resource.
+        assert_eq!(names(&run(&["--resource", "R"])), [None, Some("R"), None]);
+    }
+
+    #[test]
+    fn run_flags_reach_the_options() {
+        let o = run(&[
+            "--region",
+            "eu-west-1",
+            "--configsets",
+            "a,b",
+            "--root",
+            "/tmp/r",
+            "--timeout",
+            "60",
+            "--deadline",
+            "300",
+            "--force",
+            "--after-handoff",
+            "--role",
+            "R",
+            "--imds-v1-fallback",
+            "--group-size",
+            "10",
+            "--cfn-rate",
+            "2.5",
+        ]);
+        assert_eq!(o.plan.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(o.plan.configsets, ["a", "b"]);
+        assert_eq!(o.plan.root, PathBuf::from("/tmp/r"));
+        assert_eq!(o.plan.timeout, Some(60));
+        assert_eq!(o.deadline_secs, 300);
+        assert!(o.force && o.after_handoff && o.imds.v1_fallback);
+        assert_eq!(o.role.as_deref(), Some("R"));
+        let pace = o.pace.expect("paced");
+        assert_eq!((pace.group_size, pace.cfn_rate), (10, 2.5));
+    }
+
+    #[test]
+    fn dry_run_keeps_what_was_given() {
+        match mode(&[
+            "--dry-run",
+            "--template",
+            "t.yml",
+            "--param",
+            "K=V=W",
+            "--output",
+            "json",
+            "--resource",
+            "R",
+        ]) {
+            Mode::DryRun(o, output) => {
+                assert_eq!(output, Output::Json);
+                assert_eq!(o.stack, None);
+                assert_eq!(o.resource.as_deref(), Some("R"));
+                match o.source {
+                    DryRunSource::Template { path, params } => {
+                        assert_eq!(path, PathBuf::from("t.yml"));
+                        assert_eq!(params, [("K".to_string(), "V=W".to_string())]);
+                    }
+                    DryRunSource::Stack => panic!("from the stack"),
+                }
+            }
+            Mode::Run(_) => panic!("not a dry run"),
+        }
+        match mode(&["--dry-run", "--stack", "S"]) {
+            Mode::DryRun(o, output) => {
+                assert_eq!(output, Output::Text);
+                assert!(matches!(o.source, DryRunSource::Stack));
+                assert_eq!(o.stack.as_deref(), Some("S"));
+            }
+            Mode::Run(_) => panic!("not a dry run"),
+        }
+    }
+
+    #[test]
+    fn bad_command_lines_are_refused_by_the_parser() {
+        for args in [
+            &["--param", "K=V"][..],
+            &["--template", "t.yml"],
+            &["--dry-run", "--template", "t.yml", "--param", "=V"],
+            &["--timeout", "0"],
+            &["--deadline", "3"],
+            &["run", "--stack", "S", "signal"],
+        ] {
+            let argv = std::iter::once("ecs-bootstrap").chain(args.iter().copied());
+            assert!(Cli::try_parse_from(argv).is_err(), "{args:?}");
         }
     }
 }

@@ -102,7 +102,7 @@ impl<'a> Fetcher<'a> {
                 .user_agent(concat!("ecs-bootstrap/", env!("CARGO_PKG_VERSION")))
                 .redirect(redirects)
                 .build()
-                .map_err(|e| Error::invalid("HTTP client", e.to_string()))
+                .map_err(|e| Error::setup("an HTTP client", e))
         };
         Ok(Fetcher {
             http: client(reqwest::redirect::Policy::default())?,

@@ -234,7 +234,7 @@ async fn put_wait_condition(
     let http = proxies
         .reqwest(builder)?
         .build()
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        .map_err(|e| Error::setup("an HTTP client", e))?;
     let body = wait_condition_body(status, reason, unique_id, data);
     let fail = |message: String| Error::Aws {
         api: "WaitConditionHandle PUT",
