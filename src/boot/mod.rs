@@ -20,8 +20,6 @@ pub mod state;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::config::settings::{self, Values};
 use crate::error::{AtStep, Error, Failure, Step};
 use crate::sys::fs::{write_atomic, FileMeta, Root};
@@ -690,13 +688,15 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
             let source = path.display().to_string();
             let resource = match &o.resource {
                 Some(r) => r.clone(),
-                None => discover_resource(&template, &source).at(Step::Metadata)?,
+                None => crate::template::discover::bootstrap_resource(&template, &source)
+                    .at(Step::Metadata)?,
             };
             let metadata =
                 metadata::from_template(&template, &source, &resource, &ctx).at(Step::Metadata)?;
             let signal_resource = match &o.signal_resource {
                 Some(r) => r.clone(),
-                None => discover_signal_resource(&template, &resource).at(Step::Metadata)?,
+                None => crate::template::discover::signal_resource(&template, &resource)
+                    .at(Step::Metadata)?,
             };
             plan(
                 identity,
@@ -784,67 +784,4 @@ async fn dry_run_discover(
     )
     .await?;
     Ok((identity, region, t.stack, t.resource, t.signal_resource))
-}
-
-/// Without `--resource`: the one resource whose Metadata carries an `ecs-bootstrap` block.
-fn discover_resource(template: &Template, source: &str) -> Result<String, Error> {
-    let resources = template.raw().get("Resources").and_then(Value::as_object);
-    let found: Vec<&String> = resources
-        .into_iter()
-        .flatten()
-        .filter(|(_, r)| {
-            r.get("Metadata")
-                .and_then(|m| m.get(settings::BLOCK))
-                .is_some()
-        })
-        .map(|(id, _)| id)
-        .collect();
-    match found.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(Error::Usage(format!(
-            "no resource in {source} has an 'ecs-bootstrap' block in its Metadata: pass --resource"
-        ))),
-        many => Err(Error::Usage(format!(
-            "several resources in {source} have an 'ecs-bootstrap' block ({}): pass --resource",
-            many.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
-}
-
-/// Without `--signal-resource`: the Auto Scaling group that launches from `resource`.
-fn discover_signal_resource(template: &Template, resource: &str) -> Result<String, Error> {
-    let resources = template.raw().get("Resources").and_then(Value::as_object);
-    let groups: Vec<&String> = resources
-        .into_iter()
-        .flatten()
-        .filter(|(_, r)| {
-            r.get("Type").and_then(Value::as_str) == Some("AWS::AutoScaling::AutoScalingGroup")
-                && r.get("Properties").is_some_and(|p| refers_to(p, resource))
-        })
-        .map(|(id, _)| id)
-        .collect();
-    match groups.as_slice() {
-        [one] => Ok((*one).clone()),
-        _ => Err(Error::Usage(format!(
-            "cannot tell which Auto Scaling group launches from {resource}: pass --signal-resource"
-        ))),
-    }
-}
-
-fn refers_to(v: &Value, id: &str) -> bool {
-    match v {
-        Value::Object(m) => {
-            m.get("Ref").and_then(Value::as_str) == Some(id)
-                || m.get("Fn::GetAtt")
-                    .and_then(|g| g.get(0))
-                    .and_then(Value::as_str)
-                    == Some(id)
-                || m.values().any(|x| refers_to(x, id))
-        }
-        Value::Array(a) => a.iter().any(|x| refers_to(x, id)),
-        _ => false,
-    }
 }

@@ -14,6 +14,7 @@
 //! | `Fn::GetAZs`                         | `["<region>a", "<region>b", "<region>c"]` |
 
 mod conditions;
+pub mod discover;
 mod error;
 mod locate;
 mod resolve;
