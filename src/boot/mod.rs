@@ -17,6 +17,7 @@ pub mod signal;
 pub mod state;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -24,6 +25,7 @@ use serde_json::Value;
 use crate::config::settings::{self, Values};
 use crate::error::{AtStep, Error, Failure, Step};
 use crate::sys::fs::{write_atomic, FileMeta, Root};
+use crate::sys::process::Runner;
 use crate::template::{ResolveContext, Template};
 use crate::{config::ecs_config, init, sys::redact};
 use deadline::Deadline;
@@ -137,7 +139,8 @@ const HANDOFF_LOCK_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(o: &RunOptions, then: Then) -> Result<Success, Failure> {
     let deadline = Deadline::new(Duration::from_secs(o.deadline_secs));
-    let result = run_within(o, &then, &deadline).await;
+    // The one place the boot sequence's processes get their runner (a test passes a fake).
+    let result = run_within(o, &then, &deadline, &crate::sys::process::real()).await;
     // A notify unit that exits without READY=1 is failed by systemd, whatever the exit code.
     crate::sys::notify::ready("finished");
     report(&result, &deadline);
@@ -148,12 +151,15 @@ pub async fn run(o: &RunOptions, then: Then) -> Result<Success, Failure> {
 pub async fn resume(o: &RunOptions) -> Result<Success, Failure> {
     // Until the file is read, the original deadline is unknown: the report's clock starts here.
     let started = Deadline::new(Duration::from_secs(o.deadline_secs));
-    let (result, deadline) = resume_within(o).await;
+    let (result, deadline) = resume_within(o, &crate::sys::process::real()).await;
     report(&result, &deadline.unwrap_or(started));
     result
 }
 
-async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Deadline>) {
+async fn resume_within(
+    o: &RunOptions,
+    runner: &Arc<dyn Runner>,
+) -> (Result<Success, Failure>, Option<Deadline>) {
     let root = Root::new(&o.plan.root);
     let _lock = match once::lock_waiting(&root, HANDOFF_LOCK_WAIT).await {
         Ok(once::Acquired::Held(l)) => l,
@@ -191,7 +197,7 @@ async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Dead
         Err(f) => return (Err(f), Some(deadline)),
     };
     let cfn = crate::aws::cloudformation(&sdk, cfn_auth(o, h.target.proof.clone()), None, None);
-    let joined = start_and_join(&h.services, &h.join, &sdk, &root, &deadline)
+    let joined = start_and_join(&h.services, &h.join, &sdk, &root, &deadline, runner)
         .await
         .map(|()| h.join.cluster.clone());
     let result = finish(o.plan.signal, &root, &h.target, joined, &cfn, &deadline).await;
@@ -228,7 +234,12 @@ fn report(result: &Result<Success, Failure>, deadline: &Deadline) {
     events::run(status, failed, reason, signal, deadline.elapsed());
 }
 
-async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<Success, Failure> {
+async fn run_within(
+    o: &RunOptions,
+    then: &Then,
+    deadline: &Deadline,
+    runner: &Arc<dyn Runner>,
+) -> Result<Success, Failure> {
     let started = Instant::now();
     let root = Root::new(&o.plan.root);
     let lock = match once::lock(&root) {
@@ -308,7 +319,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     let identity = &target.identity;
 
     crate::boot::pace::before_first_call(o.pace, deadline.total(), &identity.instance_id).await;
-    let configured = configure(o, identity, &cfn, &root, deadline).await;
+    let configured = configure(o, identity, &cfn, &root, deadline, runner).await;
     // The shipped ecs.service drop-in orders the agent after this unit: from here on it may
     // start, with ecs.config in place (or, on a failure, with whatever was there: the FAILURE
     // signal below is what matters then).
@@ -317,9 +328,11 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         Err(_) => "configuration failed; signalling FAILURE",
     });
     let joined = match (configured, then) {
-        (Ok(plan), Then::Join) => start_and_join(&plan.services, &plan.join, &sdk, &root, deadline)
-            .await
-            .map(|()| plan.join.cluster),
+        (Ok(plan), Then::Join) => {
+            start_and_join(&plan.services, &plan.join, &sdk, &root, deadline, runner)
+                .await
+                .map(|()| plan.join.cluster)
+        }
         (Ok(plan), Then::HandOff { args }) => {
             let h = handoff::Handoff {
                 target: target.clone(),
@@ -334,7 +347,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
                 pid: std::process::id(),
                 env: handoff::private_env(),
             };
-            match phase(Step::HandOff, hand_off(&h, &root, lock, args)).await {
+            match phase(Step::HandOff, hand_off(&h, &root, lock, args, runner)).await {
                 Ok(()) => {
                     return Ok(Success {
                         instance_id: identity.instance_id.clone(),
@@ -377,13 +390,16 @@ async fn hand_off(
     root: &Root,
     lock: once::RunLock,
     args: &[std::ffi::OsString],
+    runner: &Arc<dyn Runner>,
 ) -> Result<(), Error> {
     h.save(root)?;
     drop(lock);
-    handoff::hand_off(args).inspect_err(|_| {
-        // This process signals FAILURE itself; a unit started later must not resume it.
-        let _ = root.remove(handoff::FILE);
-    })
+    handoff::hand_off(args, runner.as_ref())
+        .await
+        .inspect_err(|_| {
+            // This process signals FAILURE itself; a unit started later must not resume it.
+            let _ = root.remove(handoff::FILE);
+        })
 }
 
 /// Step 6: one signal for the run's outcome (unless an earlier run already sent it), and the
@@ -458,6 +474,7 @@ async fn configure(
     cfn: &aws_sdk_cloudformation::Client,
     root: &Root,
     deadline: &Deadline,
+    runner: &Arc<dyn Runner>,
 ) -> Result<Plan, Failure> {
     let metadata = bounded(
         Step::Metadata,
@@ -477,7 +494,7 @@ async fn configure(
         &o.signal_resource,
     )?;
     let mut plan = plan;
-    if write_configuration(&plan, root, deadline).await? {
+    if write_configuration(&plan, root, deadline, runner).await? {
         // A CloudWatch agent that is already running (an AMI that starts it with its own
         // config) does not read a new fragment until it restarts; `start` alone does nothing.
         for s in &mut plan.services {
@@ -523,13 +540,14 @@ async fn write_configuration(
     plan: &Plan,
     root: &Root,
     deadline: &Deadline,
+    runner: &Arc<dyn Runner>,
 ) -> Result<bool, Failure> {
     bounded(
         Step::Init,
         deadline,
         None,
         "an Init command to finish (the last 'running command' in the log)",
-        init::apply(&plan.init, root),
+        init::apply(&plan.init, root, runner.as_ref()),
     )
     .await?;
     bounded(
@@ -576,8 +594,9 @@ async fn start_and_join(
     sdk: &aws_config::SdkConfig,
     root: &Root,
     deadline: &Deadline,
+    runner: &Arc<dyn Runner>,
 ) -> Result<(), Failure> {
-    let systemctl = Systemctl::default();
+    let systemctl = Systemctl::new(runner.clone());
     let ecs = aws_sdk_ecs::Client::new(sdk);
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     // Before anything starts: a missing cluster fails here in seconds, with the fix, instead of

@@ -4,14 +4,16 @@
 //! `systemctl start ecs` from UserData waits for itself forever (amazon-ecs-agent #1707).
 //! Every call is bounded, because a wedged systemd must end in a FAILURE signal, not a hang.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::process::Command;
 
 use crate::error::{Error, Result};
+use crate::sys::process::{Cmd, Failed, Runner};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+const PROGRAM: &str = "systemctl";
 
 pub const DOCKER: &str = "docker.service";
 pub const ECS: &str = "ecs.service";
@@ -27,17 +29,9 @@ pub struct ServiceAction {
     pub restart_if_running: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Systemctl {
-    program: String,
-}
-
-impl Default for Systemctl {
-    fn default() -> Self {
-        Systemctl {
-            program: "systemctl".into(),
-        }
-    }
+    runner: Arc<dyn Runner>,
 }
 
 struct Answer {
@@ -48,33 +42,31 @@ struct Answer {
 }
 
 impl Systemctl {
+    pub fn new(runner: Arc<dyn Runner>) -> Self {
+        Systemctl { runner }
+    }
+
     async fn call(&self, args: &[&str]) -> Result<Answer> {
-        let command = format!("{} {}", self.program, args.join(" "));
-        let child = Command::new(&self.program)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = match tokio::time::timeout(CALL_TIMEOUT, child).await {
-            Ok(Ok(out)) => out,
-            Ok(Err(e)) => {
-                return Err(Error::Systemctl {
-                    command,
-                    outcome: format!("could not be run: {e}"),
-                })
-            }
-            Err(_) => {
-                return Err(Error::Systemctl {
-                    command,
-                    outcome: format!("did not answer within {}s", CALL_TIMEOUT.as_secs()),
-                })
-            }
-        };
+        let mut argv = vec![PROGRAM];
+        argv.extend_from_slice(args);
+        let command = argv.join(" ");
+        let cmd = Cmd::new(argv).timeout(CALL_TIMEOUT);
+        let out = self.runner.run(&cmd).await.map_err(|f| Error::Systemctl {
+            command,
+            outcome: match f {
+                Failed::TimedOut { .. } => {
+                    format!("did not answer within {}s", CALL_TIMEOUT.as_secs())
+                }
+                Failed::OutputFile(e) | Failed::Start(e) | Failed::Wait(e) => {
+                    format!("could not be run: {e}")
+                }
+            },
+        })?;
         Ok(Answer {
-            success: out.status.success(),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            success: out.success(),
+            code: out.code,
+            stdout: out.stdout.trim().to_string(),
+            stderr: out.stderr.trim().to_string(),
         })
     }
 
@@ -84,7 +76,7 @@ impl Systemctl {
             Ok(())
         } else {
             Err(Error::Systemctl {
-                command: format!("{} {}", self.program, args.join(" ")),
+                command: format!("{PROGRAM} {}", args.join(" ")),
                 outcome: format!(
                     "exited with {}{}",
                     a.code.map_or("a signal".to_string(), |c| c.to_string()),

@@ -5,7 +5,6 @@
 
 mod accounts;
 pub mod auth;
-mod cgroup;
 mod chevron;
 mod commands;
 #[cfg(test)]
@@ -395,12 +394,16 @@ fn parse_config(init: &Map<String, Value>, name: &str) -> Result<Config> {
 
 /// Applies the plan: per config, packages, groups, users, files, commands, services, as
 /// cfn-init orders them.
-pub async fn apply(plan: &InitPlan, root: &crate::sys::fs::Root) -> Result<()> {
+pub async fn apply(
+    plan: &InitPlan,
+    root: &crate::sys::fs::Root,
+    runner: &dyn crate::sys::process::Runner,
+) -> Result<()> {
     let mut report = record::Report {
         configsets: plan.configsets.clone(),
         ..Default::default()
     };
-    let result = apply_configs(plan, root, &mut report).await;
+    let result = apply_configs(plan, root, &mut report, runner).await;
     report.status = if result.is_ok() { "SUCCESS" } else { "FAILURE" };
     // Redacted: a failed command's error carries its output, which may print a secret.
     report.error = result
@@ -416,6 +419,7 @@ async fn apply_configs(
     plan: &InitPlan,
     root: &crate::sys::fs::Root,
     report: &mut record::Report,
+    runner: &dyn crate::sys::process::Runner,
 ) -> Result<()> {
     let fetcher = fetch::Fetcher::new(&plan.authentication)?;
     let resume = resume::take(root, plan);
@@ -443,8 +447,11 @@ async fn apply_configs(
         let result = apply_config(
             config,
             &path,
-            root,
-            &fetcher,
+            &Host {
+                root,
+                fetcher: &fetcher,
+                runner,
+            },
             &mut changes,
             &mut done.services,
             resume_after,
@@ -474,22 +481,41 @@ async fn apply_configs(
     Ok(())
 }
 
+/// What applying a config works with: the files under `--root`, the downloads, the processes.
+struct Host<'a> {
+    root: &'a crate::sys::fs::Root,
+    fetcher: &'a fetch::Fetcher<'a>,
+    runner: &'a dyn crate::sys::process::Runner,
+}
+
 async fn apply_config(
     config: &Config,
     path: &str,
-    root: &crate::sys::fs::Root,
-    fetcher: &fetch::Fetcher<'_>,
+    host: &Host<'_>,
     changes: &mut Changes,
     service_actions: &mut BTreeMap<String, Vec<&'static str>>,
     resume_after: Option<&str>,
 ) -> Result<Option<String>> {
+    let &Host {
+        root,
+        fetcher,
+        runner,
+    } = host;
     let name = config.name.as_str();
-    packages::apply(&config.packages, name, fetcher, &mut changes.packages).await?;
+    packages::apply(
+        &config.packages,
+        name,
+        fetcher,
+        &mut changes.packages,
+        runner,
+    )
+    .await?;
     accounts::apply_groups(
         &config.groups,
         name,
         &format!("{path}.groups"),
         &mut changes.groups,
+        runner,
     )
     .await?;
     accounts::apply_users(
@@ -497,6 +523,7 @@ async fn apply_config(
         name,
         &format!("{path}.users"),
         &mut changes.users,
+        runner,
     )
     .await?;
     for source in &config.sources {
@@ -516,14 +543,14 @@ async fn apply_config(
         if resume_after.is_some_and(|k| command.key.as_str() <= k) {
             continue;
         }
-        if commands::run(command, name).await? {
+        if commands::run(command, name, runner).await? {
             changes.commands.insert(command.key.clone());
             if command.wait_for_reboot {
                 return Ok(Some(command.key.clone()));
             }
         }
     }
-    services::apply(&config.services, name, changes, service_actions).await?;
+    services::apply(&config.services, name, changes, service_actions, runner).await?;
     Ok(None)
 }
 

@@ -334,10 +334,12 @@ pub async fn apply(
     config: &str,
     fetcher: &Fetcher<'_>,
     changed: &mut BTreeMap<String, BTreeSet<String>>,
+    runner: &dyn crate::sys::process::Runner,
 ) -> Result<()> {
     let ctx = Ctx {
         config,
         section: "packages",
+        runner,
     };
     for set in sets {
         let m = set.manager.as_str();

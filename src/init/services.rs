@@ -222,10 +222,12 @@ pub async fn apply(
     config: &str,
     changes: &Changes,
     done: &mut BTreeMap<String, Vec<&'static str>>,
+    runner: &dyn crate::sys::process::Runner,
 ) -> Result<()> {
     let ctx = Ctx {
         config,
         section: "services",
+        runner,
     };
     for s in services {
         let n = s.name.as_str();
