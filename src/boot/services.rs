@@ -4,16 +4,13 @@
 //! `systemctl start ecs` from UserData waits for itself forever (amazon-ecs-agent #1707).
 //! Every call is bounded, because a wedged systemd must end in a FAILURE signal, not a hang.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::sys::process::{Cmd, Failed, Runner};
-
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-const PROGRAM: &str = "systemctl";
+use crate::sys::systemctl;
+pub use crate::sys::systemctl::Systemctl;
 
 pub const DOCKER: &str = "docker.service";
 pub const ECS: &str = "ecs.service";
@@ -29,101 +26,13 @@ pub struct ServiceAction {
     pub restart_if_running: bool,
 }
 
-#[derive(Clone)]
-pub struct Systemctl {
-    runner: Arc<dyn Runner>,
-}
-
-struct Answer {
-    success: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Systemctl {
-    pub fn new(runner: Arc<dyn Runner>) -> Self {
-        Systemctl { runner }
-    }
-
-    async fn call(&self, args: &[&str]) -> Result<Answer> {
-        let mut argv = vec![PROGRAM];
-        argv.extend_from_slice(args);
-        let command = argv.join(" ");
-        let cmd = Cmd::new(argv).timeout(CALL_TIMEOUT);
-        let out = self.runner.run(&cmd).await.map_err(|f| Error::Systemctl {
-            command,
-            outcome: match f {
-                Failed::TimedOut { .. } => {
-                    format!("did not answer within {}s", CALL_TIMEOUT.as_secs())
-                }
-                Failed::OutputFile(e) | Failed::Start(e) | Failed::Wait(e) => {
-                    format!("could not be run: {e}")
-                }
-            },
-        })?;
-        Ok(Answer {
-            success: out.success(),
-            code: out.code,
-            stdout: out.stdout.trim().to_string(),
-            stderr: out.stderr.trim().to_string(),
-        })
-    }
-
-    async fn must(&self, args: &[&str]) -> Result<()> {
-        let a = self.call(args).await?;
-        if a.success {
-            Ok(())
-        } else {
-            Err(Error::Systemctl {
-                command: format!("{PROGRAM} {}", args.join(" ")),
-                outcome: format!(
-                    "exited with {}{}",
-                    a.code.map_or("a signal".to_string(), |c| c.to_string()),
-                    if a.stderr.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", a.stderr)
-                    }
-                ),
-            })
-        }
-    }
-
-    pub async fn enable_and_start(&self, unit: &str) -> Result<()> {
-        // A failure left from an earlier start (e.g. ecs started at boot before ecs.config was
-        // written, exit 5) must not be read as this start's failure by the join's unit watch.
-        // Its own exit code is irrelevant: a unit that never failed has nothing to reset.
-        let _ = self.call(&["reset-failed", unit]).await?;
-        self.must(&["enable", unit]).await?;
-        self.must(&["start", "--no-block", unit]).await
-    }
-
-    /// The unit's ActiveState as `is-active` prints it (active, activating, failed, ...).
-    pub async fn state(&self, unit: &str) -> Result<String> {
-        Ok(self.call(&["is-active", unit]).await?.stdout)
-    }
-
-    /// One property's value (`systemctl show -p PROP --value UNIT`), e.g. `ExecMainStatus`.
-    pub async fn show(&self, unit: &str, property: &str) -> Result<String> {
-        Ok(self
-            .call(&["show", "-p", property, "--value", unit])
-            .await?
-            .stdout)
-    }
-
-    pub async fn is_failed(&self, unit: &str) -> Result<bool> {
-        Ok(self.call(&["is-failed", unit]).await?.success)
-    }
-}
-
 pub async fn start(actions: &[ServiceAction], systemctl: &Systemctl) -> Result<()> {
     for action in actions {
         if action.restart_if_running {
             // Restarts the unit only if it runs; a stopped one is started below with the new
             // configuration anyway. --no-block: never wait on a job from UserData.
             match systemctl
-                .must(&["try-restart", "--no-block", &action.unit])
+                .must(&systemctl::try_restart_no_block(&action.unit))
                 .await
             {
                 Ok(()) => {
@@ -134,7 +43,7 @@ pub async fn start(actions: &[ServiceAction], systemctl: &Systemctl) -> Result<(
                 }
             }
         }
-        match systemctl.enable_and_start(&action.unit).await {
+        match enable_and_start(systemctl, &action.unit).await {
             Ok(()) => tracing::info!(unit = %action.unit, "enabled and started (--no-block)"),
             Err(e) if !action.required => {
                 tracing::warn!(unit = %action.unit, error = %e, "optional unit not started")
@@ -143,6 +52,15 @@ pub async fn start(actions: &[ServiceAction], systemctl: &Systemctl) -> Result<(
         }
     }
     Ok(())
+}
+
+async fn enable_and_start(systemctl: &Systemctl, unit: &str) -> Result<()> {
+    // A failure left from an earlier start (e.g. ecs started at boot before ecs.config was
+    // written, exit 5) must not be read as this start's failure by the join's unit watch.
+    // Its own exit code is irrelevant: a unit that never failed has nothing to reset.
+    let _ = systemctl.call(&systemctl::reset_failed(unit)).await?;
+    systemctl.must(&systemctl::verb("enable", unit)).await?;
+    systemctl.must(&systemctl::start_no_block(unit)).await
 }
 
 /// Waits for docker to be active: ecs.service needs it, and a docker that cannot start is the
@@ -174,5 +92,99 @@ pub async fn wait_active(
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::process::{Fake, Reply};
+    use std::sync::Arc;
+
+    fn action(unit: &str, required: bool, restart_if_running: bool) -> ServiceAction {
+        ServiceAction {
+            unit: unit.into(),
+            required,
+            restart_if_running,
+        }
+    }
+
+    #[tokio::test]
+    async fn start_sequence_argv() {
+        let fake = Arc::new(Fake::default());
+        let actions = [
+            action("amazon-cloudwatch-agent.service", false, true),
+            action(DOCKER, true, false),
+        ];
+        start(&actions, &Systemctl::new(fake.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.lines(),
+            [
+                "systemctl try-restart --no-block amazon-cloudwatch-agent.service",
+                "systemctl reset-failed amazon-cloudwatch-agent.service",
+                "systemctl enable amazon-cloudwatch-agent.service",
+                "systemctl start --no-block amazon-cloudwatch-agent.service",
+                "systemctl reset-failed docker.service",
+                "systemctl enable docker.service",
+                "systemctl start --no-block docker.service",
+            ]
+        );
+    }
+
+    /// reset-failed's exit code is ignored; a failing enable stops a required unit's start
+    /// (and the run), an optional unit's only with a warning.
+    #[tokio::test]
+    async fn a_failing_call() {
+        let fake = Arc::new(Fake::scripted(|argv| match argv[1].as_str() {
+            "reset-failed" => Some(Reply::Exit(1, String::new())),
+            "enable" if argv[2] == "optional.service" || argv[2] == ECS => {
+                Some(Reply::Exit(1, String::new()))
+            }
+            _ => None,
+        }));
+        let actions = [
+            action("optional.service", false, false),
+            action(DOCKER, true, false),
+            action(ECS, true, false),
+            action("never.service", true, false),
+        ];
+        let e = start(&actions, &Systemctl::new(fake.clone()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "`systemctl enable ecs.service` exited with 1");
+        assert_eq!(
+            fake.lines(),
+            [
+                "systemctl reset-failed optional.service",
+                "systemctl enable optional.service",
+                "systemctl reset-failed docker.service",
+                "systemctl enable docker.service",
+                "systemctl start --no-block docker.service",
+                "systemctl reset-failed ecs.service",
+                "systemctl enable ecs.service",
+            ]
+        );
+    }
+
+    /// A systemctl that does not answer ends the call at its bound, as a failure of the run.
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout() {
+        let fake = Arc::new(Fake::scripted(|argv| {
+            (argv[1] == "enable").then_some(Reply::Hang)
+        }));
+        let t = tokio::time::Instant::now();
+        let e = start(&[action(ECS, true, false)], &Systemctl::new(fake.clone()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "`systemctl enable ecs.service` did not answer within 30s"
+        );
+        assert_eq!(t.elapsed(), systemctl::CALL_TIMEOUT);
+        assert_eq!(fake.lines().len(), 2);
     }
 }

@@ -13,6 +13,7 @@ use super::packages::MANAGERS;
 use super::Changes;
 use crate::config::settings::{kind, short};
 use crate::error::{Error, Result};
+use crate::sys::systemctl;
 
 pub const KINDS: &[&str] = &["systemd", "sysvinit"];
 const KEYS: &[&str] = &[
@@ -234,11 +235,7 @@ pub async fn apply(
         let systemd = s.manager == "systemd";
         if let Some(on) = s.enabled {
             let a = if systemd {
-                Some(argv([
-                    "systemctl",
-                    if on { "enable" } else { "disable" },
-                    n,
-                ]))
+                Some(systemctl::verb(if on { "enable" } else { "disable" }, n))
             } else if on_path("chkconfig") {
                 Some(argv(["chkconfig", n, if on { "on" } else { "off" }]))
             } else if on_path("update-rc.d") {
@@ -272,17 +269,11 @@ pub async fn apply(
             tracing::info!(config, service = n, trigger = %why, "restarting");
             if systemd {
                 // The unit file may be one of the files that changed.
-                exec::must(
-                    ctx,
-                    &argv(["systemctl", "daemon-reload"]),
-                    &[],
-                    exec::CHANGE,
-                )
-                .await?;
+                exec::must(ctx, &systemctl::daemon_reload(), &[], exec::CHANGE).await?;
                 // Also starts a stopped unit.
                 exec::must(
                     ctx,
-                    &argv(["systemctl", "reload-or-restart", n]),
+                    &systemctl::verb("reload-or-restart", n),
                     &[],
                     exec::CHANGE,
                 )
@@ -304,7 +295,7 @@ pub async fn apply(
         };
         // Running is what the exit status says (`is-active` 0, `service NAME status` 0).
         let running = if systemd {
-            exec::call(ctx, &argv(["systemctl", "is-active", n]), &[], exec::QUERY).await?
+            exec::call(ctx, &systemctl::is_active(n), &[], exec::QUERY).await?
         } else {
             exec::call(
                 ctx,
@@ -324,7 +315,7 @@ pub async fn apply(
             }
         };
         let a = if systemd {
-            argv(["systemctl", verb, n])
+            systemctl::verb(verb, n)
         } else {
             sysv(n, verb, on_path("service"))
         };

@@ -1,5 +1,5 @@
 //! The host seam: files under `--root` ([`fs`]), systemd's notify socket ([`notify`]), the
-//! processes it starts ([`process`], [`cgroup`]), and what may be shown of a value ([`redact`]
+//! processes it starts ([`process`], [`cgroup`], [`systemctl`]), and what may be shown of a value ([`redact`]
 //! for secrets, [`shown`] for control characters).
 
 pub mod cgroup;
@@ -8,3 +8,4 @@ pub mod notify;
 pub mod process;
 pub mod redact;
 pub mod shown;
+pub mod systemctl;
