@@ -26,24 +26,38 @@ pub struct ServiceAction {
     pub restart_if_running: bool,
 }
 
+/// What a call's failure does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Any failure is logged and the sequence goes on.
+    Warn,
+    /// Its exit code does not matter; a systemctl that cannot run or answer does.
+    Runs,
+    /// It must exit 0: a failure ends this unit's start (and the run, for a required unit).
+    Succeeds,
+}
+
+/// The calls that start one unit, in order: what [`start`] executes and the plan prints.
+pub fn calls(action: &ServiceAction) -> Vec<(Check, Vec<String>)> {
+    let unit = action.unit.as_str();
+    let mut out = Vec::new();
+    if action.restart_if_running {
+        // Restarts the unit only if it runs; a stopped one is started below with the new
+        // configuration anyway. --no-block: never wait on a job from UserData.
+        out.push((Check::Warn, systemctl::try_restart_no_block(unit)));
+    }
+    // A failure left from an earlier start (e.g. ecs started at boot before ecs.config was
+    // written, exit 5) must not be read as this start's failure by the join's unit watch.
+    // Its own exit code is irrelevant: a unit that never failed has nothing to reset.
+    out.push((Check::Runs, systemctl::reset_failed(unit)));
+    out.push((Check::Succeeds, systemctl::verb("enable", unit)));
+    out.push((Check::Succeeds, systemctl::start_no_block(unit)));
+    out
+}
+
 pub async fn start(actions: &[ServiceAction], systemctl: &Systemctl) -> Result<()> {
     for action in actions {
-        if action.restart_if_running {
-            // Restarts the unit only if it runs; a stopped one is started below with the new
-            // configuration anyway. --no-block: never wait on a job from UserData.
-            match systemctl
-                .must(&systemctl::try_restart_no_block(&action.unit))
-                .await
-            {
-                Ok(()) => {
-                    tracing::info!(unit = %action.unit, "configuration changed: restarted if it was running (try-restart --no-block)")
-                }
-                Err(e) => {
-                    tracing::warn!(unit = %action.unit, error = %e, "could not restart it for its new configuration")
-                }
-            }
-        }
-        match enable_and_start(systemctl, &action.unit).await {
+        match start_one(action, systemctl).await {
             Ok(()) => tracing::info!(unit = %action.unit, "enabled and started (--no-block)"),
             Err(e) if !action.required => {
                 tracing::warn!(unit = %action.unit, error = %e, "optional unit not started")
@@ -54,13 +68,24 @@ pub async fn start(actions: &[ServiceAction], systemctl: &Systemctl) -> Result<(
     Ok(())
 }
 
-async fn enable_and_start(systemctl: &Systemctl, unit: &str) -> Result<()> {
-    // A failure left from an earlier start (e.g. ecs started at boot before ecs.config was
-    // written, exit 5) must not be read as this start's failure by the join's unit watch.
-    // Its own exit code is irrelevant: a unit that never failed has nothing to reset.
-    let _ = systemctl.call(&systemctl::reset_failed(unit)).await?;
-    systemctl.must(&systemctl::verb("enable", unit)).await?;
-    systemctl.must(&systemctl::start_no_block(unit)).await
+async fn start_one(action: &ServiceAction, systemctl: &Systemctl) -> Result<()> {
+    for (check, argv) in calls(action) {
+        match check {
+            Check::Warn => match systemctl.must(&argv).await {
+                Ok(()) => {
+                    tracing::info!(unit = %action.unit, "configuration changed: restarted if it was running (try-restart --no-block)")
+                }
+                Err(e) => {
+                    tracing::warn!(unit = %action.unit, error = %e, "could not restart it for its new configuration")
+                }
+            },
+            Check::Runs => {
+                systemctl.call(&argv).await?;
+            }
+            Check::Succeeds => systemctl.must(&argv).await?,
+        }
+    }
+    Ok(())
 }
 
 /// Waits for docker to be active: ecs.service needs it, and a docker that cannot start is the

@@ -26,18 +26,19 @@ pub fn before_files(c: &Config, auth: &super::auth::AuthConfig) -> Vec<String> {
                 None => p.spec(m),
             })
             .collect();
-        let how = match m {
-            "yum" | "dnf" => format!("{m} -y install"),
-            "zypper" => "zypper --non-interactive install".into(),
-            "apt" => "apt-get -q -y install".into(),
-            "rpm" => "rpm -U --quiet".into(),
-            "python" => "pip3 install".into(),
-            _ => "gem install".into(),
-        };
+        // The command lines init/packages.rs runs, from the same builders.
+        let how = super::packages::install(m).line();
         out.push(format!(
             "- packages ({m}): {} (those not installed, with `{how}`)",
             specs.join(", ")
         ));
+        let older = set.packages.iter().any(|p| p.version.is_some());
+        if older && matches!(m, "yum" | "dnf" | "zypper") {
+            out.push(format!(
+                "  a version older than the installed one with `{}`",
+                super::packages::downgrade(m).line()
+            ));
+        }
     }
     for g in &c.groups {
         out.push(format!(

@@ -328,6 +328,61 @@ fn rpm_file_name(url: &str, package: &str) -> String {
     }
 }
 
+/// A command line that installs packages: `argv` followed by the package specs (or rpm files),
+/// run with `env` added. What [`apply`] executes and what the dry run prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Install {
+    pub argv: Vec<String>,
+    pub env: &'static [(&'static str, &'static str)],
+}
+
+impl Install {
+    /// As a shell would spell it: `K=V ... ARGV...`.
+    pub fn line(&self) -> String {
+        self.env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(self.argv.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// How `manager` installs (python and rubygems: one package per call, gem's version as `-v V`).
+pub fn install(manager: &str) -> Install {
+    let (argv, env): (Vec<String>, &'static [(&str, &str)]) = match manager {
+        "zypper" => (argv(["zypper", "--non-interactive", "install"]), &[]),
+        "apt" => (
+            argv(["apt-get", "-q", "-y", "install"]),
+            &[("DEBIAN_FRONTEND", "noninteractive")],
+        ),
+        // As cfn-init runs it (rpm_tools.py:296-311@25fabe91).
+        "rpm" => (
+            argv(["rpm", "-U", "--quiet", "--nosignature", "--replacepkgs"]),
+            &[],
+        ),
+        "python" => (argv(["pip3", "install"]), &[]),
+        "rubygems" => (argv(["gem", "install"]), &[]),
+        m => (argv([m, "-y", "install"]), &[]),
+    };
+    Install { argv, env }
+}
+
+/// How yum, dnf and zypper install a version older than the installed one.
+pub fn downgrade(manager: &str) -> Install {
+    let argv = match manager {
+        "zypper" => argv([
+            "zypper",
+            "--non-interactive",
+            "install",
+            "--oldpackage",
+            "--force-resolution",
+        ]),
+        m => argv([m, "-y", "downgrade"]),
+    };
+    Install { argv, env: &[] }
+}
+
 /// Installs what is missing. Returns, per manager, the names it installed (for restart triggers).
 pub async fn apply(
     sets: &[PackageSet],
@@ -379,50 +434,37 @@ pub async fn apply(
                         None => install.push(p.spec(m)),
                     }
                 }
-                let (up, down) = if m == "zypper" {
-                    (
-                        argv(["zypper", "--non-interactive", "install"]),
-                        argv([
-                            "zypper",
-                            "--non-interactive",
-                            "install",
-                            "--oldpackage",
-                            "--force-resolution",
-                        ]),
-                    )
-                } else {
-                    (argv([m, "-y", "install"]), argv([m, "-y", "downgrade"]))
-                };
-                for (mut a, list) in [(up, install), (down, downgrade)] {
+                for (how, list) in [(self::install(m), install), (self::downgrade(m), downgrade)] {
                     if !list.is_empty() {
+                        let mut a = how.argv;
                         a.extend(list);
-                        exec::must(ctx, &a, &[], exec::INSTALL).await?;
+                        exec::must(ctx, &a, how.env, exec::INSTALL).await?;
                     }
                 }
             }
             "apt" => {
-                let mut a = argv(["apt-get", "-q", "-y", "install"]);
+                let how = install(m);
+                let mut a = how.argv;
                 a.extend(specs);
-                exec::must(
-                    ctx,
-                    &a,
-                    &[("DEBIAN_FRONTEND", "noninteractive")],
-                    exec::INSTALL,
-                )
-                .await?;
+                exec::must(ctx, &a, how.env, exec::INSTALL).await?;
             }
             "python" => {
                 for spec in &specs {
-                    exec::must(ctx, &argv(["pip3", "install", spec]), &[], exec::INSTALL).await?;
+                    let how = install(m);
+                    let mut a = how.argv;
+                    a.push(spec.clone());
+                    exec::must(ctx, &a, how.env, exec::INSTALL).await?;
                 }
             }
             "rubygems" => {
                 for p in &missing {
-                    let mut a = argv(["gem", "install", &p.name]);
+                    let how = install(m);
+                    let mut a = how.argv;
+                    a.push(p.name.clone());
                     if let Some(v) = &p.version {
                         a.extend(argv(["-v", v]));
                     }
-                    exec::must(ctx, &a, &[], exec::INSTALL).await?;
+                    exec::must(ctx, &a, how.env, exec::INSTALL).await?;
                 }
             }
             _ => unreachable!("managers are checked when parsing"),
@@ -481,7 +523,13 @@ async fn apply_rpm(
     if files.is_empty() {
         return Ok(());
     }
-    exec::must(ctx, &rpm_install_argv(&files), &[], exec::INSTALL).await?;
+    exec::must(
+        ctx,
+        &rpm_install_argv(&files),
+        install("rpm").env,
+        exec::INSTALL,
+    )
+    .await?;
     drop(locals);
     changed.entry("rpm".into()).or_default().extend(names);
     Ok(())
@@ -549,7 +597,7 @@ async fn installed_rpm_version(ctx: Ctx<'_>, name: &str) -> Result<String> {
 /// the files when one starts with `-`, which rpm would otherwise read as an option (the
 /// source is the template's text).
 fn rpm_install_argv(files: &[String]) -> Vec<String> {
-    let mut a = argv(["rpm", "-U", "--quiet", "--nosignature", "--replacepkgs"]);
+    let mut a = install("rpm").argv;
     if files.iter().any(|f| f.starts_with('-')) {
         a.push("--".into());
     }
