@@ -7,7 +7,7 @@ use super::Config;
 pub fn before_files(c: &Config, auth: &super::auth::AuthConfig) -> Vec<String> {
     let mut out = Vec::new();
     for set in &c.packages {
-        let m = set.manager.as_str();
+        let m = set.manager;
         let specs: Vec<String> = set
             .packages
             .iter()
@@ -33,10 +33,10 @@ pub fn before_files(c: &Config, auth: &super::auth::AuthConfig) -> Vec<String> {
             specs.join(", ")
         ));
         let older = set.packages.iter().any(|p| p.version.is_some());
-        if older && matches!(m, "yum" | "dnf" | "zypper") {
+        if let Some(how) = super::packages::downgrade(m).filter(|_| older) {
             out.push(format!(
                 "  a version older than the installed one with `{}`",
-                super::packages::downgrade(m).line()
+                how.line()
             ));
         }
     }

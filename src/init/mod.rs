@@ -29,8 +29,8 @@ use serde_json::{Map, Value};
 pub use accounts::{GroupSpec, UserSpec};
 pub use commands::{CommandLine, CommandSpec};
 pub use files::{FileContent, FileSpec};
-pub use packages::{Package, PackageSet};
-pub use services::{ServiceSpec, Triggers};
+pub use packages::{Manager, Package, PackageSet};
+pub use services::{ServiceManager, ServiceSpec, Triggers};
 pub use sources::SourceSpec;
 
 use std::collections::{BTreeMap, BTreeSet};
