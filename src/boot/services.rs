@@ -201,8 +201,12 @@ mod tests {
             (argv[1] == "enable").then_some(Reply::Hang)
         }));
         let t = tokio::time::Instant::now();
-        let e = start(&[action(ECS, true, false)], &Systemctl::new(fake.clone()))
+        let (actions, systemctl) = ([action(ECS, true, false)], Systemctl::new(fake.clone()));
+        let started = start(&actions, &systemctl);
+        // Without its own bound the call would wait forever: this one fails the test instead.
+        let e = tokio::time::timeout(Duration::from_secs(600), started)
             .await
+            .expect("the call is bounded")
             .unwrap_err()
             .to_string();
         assert_eq!(
