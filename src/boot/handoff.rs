@@ -13,7 +13,6 @@
 //! never with a default config it would register into the `default` cluster with.
 
 use std::ffi::OsString;
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +21,7 @@ use crate::boot::join::JoinSpec;
 use crate::boot::services::ServiceAction;
 use crate::error::{Error, Result};
 use crate::sys::fs::Root;
+use crate::sys::process::{Cmd, Failed, Runner};
 
 /// Read instead of `/proc/self/cgroup` when set: lets the tests put a process "in cloud-final".
 pub const CGROUP_FILE_ENV: &str = "ECS_BOOTSTRAP_CGROUP_FILE";
@@ -227,29 +227,33 @@ pub fn command_line(exe: OsString, args: &[OsString], env: &[(String, String)]) 
 }
 
 /// Starts the transient unit; the caller exits 0 afterwards.
-pub fn hand_off(args: &[OsString]) -> Result<()> {
+pub async fn hand_off(args: &[OsString], runner: &dyn Runner) -> Result<()> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("find own executable", "/proc/self/exe", e))?;
-    let cmd = command_line(exe.into_os_string(), args, &split_env(std::env::vars()).0);
+    let cmd = Cmd::new(command_line(
+        exe.into_os_string(),
+        args,
+        &split_env(std::env::vars()).0,
+    ));
     let shown =
         format!("systemd-run --unit {UNIT} --no-block ... -- ecs-bootstrap ... --foreground");
-    let out = Command::new(&cmd[0])
-        .args(&cmd[1..])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::Systemctl {
-            command: shown.clone(),
-            outcome: format!("could not be run: {e}"),
-        })?;
-    if !out.status.success() {
+    let out = runner.run(&cmd).await.map_err(|f| Error::Systemctl {
+        command: shown.clone(),
+        outcome: match f {
+            Failed::OutputFile(e) | Failed::Start(e) | Failed::Wait(e) => {
+                format!("could not be run: {e}")
+            }
+            // No timeout is set: systemd-run --no-block returns once the job is queued.
+            Failed::TimedOut { after, .. } => format!("did not answer within {after:?}"),
+        },
+    })?;
+    if !out.success() {
         return Err(Error::Systemctl {
             command: shown,
             outcome: format!(
                 "exited with {}: {}",
-                out.status
-                    .code()
-                    .map_or("a signal".into(), |c| c.to_string()),
-                String::from_utf8_lossy(&out.stderr).trim()
+                out.code.map_or("a signal".into(), |c| c.to_string()),
+                out.stderr.trim()
             ),
         });
     }

@@ -18,11 +18,13 @@ pub mod signal;
 pub mod state;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::settings::{self, Values};
 use crate::error::{AtStep, Error, Failure, Step};
 use crate::sys::fs::{write_atomic, FileMeta, Root};
+use crate::sys::process::Runner;
 use crate::template::{ResolveContext, Template};
 use crate::{config::ecs_config, init, sys::redact};
 use deadline::Deadline;
@@ -125,7 +127,8 @@ const HANDOFF_LOCK_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(o: &RunOptions, then: Then) -> Result<Outcome, Failure> {
     let deadline = Deadline::new(Duration::from_secs(o.deadline_secs));
-    let result = run_within(o, &then, &deadline).await;
+    // The one place the boot sequence's processes get their runner (a test passes a fake).
+    let result = run_within(o, &then, &deadline, &crate::sys::process::real()).await;
     // A notify unit that exits without READY=1 is failed by systemd, whatever the exit code.
     crate::sys::notify::ready("finished");
     report(&result, &deadline);
@@ -136,12 +139,15 @@ pub async fn run(o: &RunOptions, then: Then) -> Result<Outcome, Failure> {
 pub async fn resume(o: &RunOptions) -> Result<Outcome, Failure> {
     // Until the file is read, the original deadline is unknown: the report's clock starts here.
     let started = Deadline::new(Duration::from_secs(o.deadline_secs));
-    let (result, deadline) = resume_within(o).await;
+    let (result, deadline) = resume_within(o, &crate::sys::process::real()).await;
     report(&result, &deadline.unwrap_or(started));
     result
 }
 
-async fn resume_within(o: &RunOptions) -> (Result<Outcome, Failure>, Option<Deadline>) {
+async fn resume_within(
+    o: &RunOptions,
+    runner: &Arc<dyn Runner>,
+) -> (Result<Outcome, Failure>, Option<Deadline>) {
     let root = Root::new(&o.plan.root);
     let _lock = match once::lock_waiting(&root, HANDOFF_LOCK_WAIT).await {
         Ok(once::Acquired::Held(l)) => l,
@@ -179,7 +185,7 @@ async fn resume_within(o: &RunOptions) -> (Result<Outcome, Failure>, Option<Dead
         Err(f) => return (Err(f), Some(deadline)),
     };
     let cfn = crate::aws::cloudformation(&sdk, cfn_auth(o, h.target.proof.clone()), None, None);
-    let joined = start_and_join(&h.services, &h.join, &sdk, &root, &deadline)
+    let joined = start_and_join(&h.services, &h.join, &sdk, &root, &deadline, runner)
         .await
         .map(|()| h.join.cluster.clone());
     let result = finish(o.plan.signal, &root, &h.target, joined, &cfn, &deadline).await;
@@ -207,7 +213,12 @@ fn report(result: &Result<Outcome, Failure>, deadline: &Deadline) {
     events::run(status, failed, reason, signal, deadline.elapsed());
 }
 
-async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<Outcome, Failure> {
+async fn run_within(
+    o: &RunOptions,
+    then: &Then,
+    deadline: &Deadline,
+    runner: &Arc<dyn Runner>,
+) -> Result<Outcome, Failure> {
     let started = Instant::now();
     let root = Root::new(&o.plan.root);
     let lock = match once::lock(&root) {
@@ -280,7 +291,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     let identity = &target.identity;
 
     crate::boot::pace::before_first_call(o.pace, deadline.total(), &identity.instance_id).await;
-    let configured = configure(&found, &o.plan, identity, &cfn, &root, deadline).await;
+    let configured = configure(&found, &o.plan, identity, &cfn, &root, deadline, runner).await;
     // The shipped ecs.service drop-in orders the agent after this unit: from here on it may
     // start, with ecs.config in place (or, on a failure, with whatever was there: the FAILURE
     // signal below is what matters then).
@@ -289,9 +300,11 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         Err(_) => "configuration failed; signalling FAILURE",
     });
     let joined = match (configured, then) {
-        (Ok(plan), Then::Join) => start_and_join(&plan.services, &plan.join, &sdk, &root, deadline)
-            .await
-            .map(|()| plan.join.cluster),
+        (Ok(plan), Then::Join) => {
+            start_and_join(&plan.services, &plan.join, &sdk, &root, deadline, runner)
+                .await
+                .map(|()| plan.join.cluster)
+        }
         (Ok(plan), Then::HandOff { args }) => {
             let h = handoff::Handoff {
                 target: target.clone(),
@@ -306,7 +319,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
                 pid: std::process::id(),
                 env: handoff::private_env(),
             };
-            match phase(Step::HandOff, hand_off(&h, &root, lock, args)).await {
+            match phase(Step::HandOff, hand_off(&h, &root, lock, args, runner)).await {
                 Ok(()) => {
                     return Ok(Outcome::HandedOff {
                         instance_id: identity.instance_id.clone(),
@@ -346,13 +359,16 @@ async fn hand_off(
     root: &Root,
     lock: once::RunLock,
     args: &[std::ffi::OsString],
+    runner: &Arc<dyn Runner>,
 ) -> Result<(), Error> {
     h.save(root)?;
     drop(lock);
-    handoff::hand_off(args).inspect_err(|_| {
-        // This process signals FAILURE itself; a unit started later must not resume it.
-        let _ = root.remove(handoff::FILE);
-    })
+    handoff::hand_off(args, runner.as_ref())
+        .await
+        .inspect_err(|_| {
+            // This process signals FAILURE itself; a unit started later must not resume it.
+            let _ = root.remove(handoff::FILE);
+        })
 }
 
 /// Step 6: one signal for the run's outcome (unless an earlier run already sent it), and the
@@ -413,6 +429,7 @@ async fn configure(
     cfn: &aws_sdk_cloudformation::Client,
     root: &Root,
     deadline: &Deadline,
+    runner: &Arc<dyn Runner>,
 ) -> Result<Plan, Failure> {
     let metadata = bounded(
         Step::Metadata,
@@ -432,7 +449,7 @@ async fn configure(
         &found.signal_resource,
     )?;
     let mut plan = plan;
-    if write_configuration(&plan, root, deadline).await? {
+    if write_configuration(&plan, root, deadline, runner).await? {
         // A CloudWatch agent that is already running (an AMI that starts it with its own
         // config) does not read a new fragment until it restarts; `start` alone does nothing.
         for s in &mut plan.services {
@@ -478,13 +495,14 @@ async fn write_configuration(
     plan: &Plan,
     root: &Root,
     deadline: &Deadline,
+    runner: &Arc<dyn Runner>,
 ) -> Result<bool, Failure> {
     bounded(
         Step::Init,
         deadline,
         None,
         "an Init command to finish (the last 'running command' in the log)",
-        init::apply(&plan.init, root),
+        init::apply(&plan.init, root, runner.as_ref()),
     )
     .await?;
     bounded(
@@ -531,8 +549,9 @@ async fn start_and_join(
     sdk: &aws_config::SdkConfig,
     root: &Root,
     deadline: &Deadline,
+    runner: &Arc<dyn Runner>,
 ) -> Result<(), Failure> {
-    let systemctl = Systemctl::default();
+    let systemctl = Systemctl::new(runner.clone());
     let ecs = aws_sdk_ecs::Client::new(sdk);
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     // Before anything starts: a missing cluster fails here in seconds, with the fix, instead of

@@ -325,21 +325,42 @@ impl Plan {
             crate::boot::handoff::UNIT
         );
         let _ = writeln!(w, "\n4. services");
+        // The very argv the run executes (src/boot/services.rs), in its order.
         for s in &p.services {
+            let line = |s: &ServiceAction| {
+                crate::boot::services::calls(s)
+                    .into_iter()
+                    .map(|(_, argv)| argv.join(" "))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
             let _ = writeln!(
                 w,
-                "   - systemctl enable {u}; systemctl start --no-block {u}{}",
+                "   - {}{}",
+                v(&line(s)),
                 if s.required {
                     ""
                 } else {
                     "   (skipped with a warning if not installed)"
                 },
-                u = v(&s.unit)
             );
+            if s.unit == logs_config::UNIT && !s.restart_if_running {
+                // Decided by the run: the fragment it writes in step 3 changed (src/boot/mod.rs).
+                let restarted = ServiceAction {
+                    restart_if_running: true,
+                    ..s.clone()
+                };
+                let _ = writeln!(
+                    w,
+                    "       if step 3 changes its config, first: {}",
+                    v(&crate::boot::services::calls(&restarted)[0].1.join(" "))
+                );
+            }
         }
         let _ = writeln!(
             w,
-            "   - wait until `systemctl is-active {DOCKER}` says active"
+            "   - wait until `{}` says active",
+            crate::sys::systemctl::is_active(DOCKER).join(" ")
         );
 
         let j = &p.join;

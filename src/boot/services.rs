@@ -7,11 +7,10 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::process::Command;
 
 use crate::error::{Error, Result};
-
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::sys::systemctl;
+pub use crate::sys::systemctl::Systemctl;
 
 pub const DOCKER: &str = "docker.service";
 pub const ECS: &str = "ecs.service";
@@ -27,127 +26,63 @@ pub struct ServiceAction {
     pub restart_if_running: bool,
 }
 
-#[derive(Debug, Clone)]
-pub struct Systemctl {
-    program: String,
+/// What a call's failure does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Any failure is logged and the sequence goes on.
+    Warn,
+    /// Its exit code does not matter; a systemctl that cannot run or answer does.
+    Runs,
+    /// It must exit 0: a failure ends this unit's start (and the run, for a required unit).
+    Succeeds,
 }
 
-impl Default for Systemctl {
-    fn default() -> Self {
-        Systemctl {
-            program: "systemctl".into(),
-        }
+/// The calls that start one unit, in order: what [`start`] executes and the plan prints.
+pub fn calls(action: &ServiceAction) -> Vec<(Check, Vec<String>)> {
+    let unit = action.unit.as_str();
+    let mut out = Vec::new();
+    if action.restart_if_running {
+        // Restarts the unit only if it runs; a stopped one is started below with the new
+        // configuration anyway. --no-block: never wait on a job from UserData.
+        out.push((Check::Warn, systemctl::try_restart_no_block(unit)));
     }
-}
-
-struct Answer {
-    success: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Systemctl {
-    async fn call(&self, args: &[&str]) -> Result<Answer> {
-        let command = format!("{} {}", self.program, args.join(" "));
-        let child = Command::new(&self.program)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = match tokio::time::timeout(CALL_TIMEOUT, child).await {
-            Ok(Ok(out)) => out,
-            Ok(Err(e)) => {
-                return Err(Error::Systemctl {
-                    command,
-                    outcome: format!("could not be run: {e}"),
-                })
-            }
-            Err(_) => {
-                return Err(Error::Systemctl {
-                    command,
-                    outcome: format!("did not answer within {}s", CALL_TIMEOUT.as_secs()),
-                })
-            }
-        };
-        Ok(Answer {
-            success: out.status.success(),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
-
-    async fn must(&self, args: &[&str]) -> Result<()> {
-        let a = self.call(args).await?;
-        if a.success {
-            Ok(())
-        } else {
-            Err(Error::Systemctl {
-                command: format!("{} {}", self.program, args.join(" ")),
-                outcome: format!(
-                    "exited with {}{}",
-                    a.code.map_or("a signal".to_string(), |c| c.to_string()),
-                    if a.stderr.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", a.stderr)
-                    }
-                ),
-            })
-        }
-    }
-
-    pub async fn enable_and_start(&self, unit: &str) -> Result<()> {
-        // A failure left from an earlier start (e.g. ecs started at boot before ecs.config was
-        // written, exit 5) must not be read as this start's failure by the join's unit watch.
-        // Its own exit code is irrelevant: a unit that never failed has nothing to reset.
-        let _ = self.call(&["reset-failed", unit]).await?;
-        self.must(&["enable", unit]).await?;
-        self.must(&["start", "--no-block", unit]).await
-    }
-
-    /// The unit's ActiveState as `is-active` prints it (active, activating, failed, ...).
-    pub async fn state(&self, unit: &str) -> Result<String> {
-        Ok(self.call(&["is-active", unit]).await?.stdout)
-    }
-
-    /// One property's value (`systemctl show -p PROP --value UNIT`), e.g. `ExecMainStatus`.
-    pub async fn show(&self, unit: &str, property: &str) -> Result<String> {
-        Ok(self
-            .call(&["show", "-p", property, "--value", unit])
-            .await?
-            .stdout)
-    }
-
-    pub async fn is_failed(&self, unit: &str) -> Result<bool> {
-        Ok(self.call(&["is-failed", unit]).await?.success)
-    }
+    // A failure left from an earlier start (e.g. ecs started at boot before ecs.config was
+    // written, exit 5) must not be read as this start's failure by the join's unit watch.
+    // Its own exit code is irrelevant: a unit that never failed has nothing to reset.
+    out.push((Check::Runs, systemctl::reset_failed(unit)));
+    out.push((Check::Succeeds, systemctl::verb("enable", unit)));
+    out.push((Check::Succeeds, systemctl::start_no_block(unit)));
+    out
 }
 
 pub async fn start(actions: &[ServiceAction], systemctl: &Systemctl) -> Result<()> {
     for action in actions {
-        if action.restart_if_running {
-            // Restarts the unit only if it runs; a stopped one is started below with the new
-            // configuration anyway. --no-block: never wait on a job from UserData.
-            match systemctl
-                .must(&["try-restart", "--no-block", &action.unit])
-                .await
-            {
+        match start_one(action, systemctl).await {
+            Ok(()) => tracing::info!(unit = %action.unit, "enabled and started (--no-block)"),
+            Err(e) if !action.required => {
+                tracing::warn!(unit = %action.unit, error = %e, "optional unit not started")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn start_one(action: &ServiceAction, systemctl: &Systemctl) -> Result<()> {
+    for (check, argv) in calls(action) {
+        match check {
+            Check::Warn => match systemctl.must(&argv).await {
                 Ok(()) => {
                     tracing::info!(unit = %action.unit, "configuration changed: restarted if it was running (try-restart --no-block)")
                 }
                 Err(e) => {
                     tracing::warn!(unit = %action.unit, error = %e, "could not restart it for its new configuration")
                 }
+            },
+            Check::Runs => {
+                systemctl.call(&argv).await?;
             }
-        }
-        match systemctl.enable_and_start(&action.unit).await {
-            Ok(()) => tracing::info!(unit = %action.unit, "enabled and started (--no-block)"),
-            Err(e) if !action.required => {
-                tracing::warn!(unit = %action.unit, error = %e, "optional unit not started")
-            }
-            Err(e) => return Err(e),
+            Check::Succeeds => systemctl.must(&argv).await?,
         }
     }
     Ok(())
@@ -182,5 +117,103 @@ pub async fn wait_active(
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::process::{Fake, Reply};
+    use std::sync::Arc;
+
+    fn action(unit: &str, required: bool, restart_if_running: bool) -> ServiceAction {
+        ServiceAction {
+            unit: unit.into(),
+            required,
+            restart_if_running,
+        }
+    }
+
+    #[tokio::test]
+    async fn start_sequence_argv() {
+        let fake = Arc::new(Fake::default());
+        let actions = [
+            action("amazon-cloudwatch-agent.service", false, true),
+            action(DOCKER, true, false),
+        ];
+        start(&actions, &Systemctl::new(fake.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            fake.lines(),
+            [
+                "systemctl try-restart --no-block amazon-cloudwatch-agent.service",
+                "systemctl reset-failed amazon-cloudwatch-agent.service",
+                "systemctl enable amazon-cloudwatch-agent.service",
+                "systemctl start --no-block amazon-cloudwatch-agent.service",
+                "systemctl reset-failed docker.service",
+                "systemctl enable docker.service",
+                "systemctl start --no-block docker.service",
+            ]
+        );
+    }
+
+    /// reset-failed's exit code is ignored; a failing enable stops a required unit's start
+    /// (and the run), an optional unit's only with a warning.
+    #[tokio::test]
+    async fn a_failing_call() {
+        let fake = Arc::new(Fake::scripted(|argv| match argv[1].as_str() {
+            "reset-failed" => Some(Reply::Exit(1, String::new())),
+            "enable" if argv[2] == "optional.service" || argv[2] == ECS => {
+                Some(Reply::Exit(1, String::new()))
+            }
+            _ => None,
+        }));
+        let actions = [
+            action("optional.service", false, false),
+            action(DOCKER, true, false),
+            action(ECS, true, false),
+            action("never.service", true, false),
+        ];
+        let e = start(&actions, &Systemctl::new(fake.clone()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "`systemctl enable ecs.service` exited with 1");
+        assert_eq!(
+            fake.lines(),
+            [
+                "systemctl reset-failed optional.service",
+                "systemctl enable optional.service",
+                "systemctl reset-failed docker.service",
+                "systemctl enable docker.service",
+                "systemctl start --no-block docker.service",
+                "systemctl reset-failed ecs.service",
+                "systemctl enable ecs.service",
+            ]
+        );
+    }
+
+    /// A systemctl that does not answer ends the call at its bound, as a failure of the run.
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout() {
+        let fake = Arc::new(Fake::scripted(|argv| {
+            (argv[1] == "enable").then_some(Reply::Hang)
+        }));
+        let t = tokio::time::Instant::now();
+        let (actions, systemctl) = ([action(ECS, true, false)], Systemctl::new(fake.clone()));
+        let started = start(&actions, &systemctl);
+        // Without its own bound the call would wait forever: this one fails the test instead.
+        let e = tokio::time::timeout(Duration::from_secs(600), started)
+            .await
+            .expect("the call is bounded")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "`systemctl enable ecs.service` did not answer within 30s"
+        );
+        assert_eq!(t.elapsed(), systemctl::CALL_TIMEOUT);
+        assert_eq!(fake.lines().len(), 2);
     }
 }

@@ -113,7 +113,9 @@ pub async fn run(a: &InitArgs) -> Result<(), Failure> {
     crate::sys::redact::register_from_metadata(&metadata.metadata);
     let plan = init::parse(&metadata.metadata, &a.configsets).at(Step::Init)?;
     tracing::info!(origin = %metadata.origin, configs = ?plan.configs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), "running Init");
-    init::apply(&plan, &Root::new(&a.root)).await.at(Step::Init)
+    init::apply(&plan, &Root::new(&a.root), &crate::sys::process::REAL)
+        .await
+        .at(Step::Init)
 }
 
 fn from_file(file: &str) -> Result<ResourceMetadata, Error> {

@@ -180,10 +180,12 @@ pub async fn apply_groups(
     config: &str,
     path: &str,
     created: &mut BTreeSet<String>,
+    runner: &dyn crate::sys::process::Runner,
 ) -> Result<()> {
     let ctx = Ctx {
         config,
         section: "groups",
+        runner,
     };
     for g in groups {
         match getent(ctx, "group", &g.name).await? {
@@ -217,10 +219,12 @@ pub async fn apply_users(
     path: &str,
     // Users created or modified.
     created: &mut BTreeSet<String>,
+    runner: &dyn crate::sys::process::Runner,
 ) -> Result<()> {
     let ctx = Ctx {
         config,
         section: "users",
+        runner,
     };
     for u in users {
         let upath = format!("{path}.{}", u.name);

@@ -2,8 +2,6 @@
 //! `env`, `cwd`, `test`, `ignoreErrors`, `waitAfterCompletion`.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
-use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,6 +9,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::input::Node;
+use crate::sys::process::{Cmd, Failed, Isolation, Output, Runner};
 
 const KEYS: &[&str] = &[
     "command",
@@ -31,9 +30,6 @@ const MAX_TIMEOUT_SECS: u64 = 86_400;
 /// then only works by luck of the shell's built-in default. The same PATH as systemd's default
 /// is added when `env` does not set one, so list-form commands are found too.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// How much of a failed command's output goes into the FAILURE reason.
-const TAIL_BYTES: u64 = 400;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CommandSpec {
@@ -75,18 +71,10 @@ pub enum CommandLine {
 impl CommandLine {
     /// The process to start: a string under `/bin/sh -c`, a list without a shell (cfn-init's
     /// rule, `util.py:595@25fabe91`).
-    fn command(&self) -> tokio::process::Command {
+    fn command(&self) -> Cmd {
         match self {
-            CommandLine::Shell(s) => {
-                let mut c = tokio::process::Command::new("/bin/sh");
-                c.arg("-c").arg(s);
-                c
-            }
-            CommandLine::Exec(argv) => {
-                let mut c = tokio::process::Command::new(&argv[0]);
-                c.args(&argv[1..]);
-                c
-            }
+            CommandLine::Shell(s) => Cmd::new(["/bin/sh", "-c", s]),
+            CommandLine::Exec(argv) => Cmd::new(argv),
         }
     }
 }
@@ -227,12 +215,12 @@ fn command_line(node: &Node) -> Result<CommandLine> {
 }
 
 /// Runs one command; `false` when its `test` skipped it.
-pub async fn run(spec: &CommandSpec, config: &str) -> Result<bool> {
+pub async fn run(spec: &CommandSpec, config: &str, runner: &dyn Runner) -> Result<bool> {
     match &spec.defaults {
-        None => run_spec(spec, config).await,
+        None => run_spec(spec, config, runner).await,
         Some((defaults, own)) => {
-            let merged = with_defaults(spec, defaults, own, config).await?;
-            run_spec(&merged, config).await
+            let merged = with_defaults(spec, defaults, own, config, runner).await?;
+            run_spec(&merged, config, runner).await
         }
     }
 }
@@ -244,6 +232,7 @@ async fn with_defaults(
     defaults: &CommandLine,
     own: &serde_json::Map<String, Value>,
     config: &str,
+    runner: &dyn Runner,
 ) -> Result<CommandSpec> {
     let fail = |outcome: String| Error::Command {
         config: config.to_string(),
@@ -251,20 +240,20 @@ async fn with_defaults(
         outcome,
         output_tail: String::new(),
     };
-    let mut cmd = defaults.command();
-    let out = cmd
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| fail(format!("defaults could not be started ({defaults}): {e}")))?;
-    if !out.status.success() {
+    let out = runner.run(&defaults.command()).await.map_err(|f| match f {
+        Failed::OutputFile(e) | Failed::Start(e) | Failed::Wait(e) => {
+            fail(format!("defaults could not be started ({defaults}): {e}"))
+        }
+        // No timeout is set, as in cfn-init.
+        Failed::TimedOut { .. } => fail(format!("defaults did not finish ({defaults})")),
+    })?;
+    if !out.success() {
         return Err(fail(format!(
             "defaults script {} ({defaults})",
-            describe(out.status)
+            out.describe()
         )));
     }
-    let mut attrs = match serde_json::from_slice::<Value>(&out.stdout) {
+    let mut attrs = match serde_json::from_str::<Value>(&out.stdout) {
         Ok(Value::Object(m)) => m,
         _ => {
             return Err(fail(
@@ -288,9 +277,9 @@ async fn with_defaults(
     parse_one(&spec.key, &Value::Object(attrs), &path)
 }
 
-async fn run_spec(spec: &CommandSpec, config: &str) -> Result<bool> {
+async fn run_spec(spec: &CommandSpec, config: &str, runner: &dyn Runner) -> Result<bool> {
     if let Some(test) = &spec.test {
-        let (status, _) = execute(spec, test, config).await?;
+        let (status, _) = execute(spec, test, config, runner).await?;
         if !status.success() {
             tracing::info!(config, command = %spec.key, test = %test, "test did not pass; skipping command");
             return Ok(false);
@@ -310,9 +299,9 @@ async fn run_spec(spec: &CommandSpec, config: &str) -> Result<bool> {
                 .collect(),
         ),
     };
-    let (status, tail) = execute(spec, &line, config).await?;
+    let (status, tail) = execute(spec, &line, config, runner).await?;
     if !status.success() {
-        let outcome = describe(status);
+        let outcome = status.describe();
         if spec.ignore_errors {
             tracing::warn!(config, command = %spec.key, outcome, "command failed; ignoreErrors is set");
         } else {
@@ -330,15 +319,6 @@ async fn run_spec(spec: &CommandSpec, config: &str) -> Result<bool> {
     Ok(true)
 }
 
-fn describe(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("failed with exit code {code}"),
-        (None, Some(sig)) => format!("was killed by signal {sig}"),
-        _ => "failed".to_string(),
-    }
-}
-
 /// Runs one command with its output going to an anonymous file rather than a pipe: a command
 /// that leaves a daemon behind with stdout still open then cannot hang the boot (it hangs
 /// cfn-init, which reads the pipe to EOF).
@@ -346,127 +326,45 @@ async fn execute(
     spec: &CommandSpec,
     line: &CommandLine,
     config: &str,
-) -> Result<(ExitStatus, String)> {
-    let mut cmd = line.command();
+    runner: &dyn Runner,
+) -> Result<(crate::sys::process::Finished, String)> {
+    let mut cmd = line.command().output(Output::OneFile);
+    // Its own process group and cgroup: a timeout kills what it started too (src/sys/cgroup.rs).
+    cmd.isolation = Isolation::Cgroup;
     if let Some(env) = &spec.env {
-        cmd.env_clear();
+        cmd.clear_env = true;
         if !env.contains_key("PATH") {
-            cmd.env("PATH", DEFAULT_PATH);
+            cmd.env.push(("PATH".into(), DEFAULT_PATH.into()));
         }
-        cmd.envs(env);
+        cmd.env
+            .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     if let Some(cwd) = &spec.cwd {
-        cmd.current_dir(expand_home(cwd));
+        cmd.cwd = Some(expand_home(cwd));
     }
-    let out = tempfile::tempfile()
-        .map_err(|e| Error::io("create output file in", std::env::temp_dir(), e))?;
-    let err = out
-        .try_clone()
-        .map_err(|e| Error::io("duplicate output file in", std::env::temp_dir(), e))?;
-    let spawn_err = |e: std::io::Error| Error::Command {
+    cmd.timeout = spec.timeout.map(Duration::from_secs);
+    let fail = |outcome: String, output_tail: String| Error::Command {
         config: config.to_string(),
         key: spec.key.clone(),
-        outcome: format!("could not be started ({line}): {e}"),
-        output_tail: String::new(),
+        outcome,
+        output_tail,
     };
-    let out_for_read = out
-        .try_clone()
-        .map_err(|e| Error::io("duplicate output file in", std::env::temp_dir(), e))?;
-    // Its own cgroup where there is one (src/init/cgroup.rs), else its process group only.
-    let cgroup = super::cgroup::CommandCgroup::create();
-    if let Some(cg) = &cgroup {
-        let procs = cg.procs_path();
-        // SAFETY: the hook only makes async-signal-safe calls (open/write/close).
-        unsafe {
-            cmd.pre_exec(move || {
-                super::cgroup::enter(&procs);
-                Ok(())
-            });
+    let status = runner.run(&cmd).await.map_err(|f| match f {
+        Failed::OutputFile(e) => Error::io("create output file in", std::env::temp_dir(), e),
+        Failed::Start(e) | Failed::Wait(e) => {
+            fail(format!("could not be started ({line}): {e}"), String::new())
         }
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        // Its own process group, so a timeout kills what the command started too.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(spawn_err)?;
-    // When the run's deadline cancels this future, the whole group goes, not just the shell.
-    let mut guard = KillOnDrop {
-        pid: child.id(),
-        cgroup,
-    };
-    let status = match spec.timeout {
-        None => child.wait().await,
-        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), child.wait()).await {
-            Ok(r) => r,
-            Err(_) => {
-                guard.kill();
-                let _ = child.wait().await;
-                return Err(Error::Command {
-                    config: config.to_string(),
-                    key: spec.key.clone(),
-                    outcome: format!("did not finish within its timeout of {secs}s and was killed"),
-                    output_tail: read_tail(out_for_read),
-                });
-            }
-        },
-    }
-    .map_err(spawn_err)?;
-    // Finished: daemons it left behind on purpose are not ours to kill.
-    guard.disarm();
-    let tail = read_tail(out_for_read);
+        Failed::TimedOut { after, tail } => fail(
+            format!(
+                "did not finish within its timeout of {}s and was killed",
+                after.as_secs()
+            ),
+            tail,
+        ),
+    })?;
+    let tail = status.tail.clone();
     tracing::debug!(config, command = %spec.key, output = %tail, "command output (tail)");
     Ok((status, tail))
-}
-
-/// Kills a command — its process group and its cgroup — unless disarmed once it has finished.
-struct KillOnDrop {
-    pid: Option<u32>,
-    cgroup: Option<super::cgroup::CommandCgroup>,
-}
-
-impl KillOnDrop {
-    fn kill(&mut self) {
-        if let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        if let Some(cg) = &self.cgroup {
-            cg.kill_all();
-        }
-    }
-
-    /// The command ended by itself: what it left running stays (out of its cgroup).
-    fn disarm(mut self) {
-        self.pid = None;
-        if let Some(cg) = self.cgroup.take() {
-            cg.release();
-        }
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn read_tail(mut f: std::fs::File) -> String {
-    let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ")
 }
 
 /// Python's `os.path.expanduser`, as cfn-init applies it to `cwd` (command_tool.py:85-86
@@ -507,6 +405,7 @@ mod tests {
     fn parse(v: &Value, path: &str) -> Result<Vec<CommandSpec>> {
         super::parse(&crate::init::test_node(v, path))
     }
+    use crate::sys::process::REAL;
     use serde_json::json;
     use std::time::Instant;
 
@@ -610,12 +509,12 @@ mod tests {
             "cwd": d.path().to_str().unwrap()
         }}))
         .remove(0);
-        run(&spec, "config").await.unwrap();
+        run(&spec, "config", &REAL).await.unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(text, format!("bar:nohome\n{}\n", d.path().display()));
         // List form without a shell finds its program through the default PATH.
         let spec = specs(json!({"a": {"command": ["true"], "env": {"X": "1"}}})).remove(0);
-        run(&spec, "config").await.unwrap();
+        run(&spec, "config", &REAL).await.unwrap();
     }
 
     #[tokio::test]
@@ -626,11 +525,11 @@ mod tests {
             json!({"a": {"command": format!("touch {}", marker.display()), "test": "false"}}),
         )
         .remove(0);
-        run(&spec, "config").await.unwrap();
+        run(&spec, "config", &REAL).await.unwrap();
         assert!(!marker.exists());
 
         let spec = specs(json!({"01_fail": {"command": "echo oops >&2; exit 3"}})).remove(0);
-        let e = run(&spec, "setup").await.unwrap_err().to_string();
+        let e = run(&spec, "setup", &REAL).await.unwrap_err().to_string();
         assert!(
             e.contains("config 'setup' command '01_fail' failed with exit code 3")
                 && e.contains("oops"),
@@ -638,10 +537,10 @@ mod tests {
         );
 
         let spec = specs(json!({"a": {"command": "exit 3", "ignoreErrors": "true"}})).remove(0);
-        run(&spec, "config").await.unwrap();
+        run(&spec, "config", &REAL).await.unwrap();
 
         let spec = specs(json!({"a": {"command": ["/no/such/program"]}})).remove(0);
-        let e = run(&spec, "config").await.unwrap_err().to_string();
+        let e = run(&spec, "config", &REAL).await.unwrap_err().to_string();
         assert!(
             e.contains("could not be started") && e.contains("/no/such/program"),
             "{e}"
@@ -658,7 +557,7 @@ mod tests {
         }}))
         .remove(0);
         let t = Instant::now();
-        let e = run(&spec, "config").await.unwrap_err().to_string();
+        let e = run(&spec, "config", &REAL).await.unwrap_err().to_string();
         assert!(
             e.contains("command 'slow' did not finish within its timeout of 1s")
                 && e.contains("started"),
@@ -682,12 +581,12 @@ mod tests {
     }
 
     /// A child that left the command's process group (`setsid`) is killed with it: the command
-    /// runs in a cgroup of its own (src/init/cgroup.rs). Needs a writable cgroup v2, as on an
+    /// runs in a cgroup of its own (src/sys/cgroup.rs). Needs a writable cgroup v2, as on an
     /// instance and on this project's machines; where there is none the test says so and
     /// checks nothing (the process group is then all that can be killed).
     #[tokio::test]
     async fn timeout_kills_what_left_the_process_group() {
-        if super::super::cgroup::CommandCgroup::create().is_none() {
+        if crate::sys::cgroup::CommandCgroup::create().is_none() {
             eprintln!("no writable cgroup v2 here: nothing to check");
             return;
         }
@@ -701,7 +600,7 @@ mod tests {
             "timeout": "1"
         }}))
         .remove(0);
-        let e = run(&spec, "config").await.unwrap_err().to_string();
+        let e = run(&spec, "config", &REAL).await.unwrap_err().to_string();
         assert!(e.contains("did not finish within its timeout of 1s"), "{e}");
         std::thread::sleep(Duration::from_secs(3));
         assert!(
@@ -738,7 +637,7 @@ mod tests {
             pidfile.display()
         )}}))
         .remove(0);
-        run(&spec, "config").await.unwrap();
+        run(&spec, "config", &REAL).await.unwrap();
         let pid: i32 = std::fs::read_to_string(&pidfile)
             .unwrap()
             .trim()
@@ -761,7 +660,8 @@ mod tests {
             json!({"a": {"command": format!("sleep 300 & echo $! > {}; wait", pidfile.display())}}),
         )
         .remove(0);
-        let r = tokio::time::timeout(Duration::from_millis(1500), run(&spec, "config")).await;
+        let r =
+            tokio::time::timeout(Duration::from_millis(1500), run(&spec, "config", &REAL)).await;
         assert!(r.is_err(), "the command should still be running");
         let pid: i32 = std::fs::read_to_string(&pidfile)
             .unwrap()
@@ -788,7 +688,7 @@ mod tests {
     async fn background_child_holding_stdout_does_not_hang() {
         let spec = specs(json!({"a": {"command": "sleep 30 & echo started"}})).remove(0);
         let t = Instant::now();
-        run(&spec, "config").await.unwrap();
+        run(&spec, "config", &REAL).await.unwrap();
         assert!(
             t.elapsed() < Duration::from_secs(10),
             "took {:?}",

@@ -7,7 +7,7 @@ use super::Config;
 pub fn before_files(c: &Config, auth: &super::auth::AuthConfig) -> Vec<String> {
     let mut out = Vec::new();
     for set in &c.packages {
-        let m = set.manager.as_str();
+        let m = set.manager;
         let specs: Vec<String> = set
             .packages
             .iter()
@@ -26,18 +26,19 @@ pub fn before_files(c: &Config, auth: &super::auth::AuthConfig) -> Vec<String> {
                 None => p.spec(m),
             })
             .collect();
-        let how = match m {
-            "yum" | "dnf" => format!("{m} -y install"),
-            "zypper" => "zypper --non-interactive install".into(),
-            "apt" => "apt-get -q -y install".into(),
-            "rpm" => "rpm -U --quiet".into(),
-            "python" => "pip3 install".into(),
-            _ => "gem install".into(),
-        };
+        // The command lines init/packages.rs runs, from the same builders.
+        let how = super::packages::install(m).line();
         out.push(format!(
             "- packages ({m}): {} (those not installed, with `{how}`)",
             specs.join(", ")
         ));
+        let older = set.packages.iter().any(|p| p.version.is_some());
+        if let Some(how) = super::packages::downgrade(m).filter(|_| older) {
+            out.push(format!(
+                "  a version older than the installed one with `{}`",
+                how.line()
+            ));
+        }
     }
     for g in &c.groups {
         out.push(format!(

@@ -3,11 +3,10 @@
 //! with a reason rather than a boot that never finishes; and a failure names the command line
 //! and its exit code.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::sys::process::{Cmd, Failed, Output, Runner};
 
 /// Queries (`rpm -q`, `getent`, `is-active`) answer at once on a healthy machine.
 pub const QUERY: Duration = Duration::from_secs(60);
@@ -16,14 +15,12 @@ pub const INSTALL: Duration = Duration::from_secs(1800);
 /// Account changes and service actions (a blocking start of a user service).
 pub const CHANGE: Duration = Duration::from_secs(300);
 
-/// How much of a failed tool's output goes into the error.
-const TAIL_BYTES: u64 = 400;
-
-/// Where a call comes from, for the error: config and section.
-#[derive(Debug, Clone, Copy)]
+/// Where a call comes from, for the error (config and section), and what runs it.
+#[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     pub config: &'a str,
     pub section: &'static str,
+    pub runner: &'a dyn Runner,
 }
 
 #[derive(Debug)]
@@ -58,50 +55,25 @@ pub async fn call(
         output_tail: String::new(),
     };
     // Output goes to files, not pipes: `service x start` may leave a daemon holding them open.
-    let out = tempfile::tempfile().map_err(|e| fail(format!("no temporary file: {e}")))?;
-    let err = tempfile::tempfile().map_err(|e| fail(format!("no temporary file: {e}")))?;
-    let (out_r, err_r) = (
-        out.try_clone()
-            .map_err(|e| fail(format!("no temporary file: {e}")))?,
-        err.try_clone()
-            .map_err(|e| fail(format!("no temporary file: {e}")))?,
-    );
-    let mut child = tokio::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| fail(format!("could not be started: {e}")))?;
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(fail(format!("could not be waited for: {e}"))),
-        Err(_) => {
-            let _ = child.kill().await;
-            return Err(fail(format!(
-                "did not finish within {timeout:?} and was killed"
-            )));
-        }
-    };
-    let stdout = read_all(out_r);
-    let stderr = read_all(err_r);
-    let combined = format!("{stdout}\n{stderr}");
-    let start = combined.len().saturating_sub(TAIL_BYTES as usize);
-    let start = (start..combined.len())
-        .find(|i| combined.is_char_boundary(*i))
-        .unwrap_or(0);
-    let output_tail = combined[start..]
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ");
+    let mut cmd = Cmd::new(argv).output(Output::Files).timeout(timeout);
+    cmd.env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let done = ctx.runner.run(&cmd).await.map_err(|f| {
+        fail(match f {
+            Failed::OutputFile(e) => format!("no temporary file: {e}"),
+            Failed::Start(e) => format!("could not be started: {e}"),
+            Failed::Wait(e) => format!("could not be waited for: {e}"),
+            Failed::TimedOut { after, .. } => {
+                format!("did not finish within {after:?} and was killed")
+            }
+        })
+    })?;
     Ok(Answer {
-        code: status.code(),
-        stdout,
-        output_tail,
+        code: done.code,
+        stdout: done.stdout,
+        output_tail: done.tail,
     })
 }
 
@@ -139,13 +111,6 @@ pub fn failed(ctx: Ctx<'_>, argv: &[String], a: Answer) -> Error {
     }
 }
 
-fn read_all(mut f: std::fs::File) -> String {
-    let _ = f.seek(SeekFrom::Start(0));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
 /// `["yum", "-y"]` from string slices.
 pub fn argv<const N: usize>(parts: [&str; N]) -> Vec<String> {
     parts.iter().map(|s| s.to_string()).collect()
@@ -158,6 +123,7 @@ mod tests {
     const CTX: Ctx<'static> = Ctx {
         config: "cfg",
         section: "packages",
+        runner: &crate::sys::process::REAL,
     };
 
     #[tokio::test]

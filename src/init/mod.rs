@@ -5,7 +5,6 @@
 
 mod accounts;
 pub mod auth;
-mod cgroup;
 mod chevron;
 mod commands;
 #[cfg(test)]
@@ -30,8 +29,8 @@ use serde_json::{Map, Value};
 pub use accounts::{GroupSpec, UserSpec};
 pub use commands::{CommandLine, CommandSpec};
 pub use files::{FileContent, FileSpec};
-pub use packages::{Package, PackageSet};
-pub use services::{ServiceSpec, Triggers};
+pub use packages::{Manager, Package, PackageSet};
+pub use services::{ServiceManager, ServiceSpec, Triggers};
 pub use sources::SourceSpec;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -381,12 +380,16 @@ fn parse_config(init: &Node, name: &str) -> Result<Config> {
 
 /// Applies the plan: per config, packages, groups, users, files, commands, services, as
 /// cfn-init orders them.
-pub async fn apply(plan: &InitPlan, root: &crate::sys::fs::Root) -> Result<()> {
+pub async fn apply(
+    plan: &InitPlan,
+    root: &crate::sys::fs::Root,
+    runner: &dyn crate::sys::process::Runner,
+) -> Result<()> {
     let mut report = record::Report {
         configsets: plan.configsets.clone(),
         ..Default::default()
     };
-    let result = apply_configs(plan, root, &mut report).await;
+    let result = apply_configs(plan, root, &mut report, runner).await;
     report.status = if result.is_ok() { "SUCCESS" } else { "FAILURE" };
     // Redacted: a failed command's error carries its output, which may print a secret.
     report.error = result
@@ -402,6 +405,7 @@ async fn apply_configs(
     plan: &InitPlan,
     root: &crate::sys::fs::Root,
     report: &mut record::Report,
+    runner: &dyn crate::sys::process::Runner,
 ) -> Result<()> {
     let fetcher = fetch::Fetcher::new(&plan.authentication)?;
     let resume = resume::take(root, plan);
@@ -429,8 +433,11 @@ async fn apply_configs(
         let result = apply_config(
             config,
             &path,
-            root,
-            &fetcher,
+            &Host {
+                root,
+                fetcher: &fetcher,
+                runner,
+            },
             &mut changes,
             &mut done.services,
             resume_after,
@@ -460,22 +467,41 @@ async fn apply_configs(
     Ok(())
 }
 
+/// What applying a config works with: the files under `--root`, the downloads, the processes.
+struct Host<'a> {
+    root: &'a crate::sys::fs::Root,
+    fetcher: &'a fetch::Fetcher<'a>,
+    runner: &'a dyn crate::sys::process::Runner,
+}
+
 async fn apply_config(
     config: &Config,
     path: &str,
-    root: &crate::sys::fs::Root,
-    fetcher: &fetch::Fetcher<'_>,
+    host: &Host<'_>,
     changes: &mut Changes,
     service_actions: &mut BTreeMap<String, Vec<&'static str>>,
     resume_after: Option<&str>,
 ) -> Result<Option<String>> {
+    let &Host {
+        root,
+        fetcher,
+        runner,
+    } = host;
     let name = config.name.as_str();
-    packages::apply(&config.packages, name, fetcher, &mut changes.packages).await?;
+    packages::apply(
+        &config.packages,
+        name,
+        fetcher,
+        &mut changes.packages,
+        runner,
+    )
+    .await?;
     accounts::apply_groups(
         &config.groups,
         name,
         &format!("{path}.groups"),
         &mut changes.groups,
+        runner,
     )
     .await?;
     accounts::apply_users(
@@ -483,6 +509,7 @@ async fn apply_config(
         name,
         &format!("{path}.users"),
         &mut changes.users,
+        runner,
     )
     .await?;
     for source in &config.sources {
@@ -502,14 +529,14 @@ async fn apply_config(
         if resume_after.is_some_and(|k| command.key.as_str() <= k) {
             continue;
         }
-        if commands::run(command, name).await? {
+        if commands::run(command, name, runner).await? {
             changes.commands.insert(command.key.clone());
             if command.wait_for_reboot {
                 return Ok(Some(command.key.clone()));
             }
         }
     }
-    services::apply(&config.services, name, changes, service_actions).await?;
+    services::apply(&config.services, name, changes, service_actions, runner).await?;
     Ok(None)
 }
 

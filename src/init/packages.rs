@@ -16,9 +16,58 @@ use crate::error::{Error, Result};
 /// has no dnf, and AL2023 has no yum unless it is installed.
 pub const MANAGERS: &[&str] = &["rpm", "apt", "yum", "dnf", "zypper", "python", "rubygems"];
 
+/// A package manager the engine drives; [`Manager::ALL`] in the order of [`MANAGERS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Manager {
+    Rpm,
+    Apt,
+    Yum,
+    Dnf,
+    Zypper,
+    Python,
+    Rubygems,
+}
+
+impl Manager {
+    pub const ALL: [Manager; 7] = [
+        Manager::Rpm,
+        Manager::Apt,
+        Manager::Yum,
+        Manager::Dnf,
+        Manager::Zypper,
+        Manager::Python,
+        Manager::Rubygems,
+    ];
+
+    /// Its key in the template.
+    pub fn name(self) -> &'static str {
+        match self {
+            Manager::Rpm => "rpm",
+            Manager::Apt => "apt",
+            Manager::Yum => "yum",
+            Manager::Dnf => "dnf",
+            Manager::Zypper => "zypper",
+            Manager::Python => "python",
+            Manager::Rubygems => "rubygems",
+        }
+    }
+
+    /// yum, dnf and zypper: packages of the rpm database, installed by name and version.
+    pub fn rpm_family(self) -> bool {
+        matches!(self, Manager::Yum | Manager::Dnf | Manager::Zypper)
+    }
+}
+
+impl std::fmt::Display for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PackageSet {
-    pub manager: String,
+    pub manager: Manager,
     pub packages: Vec<Package>,
 }
 
@@ -41,14 +90,14 @@ fn is_http_url(v: &str) -> bool {
 
 impl Package {
     /// How the manager spells "this name at this version" on its command line.
-    pub fn spec(&self, manager: &str) -> String {
+    pub fn spec(&self, manager: Manager) -> String {
         match (&self.version, manager) {
             (None, _) => self.name.clone(),
-            (Some(v), "apt") => format!("{}={v}", self.name),
+            (Some(v), Manager::Apt) => format!("{}={v}", self.name),
             // A URL as a python "version" is what to install (lang_package_tools.py:71-77
             // @25fabe91).
-            (Some(v), "python") if is_http_url(v) => v.clone(),
-            (Some(v), "python") => format!("{}=={v}", self.name),
+            (Some(v), Manager::Python) if is_http_url(v) => v.clone(),
+            (Some(v), Manager::Python) => format!("{}=={v}", self.name),
             // yum, dnf and zypper (zypper_tool.py:50-51@25fabe91): NAME-VERSION.
             (Some(v), _) => format!("{}-{v}", self.name),
         }
@@ -72,8 +121,8 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
         }
     }
     let mut out = Vec::new();
-    for manager in MANAGERS {
-        let Some(value) = map.get(*manager) else {
+    for manager in Manager::ALL {
+        let Some(value) = map.get(manager.name()) else {
             continue;
         };
         let mpath = format!("{path}.{manager}");
@@ -90,7 +139,7 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
                     format!("'{name}' is not a package name"),
                 ));
             }
-            if *manager == "rpm" {
+            if manager == Manager::Rpm {
                 let sources = strings(spec, &ppath)?;
                 if sources.is_empty() {
                     return Err(Error::invalid(
@@ -108,7 +157,7 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
             let mut versions = strings(spec, &ppath)?;
             // yum and zypper install only the newest of a list (cfn-init's RpmTool.max_version,
             // rpm_tools.py:59-66,240-246; zypper_tool.py:42-46@25fabe91).
-            if matches!(*manager, "yum" | "dnf" | "zypper") && versions.len() > 1 {
+            if manager.rpm_family() && versions.len() > 1 {
                 let newest = versions
                     .iter()
                     .fold(None::<&String>, |max, v| match max {
@@ -134,10 +183,7 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
             }));
         }
         if !packages.is_empty() {
-            out.push(PackageSet {
-                manager: manager.to_string(),
-                packages,
-            });
+            out.push(PackageSet { manager, packages });
         }
     }
     Ok(out)
@@ -328,37 +374,85 @@ fn rpm_file_name(url: &str, package: &str) -> String {
     }
 }
 
+/// A command line that installs packages: `argv` followed by the package specs (or rpm files),
+/// run with `env` added. What [`apply`] executes and what the dry run prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Install {
+    pub argv: Vec<String>,
+    pub env: &'static [(&'static str, &'static str)],
+}
+
+impl Install {
+    /// As a shell would spell it: `K=V ... ARGV...`.
+    pub fn line(&self) -> String {
+        self.env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(self.argv.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// How `manager` installs (python and rubygems: one package per call, gem's version as `-v V`).
+pub fn install(manager: Manager) -> Install {
+    let (argv, env): (Vec<String>, &'static [(&str, &str)]) = match manager {
+        Manager::Yum | Manager::Dnf => (argv([manager.name(), "-y", "install"]), &[]),
+        Manager::Zypper => (argv(["zypper", "--non-interactive", "install"]), &[]),
+        Manager::Apt => (
+            argv(["apt-get", "-q", "-y", "install"]),
+            &[("DEBIAN_FRONTEND", "noninteractive")],
+        ),
+        // As cfn-init runs it (rpm_tools.py:296-311@25fabe91).
+        Manager::Rpm => (
+            argv(["rpm", "-U", "--quiet", "--nosignature", "--replacepkgs"]),
+            &[],
+        ),
+        Manager::Python => (argv(["pip3", "install"]), &[]),
+        Manager::Rubygems => (argv(["gem", "install"]), &[]),
+    };
+    Install { argv, env }
+}
+
+/// How yum, dnf and zypper install a version older than the installed one; `None` for the
+/// managers that have no such step.
+pub fn downgrade(manager: Manager) -> Option<Install> {
+    let argv = match manager {
+        Manager::Zypper => argv([
+            "zypper",
+            "--non-interactive",
+            "install",
+            "--oldpackage",
+            "--force-resolution",
+        ]),
+        Manager::Yum | Manager::Dnf => argv([manager.name(), "-y", "downgrade"]),
+        Manager::Rpm | Manager::Apt | Manager::Python | Manager::Rubygems => return None,
+    };
+    Some(Install { argv, env: &[] })
+}
+
 /// Installs what is missing. Returns, per manager, the names it installed (for restart triggers).
 pub async fn apply(
     sets: &[PackageSet],
     config: &str,
     fetcher: &Fetcher<'_>,
     changed: &mut BTreeMap<String, BTreeSet<String>>,
+    runner: &dyn crate::sys::process::Runner,
 ) -> Result<()> {
     let ctx = Ctx {
         config,
         section: "packages",
+        runner,
     };
     for set in sets {
-        let m = set.manager.as_str();
-        let mut missing = Vec::new();
-        if m == "rpm" {
-            apply_rpm(ctx, &set.packages, fetcher, changed).await?;
-            continue;
-        }
-        for p in &set.packages {
-            if installed(ctx, m, p).await? {
-                tracing::info!(config, manager = m, package = %p.spec(m), "already installed");
-            } else {
-                missing.push(p);
+        let m = set.manager;
+        let missing = match m {
+            Manager::Rpm => {
+                apply_rpm(ctx, &set.packages, fetcher, changed).await?;
+                continue;
             }
-        }
-        if missing.is_empty() {
-            continue;
-        }
-        let specs: Vec<String> = missing.iter().map(|p| p.spec(m)).collect();
-        match m {
-            "yum" | "dnf" | "zypper" => {
+            Manager::Yum | Manager::Dnf | Manager::Zypper => {
+                let missing = missing(ctx, m, &set.packages).await?;
                 // As cfn-init (rpm_tools.py:78-115, zypper_tool.py:63-110@25fabe91): a requested
                 // version that is not newer than the installed one is a downgrade; the rest one
                 // install.
@@ -377,53 +471,54 @@ pub async fn apply(
                         None => install.push(p.spec(m)),
                     }
                 }
-                let (up, down) = if m == "zypper" {
-                    (
-                        argv(["zypper", "--non-interactive", "install"]),
-                        argv([
-                            "zypper",
-                            "--non-interactive",
-                            "install",
-                            "--oldpackage",
-                            "--force-resolution",
-                        ]),
-                    )
-                } else {
-                    (argv([m, "-y", "install"]), argv([m, "-y", "downgrade"]))
-                };
-                for (mut a, list) in [(up, install), (down, downgrade)] {
-                    if !list.is_empty() {
+                for (how, list) in [
+                    (Some(self::install(m)), install),
+                    (self::downgrade(m), downgrade),
+                ] {
+                    if let Some(how) = how.filter(|_| !list.is_empty()) {
+                        let mut a = how.argv;
                         a.extend(list);
-                        exec::must(ctx, &a, &[], exec::INSTALL).await?;
+                        exec::must(ctx, &a, how.env, exec::INSTALL).await?;
                     }
                 }
+                missing
             }
-            "apt" => {
-                let mut a = argv(["apt-get", "-q", "-y", "install"]);
-                a.extend(specs);
-                exec::must(
-                    ctx,
-                    &a,
-                    &[("DEBIAN_FRONTEND", "noninteractive")],
-                    exec::INSTALL,
-                )
-                .await?;
-            }
-            "python" => {
-                for spec in &specs {
-                    exec::must(ctx, &argv(["pip3", "install", spec]), &[], exec::INSTALL).await?;
+            Manager::Apt => {
+                let missing = missing(ctx, m, &set.packages).await?;
+                if !missing.is_empty() {
+                    let how = install(m);
+                    let mut a = how.argv;
+                    a.extend(missing.iter().map(|p| p.spec(m)));
+                    exec::must(ctx, &a, how.env, exec::INSTALL).await?;
                 }
+                missing
             }
-            "rubygems" => {
+            Manager::Python => {
+                let missing = missing(ctx, m, &set.packages).await?;
                 for p in &missing {
-                    let mut a = argv(["gem", "install", &p.name]);
+                    let how = install(m);
+                    let mut a = how.argv;
+                    a.push(p.spec(m));
+                    exec::must(ctx, &a, how.env, exec::INSTALL).await?;
+                }
+                missing
+            }
+            Manager::Rubygems => {
+                let missing = missing(ctx, m, &set.packages).await?;
+                for p in &missing {
+                    let how = install(m);
+                    let mut a = how.argv;
+                    a.push(p.name.clone());
                     if let Some(v) = &p.version {
                         a.extend(argv(["-v", v]));
                     }
-                    exec::must(ctx, &a, &[], exec::INSTALL).await?;
+                    exec::must(ctx, &a, how.env, exec::INSTALL).await?;
                 }
+                missing
             }
-            _ => unreachable!("managers are checked when parsing"),
+        };
+        if missing.is_empty() {
+            continue;
         }
         changed
             .entry(m.to_string())
@@ -431,6 +526,23 @@ pub async fn apply(
             .extend(missing.iter().map(|p| p.name.clone()));
     }
     Ok(())
+}
+
+/// The packages of `packages` that are not installed, in order.
+async fn missing<'p>(
+    ctx: Ctx<'_>,
+    m: Manager,
+    packages: &'p [Package],
+) -> Result<Vec<&'p Package>> {
+    let mut missing = Vec::new();
+    for p in packages {
+        if installed(ctx, m, p).await? {
+            tracing::info!(config = ctx.config, manager = %m, package = %p.spec(m), "already installed");
+        } else {
+            missing.push(p);
+        }
+    }
+    Ok(missing)
 }
 
 /// `rpm` packages as cfn-init's RpmTool (rpm_tools.py:147-206,296-311@25fabe91): the name and
@@ -466,7 +578,7 @@ async fn apply_rpm(
             )
             .await?
             .success(),
-            None => installed(ctx, "rpm", p).await?,
+            None => installed(ctx, Manager::Rpm, p).await?,
         };
         if present {
             tracing::info!(config, manager = "rpm", package = %p.name, "already installed");
@@ -479,9 +591,18 @@ async fn apply_rpm(
     if files.is_empty() {
         return Ok(());
     }
-    exec::must(ctx, &rpm_install_argv(&files), &[], exec::INSTALL).await?;
+    exec::must(
+        ctx,
+        &rpm_install_argv(&files),
+        install(Manager::Rpm).env,
+        exec::INSTALL,
+    )
+    .await?;
     drop(locals);
-    changed.entry("rpm".into()).or_default().extend(names);
+    changed
+        .entry(Manager::Rpm.to_string())
+        .or_default()
+        .extend(names);
     Ok(())
 }
 
@@ -547,7 +668,7 @@ async fn installed_rpm_version(ctx: Ctx<'_>, name: &str) -> Result<String> {
 /// the files when one starts with `-`, which rpm would otherwise read as an option (the
 /// source is the template's text).
 fn rpm_install_argv(files: &[String]) -> Vec<String> {
-    let mut a = argv(["rpm", "-U", "--quiet", "--nosignature", "--replacepkgs"]);
+    let mut a = install(Manager::Rpm).argv;
     if files.iter().any(|f| f.starts_with('-')) {
         a.push("--".into());
     }
@@ -555,20 +676,23 @@ fn rpm_install_argv(files: &[String]) -> Vec<String> {
     a
 }
 
-async fn installed(ctx: Ctx<'_>, manager: &str, p: &Package) -> Result<bool> {
+async fn installed(ctx: Ctx<'_>, manager: Manager, p: &Package) -> Result<bool> {
     Ok(match manager {
-        "yum" | "dnf" | "zypper" => {
-            exec::call(ctx, &argv(["rpm", "-q", &p.spec("yum")]), &[], exec::QUERY)
-                .await?
-                .success()
-        }
+        Manager::Yum | Manager::Dnf | Manager::Zypper => exec::call(
+            ctx,
+            &argv(["rpm", "-q", &p.spec(Manager::Yum)]),
+            &[],
+            exec::QUERY,
+        )
+        .await?
+        .success(),
         // An rpm entry is named by its key: the file at `source` is that package.
-        "rpm" => exec::call(ctx, &argv(["rpm", "-q", &p.name]), &[], exec::QUERY)
+        Manager::Rpm => exec::call(ctx, &argv(["rpm", "-q", &p.name]), &[], exec::QUERY)
             .await?
             .success(),
         // As cfn-init's AptTool._pkg_installed (apt_tool.py:104-125@25fabe91): installed, and
         // `name=version` starts with the requested spec (any version when none is asked for).
-        "apt" => {
+        Manager::Apt => {
             let a = exec::call(
                 ctx,
                 &argv([
@@ -585,9 +709,9 @@ async fn installed(ctx: Ctx<'_>, manager: &str, p: &Package) -> Result<bool> {
             let (status, spec) = a.stdout.trim().split_once('|').unwrap_or(("", ""));
             a.success()
                 && status.rsplit(' ').next() == Some("installed")
-                && spec.starts_with(&p.spec("apt"))
+                && spec.starts_with(&p.spec(Manager::Apt))
         }
-        "python" => {
+        Manager::Python => {
             let a = exec::call(ctx, &argv(["pip3", "show", &p.name]), &[], exec::QUERY).await?;
             // `pip3 show` prints the installed version: another version is not "installed".
             a.success()
@@ -597,14 +721,13 @@ async fn installed(ctx: Ctx<'_>, manager: &str, p: &Package) -> Result<bool> {
                         .any(|l| l.strip_prefix("Version:").map(str::trim) == Some(v.as_str()))
                 })
         }
-        "rubygems" => {
+        Manager::Rubygems => {
             let mut a = argv(["gem", "list", "-i", &p.name]);
             if let Some(v) = &p.version {
                 a.extend(argv(["-v", v]));
             }
             exec::call(ctx, &a, &[], exec::QUERY).await?.success()
         }
-        _ => unreachable!("managers are checked when parsing"),
     })
 }
 
@@ -627,6 +750,45 @@ mod tests {
     }
 
     #[test]
+    fn the_enum_names_every_manager_in_order() {
+        let names: Vec<&str> = Manager::ALL.iter().map(|m| m.name()).collect();
+        assert_eq!(names, MANAGERS);
+        assert_eq!(
+            serde_json::to_value(Manager::Rubygems).unwrap(),
+            json!("rubygems")
+        );
+        let lines: Vec<String> = Manager::ALL.iter().map(|m| install(*m).line()).collect();
+        assert_eq!(
+            lines,
+            [
+                "rpm -U --quiet --nosignature --replacepkgs",
+                "DEBIAN_FRONTEND=noninteractive apt-get -q -y install",
+                "yum -y install",
+                "dnf -y install",
+                "zypper --non-interactive install",
+                "pip3 install",
+                "gem install",
+            ]
+        );
+        let down: Vec<Option<String>> = Manager::ALL
+            .iter()
+            .map(|m| downgrade(*m).map(|i| i.line()))
+            .collect();
+        assert_eq!(
+            down,
+            [
+                None,
+                None,
+                Some("yum -y downgrade".into()),
+                Some("dnf -y downgrade".into()),
+                Some("zypper --non-interactive install --oldpackage --force-resolution".into()),
+                None,
+                None,
+            ]
+        );
+    }
+
+    #[test]
     fn managers_in_cfn_init_order_and_versions() {
         let sets = parse(
             &json!({
@@ -640,14 +802,18 @@ mod tests {
             "I.c.packages",
         )
         .unwrap();
-        let order: Vec<&str> = sets.iter().map(|s| s.manager.as_str()).collect();
+        let order: Vec<&str> = sets.iter().map(|s| s.manager.name()).collect();
         assert_eq!(order, ["rpm", "apt", "yum", "dnf", "python", "rubygems"]);
-        let yum: Vec<String> = sets[2].packages.iter().map(|p| p.spec("yum")).collect();
+        let yum: Vec<String> = sets[2]
+            .packages
+            .iter()
+            .map(|p| p.spec(Manager::Yum))
+            .collect();
         // yum installs only the newest of a list, as cfn-init.
         assert_eq!(yum, ["httpd", "php", "mysql-5.5"]);
-        assert_eq!(sets[1].packages[0].spec("apt"), "curl=7.1");
-        assert_eq!(sets[3].packages[0].spec("dnf"), "jq-1.6");
-        assert_eq!(sets[4].packages[0].spec("python"), "boto3==1.0");
+        assert_eq!(sets[1].packages[0].spec(Manager::Apt), "curl=7.1");
+        assert_eq!(sets[3].packages[0].spec(Manager::Dnf), "jq-1.6");
+        assert_eq!(sets[4].packages[0].spec(Manager::Python), "boto3==1.0");
         assert_eq!(
             sets[0].packages[0].source.as_deref(),
             Some("http://example.com/epel.rpm")

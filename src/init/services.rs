@@ -13,8 +13,37 @@ use super::packages::MANAGERS;
 use super::Changes;
 use crate::config::settings::{kind, short};
 use crate::error::{Error, Result};
+use crate::sys::systemctl;
 
 pub const KINDS: &[&str] = &["systemd", "sysvinit"];
+
+/// The service managers of [`KINDS`] (cfn-init's `windows` is refused when parsing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceManager {
+    Systemd,
+    Sysvinit,
+}
+
+impl ServiceManager {
+    /// The manager named `name` in the template, if it is one of [`KINDS`].
+    pub fn from_name(name: &str) -> Option<ServiceManager> {
+        match name {
+            "systemd" => Some(ServiceManager::Systemd),
+            "sysvinit" => Some(ServiceManager::Sysvinit),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServiceManager::Systemd => "systemd",
+            ServiceManager::Sysvinit => "sysvinit",
+        })
+    }
+}
 const KEYS: &[&str] = &[
     "enabled",
     "ensureRunning",
@@ -28,8 +57,7 @@ const KEYS: &[&str] = &[
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ServiceSpec {
-    /// `systemd` or `sysvinit`.
-    pub manager: String,
+    pub manager: ServiceManager,
     pub name: String,
     pub enabled: Option<bool>,
     pub ensure_running: Option<bool>,
@@ -98,16 +126,16 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<ServiceSpec>> {
                 ),
             ));
         }
-        if !KINDS.contains(&manager.as_str()) {
+        let Some(kind_of) = ServiceManager::from_name(manager) else {
             // cfn-init: "Unsupported service manager" warning, skipped (construction.py:290-291).
             super::unknown(&mpath, "service manager", manager, KINDS)?;
             continue;
-        }
+        };
         let services = services.as_object().ok_or_else(|| {
             Error::invalid(&mpath, format!("must be a mapping, got {}", kind(services)))
         })?;
         for (name, spec) in services {
-            out.push(parse_one(manager, name, spec, &format!("{mpath}.{name}"))?);
+            out.push(parse_one(kind_of, name, spec, &format!("{mpath}.{name}"))?);
         }
     }
     // Document order, managers and services alike, as cfn-init iterates its mappings
@@ -115,7 +143,7 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<ServiceSpec>> {
     Ok(out)
 }
 
-fn parse_one(manager: &str, name: &str, spec: &Value, path: &str) -> Result<ServiceSpec> {
+fn parse_one(manager: ServiceManager, name: &str, spec: &Value, path: &str) -> Result<ServiceSpec> {
     if name.is_empty() || name.starts_with('-') || name.contains(['/', ' ']) {
         return Err(Error::invalid(
             path,
@@ -201,7 +229,7 @@ fn parse_one(manager: &str, name: &str, spec: &Value, path: &str) -> Result<Serv
         }
     };
     Ok(ServiceSpec {
-        manager: manager.to_string(),
+        manager,
         name: name.to_string(),
         enabled: boolean("enabled")?,
         ensure_running: boolean("ensureRunning")?,
@@ -222,21 +250,19 @@ pub async fn apply(
     config: &str,
     changes: &Changes,
     done: &mut BTreeMap<String, Vec<&'static str>>,
+    runner: &dyn crate::sys::process::Runner,
 ) -> Result<()> {
     let ctx = Ctx {
         config,
         section: "services",
+        runner,
     };
     for s in services {
         let n = s.name.as_str();
-        let systemd = s.manager == "systemd";
+        let systemd = s.manager == ServiceManager::Systemd;
         if let Some(on) = s.enabled {
             let a = if systemd {
-                Some(argv([
-                    "systemctl",
-                    if on { "enable" } else { "disable" },
-                    n,
-                ]))
+                Some(systemctl::verb(if on { "enable" } else { "disable" }, n))
             } else if on_path("chkconfig") {
                 Some(argv(["chkconfig", n, if on { "on" } else { "off" }]))
             } else if on_path("update-rc.d") {
@@ -270,17 +296,11 @@ pub async fn apply(
             tracing::info!(config, service = n, trigger = %why, "restarting");
             if systemd {
                 // The unit file may be one of the files that changed.
-                exec::must(
-                    ctx,
-                    &argv(["systemctl", "daemon-reload"]),
-                    &[],
-                    exec::CHANGE,
-                )
-                .await?;
+                exec::must(ctx, &systemctl::daemon_reload(), &[], exec::CHANGE).await?;
                 // Also starts a stopped unit.
                 exec::must(
                     ctx,
-                    &argv(["systemctl", "reload-or-restart", n]),
+                    &systemctl::verb("reload-or-restart", n),
                     &[],
                     exec::CHANGE,
                 )
@@ -302,7 +322,7 @@ pub async fn apply(
         };
         // Running is what the exit status says (`is-active` 0, `service NAME status` 0).
         let running = if systemd {
-            exec::call(ctx, &argv(["systemctl", "is-active", n]), &[], exec::QUERY).await?
+            exec::call(ctx, &systemctl::is_active(n), &[], exec::QUERY).await?
         } else {
             exec::call(
                 ctx,
@@ -322,7 +342,7 @@ pub async fn apply(
             }
         };
         let a = if systemd {
-            argv(["systemctl", verb, n])
+            systemctl::verb(verb, n)
         } else {
             sysv(n, verb, on_path("service"))
         };
