@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fuzzing;
+pub mod hup;
 pub mod init;
 pub mod sys;
 pub mod template;
