@@ -39,12 +39,8 @@ pub const DEFAULT_SECTION: &str = "DEFAULT";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IniError {
-    #[error("{file}: {size} bytes, larger than the {max}-byte limit for a configuration file")]
-    TooBig {
-        file: String,
-        size: usize,
-        max: usize,
-    },
+    #[error("{file}: larger than the {max}-byte limit for a configuration file")]
+    TooBig { file: String, max: usize },
     #[error("{file}:{line}: not valid UTF-8 (Python reads it as UTF-8 and fails too)")]
     Encoding { file: String, line: usize },
     /// `MissingSectionHeaderError`.
@@ -176,7 +172,6 @@ impl Ini {
         if bytes.len() > MAX_FILE_BYTES {
             return Err(IniError::TooBig {
                 file: name.to_string(),
-                size: bytes.len(),
                 max: MAX_FILE_BYTES,
             });
         }

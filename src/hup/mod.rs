@@ -2,4 +2,5 @@
 //! no process: reading cfn-hup's configuration files ([`ini`], [`conf`]), deciding which hook
 //! fires ([`rules`]) and remembering what each hook last saw ([`store`]). See docs/hup.md.
 
+pub mod conf;
 pub mod ini;
