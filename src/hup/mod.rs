@@ -5,3 +5,4 @@
 pub mod conf;
 pub mod ini;
 pub mod rules;
+pub mod store;
