@@ -14,6 +14,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::ini::{py_strip, Ini, IniError, MAX_FILE_BYTES};
+use super::rules::{HookPath, PathError};
 
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/cfn";
 pub const MAIN_CONF: &str = "cfn-hup.conf";
@@ -50,6 +51,14 @@ pub enum ConfError {
     /// update_hooks.py:123-124; with our reason when only `on.command` hooks were found.
     #[error("No valid hooks found{}", if *.only_commands { " (on.command hooks are not supported by ecs-bootstrap hup)" } else { "" })]
     NoValidHooks { only_commands: bool },
+    /// A `path` cfn-hup would stop on (`FatalUpdateError`, update_hooks.py:699-715): refused
+    /// when the configuration is loaded, not when the hook is first processed.
+    #[error("{at}: hook {hook}: {source}")]
+    Path {
+        at: String,
+        hook: String,
+        source: PathError,
+    },
     #[error("{dir}: more than {MAX_HOOK_FILES} files or {MAX_HOOK_BYTES} bytes of hooks")]
     TooManyHookFiles { dir: PathBuf },
     /// bin/cfn-hup:95-100: `getint`, then the `< 1` check.
@@ -153,8 +162,10 @@ pub struct Hook {
     pub name: String,
     /// `triggers` split on `,`, each stripped (update_hooks.py:92-93); unknown ones never fire.
     pub triggers: Vec<String>,
-    /// Stripped (update_hooks.py:109).
+    /// Stripped (update_hooks.py:109); also the second half of the state key.
     pub path: String,
+    /// `path` parsed.
+    pub target: HookPath,
     /// As read (update_hooks.py:110); run by `/bin/sh -c` (util.py:591-597 `shell=True`).
     pub action: String,
     /// Stripped; an empty one is none (update_hooks.py:103-105 and `if hook.runas`, 666).
@@ -326,8 +337,15 @@ pub fn load(dir: &Path) -> Result<Config, ConfError> {
             skipped.push(skip(SkipReason::OnCommand));
             continue;
         }
+        let origin = hooks_ini.origin(&name, "path").unwrap_or_default();
+        let target = HookPath::parse(&path).map_err(|source| ConfError::Path {
+            at: origin.clone(),
+            hook: name.clone(),
+            source,
+        })?;
         hooks.push(Hook {
-            origin: hooks_ini.origin(&name, "path").unwrap_or_default(),
+            origin,
+            target,
             name,
             triggers,
             path,
@@ -628,6 +646,25 @@ mod tests {
             d.load().unwrap_err(),
             ConfError::Ini(IniError::InterpolationMissingOption { .. })
         ));
+    }
+
+    #[test]
+    fn a_path_cfn_hup_would_stop_on_is_refused_at_load() {
+        let d = Dir::new("[main]\nstack = s\n");
+        d.file(
+            "hooks.conf",
+            "[h]\ntriggers = post.add\npath = Resources.X.Properties\naction = a\n",
+        );
+        let e = d.load().unwrap_err().to_string();
+        assert!(
+            e.contains("hooks.conf:3: hook h: Unsupported path: only Metadata"),
+            "{e}"
+        );
+        d.file(
+            "hooks.conf",
+            "[h]\ntriggers = post.add\npath = Resources.X\naction = a\n",
+        );
+        assert_eq!(d.load().unwrap().hooks[0].target.logical_id, "X");
     }
 
     #[test]
