@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fuzzing;
+pub mod hup;
 pub mod init;
 pub mod input;
 pub mod sys;

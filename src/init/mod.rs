@@ -14,6 +14,8 @@ mod exec;
 mod fetch;
 pub(crate) mod file_source;
 mod files;
+/// `json.dumps` as Python writes it; `hup` puts it in `CFN_NEW_METADATA`.
+pub(crate) use files::python_json;
 pub mod mustache;
 mod packages;
 pub mod record;
