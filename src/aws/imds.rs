@@ -16,9 +16,10 @@ use aws_config::imds;
 use aws_config::imds::client::error::ImdsError;
 
 use crate::error::{Error, Result};
+use crate::sys::retry::{retry_until, Backoff, Failed, Verdict};
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Rounds 250 ms, 500 ms, 1 s, then every 2 s, for as long as the caller allows.
+const ROUNDS: Backoff = Backoff::exponential(Duration::from_millis(250), 2, Duration::from_secs(2));
 const DEFAULT_ENDPOINT: &str = "http://169.254.169.254";
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -88,52 +89,80 @@ impl Imds {
     /// that waiting cannot change (404, 403 on a GET).
     pub async fn get(&self, path: &str) -> Result<String> {
         let opts = self.options();
-        let mut backoff = FIRST_BACKOFF;
-        let mut round = 0u32;
-        loop {
-            round += 1;
-            let err = match self.client().get(path).await {
-                Ok(v) => return Ok(v.as_ref().to_string()),
-                Err(e) => e,
-            };
-            let message = crate::aws::error_chain(&err);
-            if let ImdsError::ErrorResponse(r) = &err {
-                let status = r.response().status().as_u16();
-                if status == 401 {
-                    self.renew_token();
-                } else if status < 500 {
-                    return Err(Error::Imds {
-                        path: path.into(),
-                        message,
-                    });
+        let outcome = retry_until(
+            &ROUNDS,
+            None,
+            |_| self.get_once(path, opts),
+            |outcome, attempt| {
+                let err = match outcome {
+                    Ok(v) => return Verdict::Done(v),
+                    Err(e) => e,
+                };
+                let message = crate::aws::error_chain(&err);
+                if let ImdsError::ErrorResponse(r) = &err {
+                    let status = r.response().status().as_u16();
+                    if status != 401 && status < 500 {
+                        return Verdict::GiveUp(Error::Imds {
+                            path: path.into(),
+                            message,
+                        });
+                    }
                 }
-            }
-            if matches!(err, ImdsError::FailedToLoadToken(_)) {
+                let round = attempt.number;
+                // The first failures are normal at boot (the link-local route comes up late):
+                // quiet.
+                if round <= 2 {
+                    tracing::debug!(path, round, error = %message, "IMDS not answering yet; retrying");
+                } else {
+                    tracing::warn!(path, round, error = %message, "IMDS not answering yet; retrying");
+                }
+                Verdict::Retry(Error::Imds {
+                    path: path.into(),
+                    message,
+                })
+            },
+        )
+        .await;
+        outcome.map_err(|f| match f {
+            Failed::GaveUp(e) | Failed::Exhausted { last: e, .. } => e,
+        })
+    }
+
+    /// One round: one read through the client (its own short attempts), the token renewed when
+    /// the service refused it (401) or none could be had, and then IMDSv1 when allowed.
+    async fn get_once(
+        &self,
+        path: &str,
+        opts: ImdsOptions,
+    ) -> std::result::Result<String, ImdsError> {
+        let err = match self.client().get(path).await {
+            Ok(v) => return Ok(v.as_ref().to_string()),
+            Err(e) => e,
+        };
+        if let ImdsError::ErrorResponse(r) = &err {
+            if r.response().status().as_u16() == 401 {
                 self.renew_token();
-                if opts.v1_fallback {
-                    match get_v1(path).await {
-                        Ok(v) => {
-                            tracing::warn!(
-                                path,
-                                "no IMDSv2 token ({message}); read with IMDSv1 (--imds-v1-fallback)"
-                            );
-                            return Ok(v);
-                        }
-                        Err(e) => {
-                            tracing::debug!(path, error = %e, "IMDSv1 fallback failed too")
-                        }
+            }
+        }
+        if matches!(err, ImdsError::FailedToLoadToken(_)) {
+            self.renew_token();
+            if opts.v1_fallback {
+                match get_v1(path).await {
+                    Ok(v) => {
+                        tracing::warn!(
+                            path,
+                            "no IMDSv2 token ({}); read with IMDSv1 (--imds-v1-fallback)",
+                            crate::aws::error_chain(&err)
+                        );
+                        return Ok(v);
+                    }
+                    Err(e) => {
+                        tracing::debug!(path, error = %e, "IMDSv1 fallback failed too")
                     }
                 }
             }
-            // The first failures are normal at boot (the link-local route comes up late): quiet.
-            if round <= 2 {
-                tracing::debug!(path, round, error = %message, "IMDS not answering yet; retrying");
-            } else {
-                tracing::warn!(path, round, error = %message, "IMDS not answering yet; retrying");
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+        Err(err)
     }
 
     /// [`Imds::get`] for callers without a run deadline (the drop-ins, a dry run): off EC2

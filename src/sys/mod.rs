@@ -1,7 +1,8 @@
-//! The host seam: files under `--root` ([`fs`]), systemd's notify socket ([`notify`]), and what
-//! may be shown of a value ([`redact`] for secrets, [`shown`] for control characters).
+//! The host seam: files under `--root` ([`fs`]), systemd's notify socket ([`notify`]), the one retry loop
+//! ([`retry`]), and what may be shown of a value ([`redact`] for secrets, [`shown`] for control characters).
 
 pub mod fs;
 pub mod notify;
 pub mod redact;
+pub mod retry;
 pub mod shown;
