@@ -7,6 +7,7 @@
 pub mod credentials;
 pub mod identity_auth;
 pub mod imds;
+pub mod region;
 pub mod tls;
 
 use std::error::Error as StdError;

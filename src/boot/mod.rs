@@ -256,11 +256,11 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
             return Ok(Success::skipped(why));
         }
     }
-    let region = o
-        .plan
-        .region
-        .clone()
-        .unwrap_or_else(|| identity.region.clone());
+    let (region, _) = crate::aws::region::resolve(
+        o.plan.region.as_deref(),
+        crate::aws::region::Instance::Known(&identity.region),
+    )
+    .await;
     let sdk = crate::aws::sdk_config_within(&region, deadline.total())
         .await
         .at(Step::Discovery)?;
@@ -703,13 +703,12 @@ where
 /// The dry run: the same plan as a real run, from a local template (no AWS at all, fake
 /// identity) or from the stack (DescribeStackResource only).
 pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
-    let region = o
-        .plan
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .unwrap_or_else(|| "us-east-1".to_string());
+    // A plan from a template asks no AWS service, IMDS included.
+    let (region, _) = crate::aws::region::resolve(
+        o.plan.region.as_deref(),
+        crate::aws::region::Instance::Unknown,
+    )
+    .await;
     let identity = Identity::fake(&region);
     match &o.source {
         DryRunSource::Template { path, params } => {
@@ -799,11 +798,11 @@ async fn dry_run_discover(
             "--dry-run needs --template FILE, or --stack and --resource, or an instance to discover them on ({e})"
         ))
     }).at(Step::Discovery)?;
-    let region = o
-        .plan
-        .region
-        .clone()
-        .unwrap_or_else(|| identity.region.clone());
+    let (region, _) = crate::aws::region::resolve(
+        o.plan.region.as_deref(),
+        crate::aws::region::Instance::Known(&identity.region),
+    )
+    .await;
     let sdk = crate::aws::sdk_config(&region).await;
     let cfn = crate::aws::cloudformation(
         &sdk,

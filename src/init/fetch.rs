@@ -88,8 +88,8 @@ pub struct Fetcher<'a> {
     /// For SigV4-signed requests: follows no redirect.
     signed_http: reqwest::Client,
     auth: &'a AuthConfig,
-    /// Region to sign S3 requests for when the URL names none (default: the SDK's chain,
-    /// which on an instance is IMDS).
+    /// Region to sign S3 requests for when the URL names none (default: the one region rule,
+    /// [`crate::aws::region`]).
     region: Option<String>,
 }
 
@@ -518,13 +518,14 @@ async fn default_chain(
     })
 }
 
+/// The one region rule ([`crate::aws::region`]), IMDS asked for a few seconds at most.
 async fn default_region() -> String {
-    aws_config::default_provider::region::DefaultRegionChain::builder()
-        .build()
-        .region()
-        .await
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".to_string())
+    crate::aws::region::resolve(
+        None,
+        crate::aws::region::Instance::Imds(crate::boot::identity::UNBOUNDED_CALLER_LIMIT),
+    )
+    .await
+    .0
 }
 
 #[cfg(test)]

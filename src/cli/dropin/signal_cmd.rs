@@ -33,7 +33,7 @@ pub struct SignalArgs {
     /// Logical id of the resource with the CreationPolicy (SignalResource).
     #[arg(long, value_name = "LOGICAL_ID")]
     pub resource: Option<String>,
-    /// Region of the stack (default: this instance's region).
+    /// Region of the stack (default: AWS_REGION, AWS_DEFAULT_REGION, else this instance's).
     #[arg(long)]
     pub region: Option<String>,
     /// Unique id of this signal (default: the instance id).
