@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::aws::{Clients, Endpoints};
 use crate::config::settings::{self, Values};
 use crate::error::{AtStep, Error, Failure, Step};
 use crate::sys::fs::{write_atomic, FileMeta, Root};
@@ -190,11 +191,17 @@ async fn resume_within(o: &RunOptions) -> (Result<Success, Failure>, Option<Dead
         Ok(sdk) => sdk,
         Err(f) => return (Err(f), Some(deadline)),
     };
-    let cfn = crate::aws::cloudformation(&sdk, cfn_auth(o, h.target.proof.clone()), None, None);
-    let joined = start_and_join(&h.services, &h.join, &sdk, &root, &deadline)
+    let aws = Clients::new(
+        sdk,
+        cfn_auth(o, h.target.proof.clone()),
+        &Endpoints::default(),
+        None,
+    );
+    let cfn = &aws.cloudformation;
+    let joined = start_and_join(&h.services, &h.join, &aws, &root, &deadline)
         .await
         .map(|()| h.join.cluster.clone());
-    let result = finish(o.plan.signal, &root, &h.target, joined, &cfn, &deadline).await;
+    let result = finish(o.plan.signal, &root, &h.target, joined, cfn, &deadline).await;
     (result, Some(deadline))
 }
 
@@ -266,7 +273,8 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         .at(Step::Discovery)?;
     let auth = cfn_auth(o, Some(proof.clone()));
     tracing::info!(signing = auth.describe(), "CloudFormation calls");
-    let cfn = crate::aws::cloudformation(&sdk, auth, None, None);
+    let aws = Clients::new(sdk, auth, &Endpoints::default(), None);
+    let cfn = &aws.cloudformation;
     let given = |v: &String| Some(v.clone()).filter(|v| !v.is_empty());
     let target = bounded(
         Step::Discovery,
@@ -280,8 +288,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
                 signal_resource: given(&o.signal_resource),
             },
             &identity,
-            &sdk,
-            &cfn,
+            &aws,
         ),
     )
     .await?;
@@ -308,7 +315,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
     let identity = &target.identity;
 
     crate::boot::pace::before_first_call(o.pace, deadline.total(), &identity.instance_id).await;
-    let configured = configure(o, identity, &cfn, &root, deadline).await;
+    let configured = configure(o, identity, cfn, &root, deadline).await;
     // The shipped ecs.service drop-in orders the agent after this unit: from here on it may
     // start, with ecs.config in place (or, on a failure, with whatever was there: the FAILURE
     // signal below is what matters then).
@@ -317,7 +324,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         Err(_) => "configuration failed; signalling FAILURE",
     });
     let joined = match (configured, then) {
-        (Ok(plan), Then::Join) => start_and_join(&plan.services, &plan.join, &sdk, &root, deadline)
+        (Ok(plan), Then::Join) => start_and_join(&plan.services, &plan.join, &aws, &root, deadline)
             .await
             .map(|()| plan.join.cluster),
         (Ok(plan), Then::HandOff { args }) => {
@@ -349,7 +356,7 @@ async fn run_within(o: &RunOptions, then: &Then, deadline: &Deadline) -> Result<
         }
         (Err(f), _) => Err(f),
     };
-    let result = finish(o.plan.signal, &root, &target, joined, &cfn, deadline).await?;
+    let result = finish(o.plan.signal, &root, &target, joined, cfn, deadline).await?;
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "boot sequence complete"
@@ -573,13 +580,13 @@ async fn write_configuration(
 async fn start_and_join(
     services: &[services::ServiceAction],
     join: &join::JoinSpec,
-    sdk: &aws_config::SdkConfig,
+    aws: &Clients,
     root: &Root,
     deadline: &Deadline,
 ) -> Result<(), Failure> {
     let systemctl = Systemctl::default();
-    let ecs = aws_sdk_ecs::Client::new(sdk);
-    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    let ecs = &aws.ecs;
+    let region = aws.region();
     // Before anything starts: a missing cluster fails here in seconds, with the fix, instead of
     // in the agent's log (src/join/cluster.rs).
     bounded(
@@ -587,7 +594,7 @@ async fn start_and_join(
         deadline,
         Some(join::cluster::BUDGET + Duration::from_secs(5)),
         "ecs:DescribeClusters",
-        join::cluster::check(&ecs, sdk.credentials_provider(), &join.cluster, &region),
+        join::cluster::check(ecs, aws.credentials(), &join.cluster, &region),
     )
     .await?;
     let left = deadline
@@ -620,14 +627,7 @@ async fn start_and_join(
     bounded(Step::Join, deadline, None, &waiting_for, async {
         let meta = join::wait_for_agent(join, &systemctl, logs, join_end).await?;
         let arn = meta.container_instance_arn.unwrap_or_default();
-        join::confirm_with_ecs(
-            &ecs,
-            sdk.credentials_provider(),
-            &join.cluster,
-            &arn,
-            join_end,
-        )
-        .await
+        join::confirm_with_ecs(ecs, aws.credentials(), &join.cluster, &arn, join_end).await
     })
     .await
 }
@@ -774,9 +774,12 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
             } else {
                 crate::aws::CfnAuth::SigV4(None)
             };
-            let cfn = crate::aws::cloudformation(&sdk, auth, None, None);
-            let metadata =
-                phase(Step::Metadata, metadata::from_stack(&cfn, stack, &resource)).await?;
+            let aws = Clients::new(sdk, auth, &Endpoints::default(), None);
+            let metadata = phase(
+                Step::Metadata,
+                metadata::from_stack(&aws.cloudformation, stack, &resource),
+            )
+            .await?;
             plan(
                 identity,
                 &metadata,
@@ -804,10 +807,10 @@ async fn dry_run_discover(
     )
     .await;
     let sdk = crate::aws::sdk_config(&region).await;
-    let cfn = crate::aws::cloudformation(
-        &sdk,
+    let aws = Clients::new(
+        sdk,
         crate::aws::CfnAuth::Identity(crate::aws::identity_auth::ProofSource::Imds),
-        None,
+        &Endpoints::default(),
         None,
     );
     let given = discover::Given {
@@ -815,11 +818,7 @@ async fn dry_run_discover(
         resource: o.resource.clone(),
         signal_resource: o.signal_resource.clone(),
     };
-    let t = phase(
-        Step::Discovery,
-        discover::complete(&given, &identity, &sdk, &cfn),
-    )
-    .await?;
+    let t = phase(Step::Discovery, discover::complete(&given, &identity, &aws)).await?;
     Ok((identity, region, t.stack, t.resource, t.signal_resource))
 }
 

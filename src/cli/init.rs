@@ -176,10 +176,9 @@ async fn client(a: &InitArgs) -> Result<aws_sdk_cloudformation::Client, Error> {
         https: a.https_proxy.as_deref(),
     };
     let http = proxies.sdk_client(a.url.as_deref())?;
-    Ok(crate::aws::cloudformation(
-        &sdk,
-        auth,
-        a.url.as_deref(),
-        http,
-    ))
+    let endpoints = crate::aws::Endpoints {
+        cloudformation: a.url.clone(),
+        ..Default::default()
+    };
+    Ok(crate::aws::Clients::new(sdk, auth, &endpoints, http).cloudformation)
 }

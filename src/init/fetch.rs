@@ -504,12 +504,7 @@ async fn default_chain(
     region: String,
 ) -> std::result::Result<aws_credential_types::Credentials, Attempt> {
     use aws_credential_types::provider::ProvideCredentials;
-    // The SDK's chain, its IMDS part through the process's IMDS client.
-    let provider = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .imds_client(crate::aws::imds::shared().sdk_client())
-        .region(aws_config::Region::new(region))
-        .build()
-        .await;
+    let provider = crate::aws::credentials::default_chain(&region).await;
     provider.provide_credentials().await.map_err(|e| {
         Attempt::Fatal(format!(
             "no AWS credentials: {}",

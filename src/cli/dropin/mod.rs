@@ -122,7 +122,11 @@ pub async fn cfn_client(
     let http_client = proxies.sdk_client(url)?;
     let sdk = crate::aws::sdk_config(region).await;
     tracing::debug!(signing = auth.describe(), "CloudFormation calls");
-    Ok(crate::aws::cloudformation(&sdk, auth, url, http_client))
+    let endpoints = crate::aws::Endpoints {
+        cloudformation: url.map(str::to_string),
+        ..Default::default()
+    };
+    Ok(crate::aws::Clients::new(sdk, auth, &endpoints, http_client).cloudformation)
 }
 
 #[cfg(test)]
