@@ -71,6 +71,25 @@ def test_signal_failure_from_exit_code_and_success_flag(moto, instance, make_sta
         "without --region the region must come from IMDS"
 
 
+def test_signal_region_from_the_environment_before_imds(moto, instance, make_stack):
+    """The one region rule (src/aws/region.rs): without --region, AWS_REGION and then
+    AWS_DEFAULT_REGION win over the instance's region, as in the AWS SDKs and CLI; IMDS is not
+    asked. The stack is in us-east-1 (IMDS's region): a signal sent to eu-west-1 finds none."""
+    from harness.aws import example_template
+
+    stack = make_stack(example_template("stack.yml"))
+    asked = lambda: len(instance.imds.requests(path="/latest/meta-data/placement/region"))
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        before = asked()
+        res = instance._run([str(BIN), "signal", "-e", "0", "-i", "custom-id", "--stack",
+                             stack.name, "--resource", stack.signal_resource,
+                             "--access-key", "AKIDCLI", "--secret-key", "cli-secret"],
+                            60, extra_env={var: "eu-west-1"})
+        assert res.returncode != 0, f"{var}: signalled the us-east-1 stack\n{res}"
+        assert asked() == before, f"{var}: IMDS asked for the region"
+    assert moto.signals(stack.name) == []
+
+
 def test_signal_errors_are_clear(moto, instance):
     """Bad stack, missing target, and an unusable -f file (whose content is never shown)."""
     res = run(instance, [BIN, "signal", "-e", "0", "--stack", "no-such-stack",

@@ -181,6 +181,19 @@ pub fn run_chain() -> SharedCredentialsProvider {
     )
 }
 
+/// The SDK's whole chain (a laptop's profile for `--dry-run --stack`, SSO, web identity), its
+/// IMDS part through this process's IMDS client and token: for the commands without a run
+/// ([`crate::aws::sdk_config`]) and S3 downloads without named credentials.
+pub async fn default_chain(
+    region: &str,
+) -> aws_config::default_provider::credentials::DefaultCredentialsChain {
+    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+        .imds_client(crate::aws::imds::shared().sdk_client())
+        .region(aws_config::Region::new(region.to_string()))
+        .build()
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

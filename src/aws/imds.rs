@@ -16,9 +16,10 @@ use aws_config::imds;
 use aws_config::imds::client::error::ImdsError;
 
 use crate::error::{Error, Result};
+use crate::sys::retry::{retry_until, Backoff, Failed, Verdict};
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Rounds 250 ms, 500 ms, 1 s, then every 2 s, for as long as the caller allows.
+const ROUNDS: Backoff = Backoff::exponential(Duration::from_millis(250), 2, Duration::from_secs(2));
 const DEFAULT_ENDPOINT: &str = "http://169.254.169.254";
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,6 +35,8 @@ pub struct ImdsOptions {
 pub struct Imds {
     client: Mutex<imds::Client>,
     opts: OnceLock<ImdsOptions>,
+    /// `None`: the SDK's (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, else 169.254.169.254).
+    endpoint: Option<String>,
 }
 
 static SHARED: OnceLock<Imds> = OnceLock::new();
@@ -41,15 +44,23 @@ static SHARED: OnceLock<Imds> = OnceLock::new();
 /// The one IMDS client of this process.
 pub fn shared() -> &'static Imds {
     SHARED.get_or_init(|| Imds {
-        client: Mutex::new(new_client()),
+        client: Mutex::new(new_client(None)),
         opts: OnceLock::new(),
+        endpoint: None,
     })
 }
 
 /// Each attempt is short (a link-local service answers in milliseconds when it answers at
 /// all); patience comes from the rounds in [`Imds::get`], bounded by the caller.
-fn new_client() -> imds::Client {
-    imds::Client::builder()
+fn new_client(endpoint: Option<&str>) -> imds::Client {
+    let mut builder = imds::Client::builder();
+    if let Some(e) = endpoint {
+        // Checked in Imds::with_endpoint.
+        builder = builder
+            .endpoint(e)
+            .unwrap_or_else(|_| imds::Client::builder());
+    }
+    builder
         .configure(&crate::aws::tls::imds_provider_config())
         .max_attempts(3)
         .connect_timeout(Duration::from_secs(1))
@@ -58,6 +69,19 @@ fn new_client() -> imds::Client {
 }
 
 impl Imds {
+    /// A client of its own at `endpoint` (a test's local IMDS): production code uses
+    /// [`shared`], one client and token per process.
+    pub fn with_endpoint(endpoint: &str) -> Result<Imds> {
+        imds::Client::builder()
+            .endpoint(endpoint)
+            .map_err(|e| Error::Usage(format!("IMDS endpoint '{endpoint}': {e}")))?;
+        Ok(Imds {
+            client: Mutex::new(new_client(Some(endpoint))),
+            opts: OnceLock::new(),
+            endpoint: Some(endpoint.to_string()),
+        })
+    }
+
     /// Sets the options of this process's reads; the first call wins.
     pub fn set_options(&self, opts: ImdsOptions) {
         let _ = self.opts.set(opts);
@@ -81,59 +105,88 @@ impl Imds {
 
     /// A 401: the token was revoked early. A new client fetches a new one.
     fn renew_token(&self) {
-        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = new_client();
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) =
+            new_client(self.endpoint.as_deref());
     }
 
     /// `path` from IMDS; retried until the caller's time bound cancels it, except for answers
     /// that waiting cannot change (404, 403 on a GET).
     pub async fn get(&self, path: &str) -> Result<String> {
         let opts = self.options();
-        let mut backoff = FIRST_BACKOFF;
-        let mut round = 0u32;
-        loop {
-            round += 1;
-            let err = match self.client().get(path).await {
-                Ok(v) => return Ok(v.as_ref().to_string()),
-                Err(e) => e,
-            };
-            let message = crate::aws::error_chain(&err);
-            if let ImdsError::ErrorResponse(r) = &err {
-                let status = r.response().status().as_u16();
-                if status == 401 {
-                    self.renew_token();
-                } else if status < 500 {
-                    return Err(Error::Imds {
-                        path: path.into(),
-                        message,
-                    });
+        let outcome = retry_until(
+            &ROUNDS,
+            None,
+            |_| self.get_once(path, opts),
+            |outcome, attempt| {
+                let err = match outcome {
+                    Ok(v) => return Verdict::Done(v),
+                    Err(e) => e,
+                };
+                let message = crate::aws::error_chain(&err);
+                if let ImdsError::ErrorResponse(r) = &err {
+                    let status = r.response().status().as_u16();
+                    if status != 401 && status < 500 {
+                        return Verdict::GiveUp(Error::Imds {
+                            path: path.into(),
+                            message,
+                        });
+                    }
                 }
-            }
-            if matches!(err, ImdsError::FailedToLoadToken(_)) {
+                let round = attempt.number;
+                // The first failures are normal at boot (the link-local route comes up late):
+                // quiet.
+                if round <= 2 {
+                    tracing::debug!(path, round, error = %message, "IMDS not answering yet; retrying");
+                } else {
+                    tracing::warn!(path, round, error = %message, "IMDS not answering yet; retrying");
+                }
+                Verdict::Retry(Error::Imds {
+                    path: path.into(),
+                    message,
+                })
+            },
+        )
+        .await;
+        outcome.map_err(|f| match f {
+            Failed::GaveUp(e) | Failed::Exhausted { last: e, .. } => e,
+        })
+    }
+
+    /// One round: one read through the client (its own short attempts), the token renewed when
+    /// the service refused it (401) or none could be had, and then IMDSv1 when allowed.
+    async fn get_once(
+        &self,
+        path: &str,
+        opts: ImdsOptions,
+    ) -> std::result::Result<String, ImdsError> {
+        let err = match self.client().get(path).await {
+            Ok(v) => return Ok(v.as_ref().to_string()),
+            Err(e) => e,
+        };
+        if let ImdsError::ErrorResponse(r) = &err {
+            if r.response().status().as_u16() == 401 {
                 self.renew_token();
-                if opts.v1_fallback {
-                    match get_v1(path).await {
-                        Ok(v) => {
-                            tracing::warn!(
-                                path,
-                                "no IMDSv2 token ({message}); read with IMDSv1 (--imds-v1-fallback)"
-                            );
-                            return Ok(v);
-                        }
-                        Err(e) => {
-                            tracing::debug!(path, error = %e, "IMDSv1 fallback failed too")
-                        }
+            }
+        }
+        if matches!(err, ImdsError::FailedToLoadToken(_)) {
+            self.renew_token();
+            if opts.v1_fallback {
+                match get_v1(self.endpoint.as_deref(), path).await {
+                    Ok(v) => {
+                        tracing::warn!(
+                            path,
+                            "no IMDSv2 token ({}); read with IMDSv1 (--imds-v1-fallback)",
+                            crate::aws::error_chain(&err)
+                        );
+                        return Ok(v);
+                    }
+                    Err(e) => {
+                        tracing::debug!(path, error = %e, "IMDSv1 fallback failed too")
                     }
                 }
             }
-            // The first failures are normal at boot (the link-local route comes up late): quiet.
-            if round <= 2 {
-                tracing::debug!(path, round, error = %message, "IMDS not answering yet; retrying");
-            } else {
-                tracing::warn!(path, round, error = %message, "IMDS not answering yet; retrying");
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+        Err(err)
     }
 
     /// [`Imds::get`] for callers without a run deadline (the drop-ins, a dry run): off EC2
@@ -159,9 +212,12 @@ pub async fn get(path: &str, opts: ImdsOptions) -> Result<String> {
     imds.get(path).await
 }
 
-async fn get_v1(path: &str) -> Result<String> {
-    let base = std::env::var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
-        .unwrap_or_else(|_| DEFAULT_ENDPOINT.to_string());
+async fn get_v1(endpoint: Option<&str>, path: &str) -> Result<String> {
+    let base = match endpoint {
+        Some(e) => e.to_string(),
+        None => std::env::var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+            .unwrap_or_else(|_| DEFAULT_ENDPOINT.to_string()),
+    };
     let url = format!("{}{}", base.trim_end_matches('/'), path);
     let fail = |message: String| Error::Imds {
         path: path.into(),
@@ -184,4 +240,76 @@ async fn get_v1(path: &str) -> Result<String> {
     resp.text()
         .await
         .map_err(|e| fail(crate::aws::error_chain(&e)))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::Arc;
+
+    /// A local HTTP stub: answers every request with `answer(method, path)` (status, body) and
+    /// records "METHOD PATH". For IMDS and for AWS endpoints in unit tests.
+    pub(crate) fn stub(
+        answer: fn(&str, &str) -> (u16, String),
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let mut parts = line.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let mut len = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                log.lock().unwrap().push(format!("{method} {path}"));
+                let (status, data) = answer(method, path);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nx-aws-ec2-metadata-token-ttl-seconds: 21600\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{data}",
+                    data.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn a_client_at_a_given_endpoint_reads_from_it() {
+        let (url, seen) = stub(|method, path| match (method, path) {
+            ("PUT", "/latest/api/token") => (200, "token".into()),
+            ("GET", "/latest/meta-data/placement/region") => (200, "eu-west-3".into()),
+            _ => (404, String::new()),
+        });
+        let imds = Imds::with_endpoint(&url).unwrap();
+        let region = imds
+            .get_within("/latest/meta-data/placement/region", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(region, "eu-west-3");
+        assert!(seen
+            .lock()
+            .unwrap()
+            .contains(&"GET /latest/meta-data/placement/region".to_string()));
+        // A 404 is an answer: not retried.
+        let e = imds.get("/latest/meta-data/nothing").await.unwrap_err();
+        assert!(e.to_string().contains("nothing"), "{e}");
+    }
 }

@@ -1,12 +1,13 @@
-//! Shared SDK configuration: region, credentials chain, retries and timeouts for the
-//! CloudFormation, ECS and Auto Scaling clients, and the one way a CloudFormation client is
-//! made ([`cloudformation`]): identity-signed as the cfn helpers do ([`identity_auth`]), or
-//! SigV4 when credentials are named. Endpoints come from the SDK's own `AWS_ENDPOINT_URL*`
-//! variables, so tests and VPC endpoints need nothing special here.
+//! Shared SDK configuration: region, credentials chain, retries and timeouts, and the one place
+//! the CloudFormation, ECS and Auto Scaling clients are made ([`Clients`]): CloudFormation
+//! identity-signed as the cfn helpers do ([`identity_auth`]), or SigV4 when credentials are
+//! named. Endpoints come from the SDK's own `AWS_ENDPOINT_URL*` variables unless [`Endpoints`]
+//! names one (`-u`, a test's local stub).
 
 pub mod credentials;
 pub mod identity_auth;
 pub mod imds;
+pub mod region;
 pub mod tls;
 
 use std::error::Error as StdError;
@@ -30,13 +31,7 @@ pub async fn sdk_config(region: &str) -> SdkConfig {
     if let Err(e) = &roots {
         tracing::error!(error = %e, "HTTPS to AWS will fail");
     }
-    // The SDK's whole chain (a laptop's profile for `--dry-run --stack`), but its IMDS part
-    // through this process's IMDS client and token.
-    let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .imds_client(crate::aws::imds::shared().sdk_client())
-        .region(Region::new(region.to_string()))
-        .build()
-        .await;
+    let chain = credentials::default_chain(region).await;
     build(
         region,
         6,
@@ -143,18 +138,75 @@ impl CfnAuth {
     }
 }
 
-/// The one way a CloudFormation client is made: `sdk`'s region, retries and timeouts, the
-/// given authentication, and optionally an endpoint (`-u`) and an HTTP client (a proxy).
-pub fn cloudformation(
-    sdk: &SdkConfig,
-    auth: CfnAuth,
-    endpoint: Option<&str>,
-    http: Option<SharedHttpClient>,
-) -> aws_sdk_cloudformation::Client {
-    cloudformation_in(sdk, auth, endpoint, http, None)
+/// Endpoints given explicitly (`-u`, a test's local stub). `None`: the SDK's own choice, which
+/// reads `AWS_ENDPOINT_URL_<SERVICE>` and `AWS_ENDPOINT_URL` (tests, VPC endpoints) before the
+/// regional endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints {
+    pub cloudformation: Option<String>,
+    pub ecs: Option<String>,
+    pub autoscaling: Option<String>,
 }
 
-/// [`cloudformation`] with the client's own SDK retry partition (`Some(name)`): the SDK keeps
+/// The AWS clients of a run or a command, made in one place: one SDK config (region,
+/// credentials, retries, timeouts), CloudFormation signed as [`CfnAuth`] says, and the
+/// endpoints and HTTP client (a proxy) applied to each.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub sdk: SdkConfig,
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+}
+
+impl Clients {
+    pub fn new(
+        sdk: SdkConfig,
+        auth: CfnAuth,
+        endpoints: &Endpoints,
+        http: Option<SharedHttpClient>,
+    ) -> Clients {
+        let cloudformation = cloudformation_in(
+            &sdk,
+            auth,
+            endpoints.cloudformation.as_deref(),
+            http.clone(),
+            None,
+        );
+        let mut ecs = aws_sdk_ecs::config::Builder::from(&sdk);
+        let mut autoscaling = aws_sdk_autoscaling::config::Builder::from(&sdk);
+        if let Some(u) = &endpoints.ecs {
+            ecs = ecs.endpoint_url(u);
+        }
+        if let Some(u) = &endpoints.autoscaling {
+            autoscaling = autoscaling.endpoint_url(u);
+        }
+        if let Some(h) = http {
+            ecs = ecs.http_client(h.clone());
+            autoscaling = autoscaling.http_client(h);
+        }
+        Clients {
+            cloudformation,
+            ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),
+            autoscaling: aws_sdk_autoscaling::Client::from_conf(autoscaling.build()),
+            sdk,
+        }
+    }
+
+    /// The region the clients talk to.
+    pub fn region(&self) -> String {
+        self.sdk.region().map(|r| r.to_string()).unwrap_or_default()
+    }
+
+    /// The credentials of the ECS and Auto Scaling calls (checked before them, bounded).
+    pub fn credentials(&self) -> Option<SharedCredentialsProvider> {
+        self.sdk.credentials_provider()
+    }
+}
+
+/// The CloudFormation client of [`Clients::new`]: `sdk`'s region, retries and timeouts, the
+/// given authentication, optionally an endpoint (`-u`) and an HTTP client (a proxy); and
+/// optionally its own SDK retry partition (`Some(name)`): the SDK keeps
 /// its retry token bucket and adaptive rate limiter per process and partition, so clients in one
 /// process share them unless each is given its own. A run has one CloudFormation client and
 /// needs none; the fleet simulator (examples/fleet_sim.rs), whose clients stand for separate
@@ -302,6 +354,42 @@ mod tests {
             ),
             ""
         );
+    }
+
+    #[tokio::test]
+    async fn clients_call_the_endpoints_they_are_given() {
+        let (url, seen) = crate::aws::imds::tests::stub(|_, _| (400, String::new()));
+        let keys = aws_credential_types::Credentials::new("AKID", "secret", None, None, "test");
+        // Keys, so that no call looks for credentials (in IMDS) before it is sent.
+        let sdk = sdk_config("eu-west-3")
+            .await
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(keys.clone()))
+            .build();
+        let endpoints = Endpoints {
+            cloudformation: Some(format!("{url}/cfn")),
+            ecs: Some(format!("{url}/ecs")),
+            autoscaling: Some(format!("{url}/asg")),
+        };
+        let aws = Clients::new(sdk, CfnAuth::from_flags(Some(keys), None), &endpoints, None);
+        assert_eq!(aws.region(), "eu-west-3");
+        let _ = aws
+            .cloudformation
+            .describe_stack_resource()
+            .stack_name("s")
+            .logical_resource_id("r")
+            .send()
+            .await;
+        let _ = aws.ecs.describe_clusters().clusters("c").send().await;
+        let _ = aws
+            .autoscaling
+            .describe_auto_scaling_instances()
+            .send()
+            .await;
+        let seen = seen.lock().unwrap().clone();
+        for path in ["POST /cfn", "POST /ecs", "POST /asg"] {
+            assert!(seen.iter().any(|s| s.starts_with(path)), "{path}: {seen:?}");
+        }
     }
 
     #[test]

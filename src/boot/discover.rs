@@ -61,9 +61,9 @@ struct Group {
 pub async fn complete(
     given: &Given,
     identity: &Identity,
-    sdk: &aws_config::SdkConfig,
-    cfn: &aws_sdk_cloudformation::Client,
+    aws: &crate::aws::Clients,
 ) -> Result<Target> {
+    let (cfn, asg) = (&aws.cloudformation, &aws.autoscaling);
     if let (Some(s), Some(r), Some(g)) = (&given.stack, &given.resource, &given.signal_resource) {
         return Ok(Target {
             stack: s.clone(),
@@ -71,7 +71,6 @@ pub async fn complete(
             signal_resource: g.clone(),
         });
     }
-    let asg = aws_sdk_autoscaling::Client::new(sdk);
     let mut group: Option<Group> = None;
     let mut how: Vec<String> = Vec::new();
 
@@ -87,7 +86,7 @@ pub async fn complete(
                 }
                 Err(imds_reason) => {
                     tracing::info!(reason = %imds_reason, "no instance metadata tags; asking Auto Scaling and CloudFormation");
-                    let (g, s, id) = from_auto_scaling(given, identity, &asg, cfn)
+                    let (g, s, id) = from_auto_scaling(given, identity, asg, cfn)
                         .await
                         .map_err(|e| missing(given, &format!("{imds_reason}; and {e}")))?;
                     how.push(format!(
@@ -109,7 +108,7 @@ pub async fn complete(
     let resource = match &given.resource {
         Some(r) => r.clone(),
         None => {
-            let (r, h) = launch_resource(cfn, &asg, identity, &stack, &mut group)
+            let (r, h) = launch_resource(cfn, asg, identity, &stack, &mut group)
                 .await
                 .map_err(|e| missing(given, &e.to_string()))?;
             how.push(h);

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use crate::boot::services::{Systemctl, DOCKER, ECS};
 use crate::error::{Error, Result};
+use crate::sys::retry::{retry_until, Backoff, Failed, Verdict};
 use agent_log::AgentLogs;
 
 /// Short enough that the join is seen well within 250 ms of the agent answering.
@@ -87,6 +88,17 @@ enum Poll {
     Not(String),
 }
 
+/// What one attempt of the wait saw.
+enum Seen {
+    /// Registered in the expected cluster, and it held for [`SETTLE`].
+    Joined(AgentMetadata),
+    Not(String),
+    /// A registration that did not hold.
+    Unsettled(String),
+    /// Registered in another cluster: waiting cannot fix it.
+    Elsewhere(Error),
+}
+
 async fn poll_once(http: &reqwest::Client, url: &str) -> Poll {
     match http.get(url).send().await {
         Ok(resp) if resp.status().is_success() => match resp.json::<AgentMetadata>().await {
@@ -125,49 +137,80 @@ async fn poll_agent(
         .map_err(|e| Error::setup("an HTTP client", e))?;
     // A registration that did not hold is worth saying at the timeout, whatever came after.
     let mut unsettled: Option<String> = None;
-    loop {
-        let last = match poll_once(&http, &url).await {
-            Poll::Registered(meta) => {
-                if cluster_name(&meta.cluster) != cluster_name(&spec.cluster) {
-                    return Err(Error::WrongCluster {
-                        expected: spec.cluster.clone(),
-                        actual: meta.cluster,
-                    });
-                }
-                match settle(&http, &url, &meta, logs, deadline).await {
-                    Ok(()) => {
-                        tracing::info!(cluster = %meta.cluster, arn = meta.container_instance_arn.as_deref().unwrap_or(""), version = meta.version.as_deref().unwrap_or("?"), "ECS agent registered");
-                        return Ok(meta);
-                    }
-                    Err(why) => {
-                        tracing::warn!(
-                            "the ECS agent registered, then {why}: not counted, waiting for it to register again"
-                        );
-                        let note = format!(
-                            "the agent registered, then {why} within {}s",
-                            SETTLE.as_secs_f32()
-                        );
-                        unsettled = Some(note.clone());
-                        note
-                    }
-                }
+    let poll = |_| registration(&http, &url, spec, logs, deadline);
+    let outcome = retry_until(
+        &Backoff::fixed(POLL),
+        Some(deadline),
+        poll,
+        |seen, _| match seen {
+            Seen::Joined(meta) => Verdict::Done(meta),
+            Seen::Not(why) => Verdict::Retry(Err(why)),
+            Seen::Unsettled(note) => {
+                unsettled = Some(note.clone());
+                Verdict::Retry(Err(note))
             }
-            Poll::Not(why) => why,
-        };
-        if Instant::now() >= deadline {
+            Seen::Elsewhere(e) => Verdict::GiveUp(Ok(e)),
+        },
+    )
+    .await;
+    // The error is `Ok(error)` to give up with, `Err(why)` not registered yet.
+    match outcome {
+        Ok(meta) => Ok(meta),
+        Err(Failed::GaveUp(Ok(e)) | Failed::Exhausted { last: Ok(e), .. }) => Err(e),
+        Err(
+            Failed::GaveUp(Err(last))
+            | Failed::Exhausted {
+                last: Err(last), ..
+            },
+        ) => {
             let mut logs = logs.borrow_mut();
             logs.read();
             let mut detail = vec![last.clone()];
             detail.extend(unsettled.filter(|u| *u != last));
             detail.push(logs.summary());
             detail.retain(|d| !d.is_empty());
-            return Err(Error::JoinTimeout {
+            Err(Error::JoinTimeout {
                 seconds: spec.timeout_secs,
                 cluster: spec.cluster.clone(),
                 last: detail.join("; "),
-            });
+            })
         }
-        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// One attempt: a registration in the expected cluster that holds for [`SETTLE`], or what
+/// was seen instead.
+async fn registration(
+    http: &reqwest::Client,
+    url: &str,
+    spec: &JoinSpec,
+    logs: &RefCell<AgentLogs>,
+    deadline: Instant,
+) -> Seen {
+    let meta = match poll_once(http, url).await {
+        Poll::Registered(meta) => meta,
+        Poll::Not(why) => return Seen::Not(why),
+    };
+    if cluster_name(&meta.cluster) != cluster_name(&spec.cluster) {
+        return Seen::Elsewhere(Error::WrongCluster {
+            expected: spec.cluster.clone(),
+            actual: meta.cluster,
+        });
+    }
+    match settle(http, url, &meta, logs, deadline).await {
+        Ok(()) => {
+            tracing::info!(cluster = %meta.cluster, arn = meta.container_instance_arn.as_deref().unwrap_or(""), version = meta.version.as_deref().unwrap_or("?"), "ECS agent registered");
+            Seen::Joined(meta)
+        }
+        Err(why) => {
+            tracing::warn!(
+                "the ECS agent registered, then {why}: not counted, waiting for it to register again"
+            );
+            Seen::Unsettled(format!(
+                "the agent registered, then {why} within {}s",
+                SETTLE.as_secs_f32()
+            ))
+        }
     }
 }
 
@@ -305,67 +348,73 @@ pub async fn confirm_with_ecs(
         );
         return Ok(());
     }
-    loop {
-        let out = match ecs
-            .describe_container_instances()
+    let describe = |_| {
+        ecs.describe_container_instances()
             .cluster(cluster)
             .container_instances(arn)
             .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) => {
-                let message = crate::aws::describe_sdk_error(&e);
-                // The managed policy AmazonEC2ContainerServiceforEC2Role does not grant this
-                // action, so a classic instance role is refused: the agent's own answer (it
-                // registered, in this cluster) is then the whole evidence, as in the classic
-                // first-run script. A confirmation we may not ask for is no reason to fail.
-                if crate::aws::is_denied(&message) || crate::aws::no_credentials(&e) {
-                    tracing::warn!(
-                        arn,
-                        error = %message,
-                        "the instance role may not (or cannot: no credentials) call ecs:DescribeContainerInstances: not confirming with the ECS control plane that the instance is ACTIVE with its agent connected; the agent's registration in cluster '{cluster}' stands (grant that action to have it checked)"
-                    );
-                    return Ok(());
+    };
+    let outcome = retry_until(
+        &Backoff::fixed(Duration::from_secs(1)),
+        Some(deadline),
+        describe,
+        |r, _| {
+            let out = match r {
+                Ok(out) => out,
+                Err(e) => {
+                    let message = crate::aws::describe_sdk_error(&e);
+                    // The managed policy AmazonEC2ContainerServiceforEC2Role does not grant this
+                    // action, so a classic instance role is refused: the agent's own answer (it
+                    // registered, in this cluster) is then the whole evidence, as in the classic
+                    // first-run script. A confirmation we may not ask for is no reason to fail.
+                    if crate::aws::is_denied(&message) || crate::aws::no_credentials(&e) {
+                        tracing::warn!(
+                            arn,
+                            error = %message,
+                            "the instance role may not (or cannot: no credentials) call ecs:DescribeContainerInstances: not confirming with the ECS control plane that the instance is ACTIVE with its agent connected; the agent's registration in cluster '{cluster}' stands (grant that action to have it checked)"
+                        );
+                        return Verdict::Done(());
+                    }
+                    return Verdict::GiveUp(Error::Aws {
+                        api: "ecs:DescribeContainerInstances",
+                        message,
+                    });
                 }
-                return Err(Error::Aws {
-                    api: "ecs:DescribeContainerInstances",
-                    message,
-                });
-            }
-        };
-        let detail = match out.container_instances().first() {
-            Some(ci) => {
-                let status = ci.status().unwrap_or("UNKNOWN");
-                if status == "ACTIVE" && ci.agent_connected() {
-                    tracing::info!(
-                        arn,
-                        "ECS reports the container instance ACTIVE and its agent connected"
-                    );
-                    return Ok(());
+            };
+            let detail = match out.container_instances().first() {
+                Some(ci) => {
+                    let status = ci.status().unwrap_or("UNKNOWN");
+                    if status == "ACTIVE" && ci.agent_connected() {
+                        tracing::info!(
+                            arn,
+                            "ECS reports the container instance ACTIVE and its agent connected"
+                        );
+                        return Verdict::Done(());
+                    }
+                    format!("status {status}, agentConnected {}", ci.agent_connected())
                 }
-                format!("status {status}, agentConnected {}", ci.agent_connected())
-            }
-            None => out
-                .failures()
-                .first()
-                .map(|f| {
-                    format!(
-                        "ECS answered {}: {}",
-                        f.reason().unwrap_or("no reason"),
-                        f.detail().unwrap_or("")
-                    )
-                })
-                .unwrap_or_else(|| "ECS does not know the container instance".into()),
-        };
-        if Instant::now() >= deadline {
-            return Err(Error::NotHealthy {
+                None => out
+                    .failures()
+                    .first()
+                    .map(|f| {
+                        format!(
+                            "ECS answered {}: {}",
+                            f.reason().unwrap_or("no reason"),
+                            f.detail().unwrap_or("")
+                        )
+                    })
+                    .unwrap_or_else(|| "ECS does not know the container instance".into()),
+            };
+            Verdict::Retry(Error::NotHealthy {
                 arn: arn.to_string(),
                 detail,
-            });
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+            })
+        },
+    )
+    .await;
+    outcome.map_err(|f| match f {
+        Failed::GaveUp(e) | Failed::Exhausted { last: e, .. } => e,
+    })
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::aws::{Clients, Endpoints};
 use crate::config::settings::{self, Values};
 use crate::error::{AtStep, Error, Failure, Step};
 use crate::sys::fs::{write_atomic, FileMeta, Root};
@@ -184,11 +185,17 @@ async fn resume_within(
         Ok(sdk) => sdk,
         Err(f) => return (Err(f), Some(deadline)),
     };
-    let cfn = crate::aws::cloudformation(&sdk, cfn_auth(o, h.target.proof.clone()), None, None);
-    let joined = start_and_join(&h.services, &h.join, &sdk, &root, &deadline, runner)
+    let aws = Clients::new(
+        sdk,
+        cfn_auth(o, h.target.proof.clone()),
+        &Endpoints::default(),
+        None,
+    );
+    let cfn = &aws.cloudformation;
+    let joined = start_and_join(&h.services, &h.join, &aws, &root, &deadline, runner)
         .await
         .map(|()| h.join.cluster.clone());
-    let result = finish(o.plan.signal, &root, &h.target, joined, &cfn, &deadline).await;
+    let result = finish(o.plan.signal, &root, &h.target, joined, cfn, &deadline).await;
     (result, Some(deadline))
 }
 
@@ -246,17 +253,18 @@ async fn run_within(
             return Ok(Outcome::skipped(why));
         }
     }
-    let region = o
-        .plan
-        .region
-        .clone()
-        .unwrap_or_else(|| identity.region.clone());
+    let (region, _) = crate::aws::region::resolve(
+        o.plan.region.as_deref(),
+        crate::aws::region::Instance::Known(&identity.region),
+    )
+    .await;
     let sdk = crate::aws::sdk_config_within(&region, deadline.total())
         .await
         .at(Step::Discovery)?;
     let auth = cfn_auth(o, Some(proof.clone()));
     tracing::info!(signing = auth.describe(), "CloudFormation calls");
-    let cfn = crate::aws::cloudformation(&sdk, auth, None, None);
+    let aws = Clients::new(sdk, auth, &Endpoints::default(), None);
+    let cfn = &aws.cloudformation;
     let found = bounded(
         Step::Discovery,
         deadline,
@@ -269,8 +277,7 @@ async fn run_within(
                 signal_resource: o.signal_resource.clone(),
             },
             &identity,
-            &sdk,
-            &cfn,
+            &aws,
         ),
     )
     .await?;
@@ -291,7 +298,7 @@ async fn run_within(
     let identity = &target.identity;
 
     crate::boot::pace::before_first_call(o.pace, deadline.total(), &identity.instance_id).await;
-    let configured = configure(&found, &o.plan, identity, &cfn, &root, deadline, runner).await;
+    let configured = configure(&found, &o.plan, identity, cfn, &root, deadline, runner).await;
     // The shipped ecs.service drop-in orders the agent after this unit: from here on it may
     // start, with ecs.config in place (or, on a failure, with whatever was there: the FAILURE
     // signal below is what matters then).
@@ -301,7 +308,7 @@ async fn run_within(
     });
     let joined = match (configured, then) {
         (Ok(plan), Then::Join) => {
-            start_and_join(&plan.services, &plan.join, &sdk, &root, deadline, runner)
+            start_and_join(&plan.services, &plan.join, &aws, &root, deadline, runner)
                 .await
                 .map(|()| plan.join.cluster)
         }
@@ -331,7 +338,7 @@ async fn run_within(
         }
         (Err(f), _) => Err(f),
     };
-    let result = finish(o.plan.signal, &root, &target, joined, &cfn, deadline).await?;
+    let result = finish(o.plan.signal, &root, &target, joined, cfn, deadline).await?;
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "boot sequence complete"
@@ -546,14 +553,14 @@ async fn write_configuration(
 async fn start_and_join(
     services: &[services::ServiceAction],
     join: &join::JoinSpec,
-    sdk: &aws_config::SdkConfig,
+    aws: &Clients,
     root: &Root,
     deadline: &Deadline,
     runner: &Arc<dyn Runner>,
 ) -> Result<(), Failure> {
     let systemctl = Systemctl::new(runner.clone());
-    let ecs = aws_sdk_ecs::Client::new(sdk);
-    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    let ecs = &aws.ecs;
+    let region = aws.region();
     // Before anything starts: a missing cluster fails here in seconds, with the fix, instead of
     // in the agent's log (src/join/cluster.rs).
     bounded(
@@ -561,7 +568,7 @@ async fn start_and_join(
         deadline,
         Some(join::cluster::BUDGET + Duration::from_secs(5)),
         "ecs:DescribeClusters",
-        join::cluster::check(&ecs, sdk.credentials_provider(), &join.cluster, &region),
+        join::cluster::check(ecs, aws.credentials(), &join.cluster, &region),
     )
     .await?;
     let left = deadline
@@ -594,14 +601,7 @@ async fn start_and_join(
     bounded(Step::Join, deadline, None, &waiting_for, async {
         let meta = join::wait_for_agent(join, &systemctl, logs, join_end).await?;
         let arn = meta.container_instance_arn.unwrap_or_default();
-        join::confirm_with_ecs(
-            &ecs,
-            sdk.credentials_provider(),
-            &join.cluster,
-            &arn,
-            join_end,
-        )
-        .await
+        join::confirm_with_ecs(ecs, aws.credentials(), &join.cluster, &arn, join_end).await
     })
     .await
 }
@@ -677,13 +677,12 @@ where
 /// The dry run: the same plan as a real run, from a local template (no AWS at all, fake
 /// identity) or from the stack (DescribeStackResource only).
 pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
-    let region = o
-        .plan
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .unwrap_or_else(|| "us-east-1".to_string());
+    // A plan from a template asks no AWS service, IMDS included.
+    let (region, _) = crate::aws::region::resolve(
+        o.plan.region.as_deref(),
+        crate::aws::region::Instance::Unknown,
+    )
+    .await;
     let identity = Identity::fake(&region);
     match &o.source {
         DryRunSource::Template { path, params } => {
@@ -756,9 +755,12 @@ pub async fn dry_run(o: &DryRunOptions) -> Result<Plan, Failure> {
             } else {
                 crate::aws::CfnAuth::SigV4(None)
             };
-            let cfn = crate::aws::cloudformation(&sdk, auth, None, None);
-            let metadata =
-                phase(Step::Metadata, metadata::from_stack(&cfn, stack, &resource)).await?;
+            let aws = Clients::new(sdk, auth, &Endpoints::default(), None);
+            let metadata = phase(
+                Step::Metadata,
+                metadata::from_stack(&aws.cloudformation, stack, &resource),
+            )
+            .await?;
             plan(
                 identity,
                 &metadata,
@@ -780,16 +782,16 @@ async fn dry_run_discover(
             "--dry-run needs --template FILE, or --stack and --resource, or an instance to discover them on ({e})"
         ))
     }).at(Step::Discovery)?;
-    let region = o
-        .plan
-        .region
-        .clone()
-        .unwrap_or_else(|| identity.region.clone());
+    let (region, _) = crate::aws::region::resolve(
+        o.plan.region.as_deref(),
+        crate::aws::region::Instance::Known(&identity.region),
+    )
+    .await;
     let sdk = crate::aws::sdk_config(&region).await;
-    let cfn = crate::aws::cloudformation(
-        &sdk,
+    let aws = Clients::new(
+        sdk,
         crate::aws::CfnAuth::Identity(crate::aws::identity_auth::ProofSource::Imds),
-        None,
+        &Endpoints::default(),
         None,
     );
     let given = discover::Given {
@@ -797,10 +799,6 @@ async fn dry_run_discover(
         resource: o.resource.clone(),
         signal_resource: o.signal_resource.clone(),
     };
-    let t = phase(
-        Step::Discovery,
-        discover::complete(&given, &identity, &sdk, &cfn),
-    )
-    .await?;
+    let t = phase(Step::Discovery, discover::complete(&given, &identity, &aws)).await?;
     Ok((identity, region, t.stack, t.resource, t.signal_resource))
 }

@@ -11,8 +11,9 @@
 //! at `--cfn-rate` requests/s (the rate the fleet may count on; 10 % headroom). Throttles that
 //! remain are the SDK's to retry, as before. A group of one, or no size given, waits nothing.
 
-use std::hash::{Hash, Hasher};
 use std::time::Duration;
+
+use crate::sys::retry::unit_random;
 
 /// CloudFormation calls one run makes when nothing fails.
 pub const CALLS_PER_INSTANCE: f64 = 2.0;
@@ -64,23 +65,6 @@ pub async fn before_first_call(pace: Option<Pace>, run: Duration, instance_id: &
     tokio::time::sleep(wait).await;
 }
 
-/// A number in [0, 1) from `seed` and the clock (splitmix64): instances of one group start in
-/// the same second with different ids.
-fn unit_random(seed: &str) -> f64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    seed.hash(&mut h);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let mut z = h.finish() ^ nanos ^ u64::from(std::process::id()).rotate_left(32);
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,16 +101,5 @@ mod tests {
             cfn_rate: 1.0,
         };
         assert_eq!(p.window(RUN), RUN / 3);
-    }
-
-    #[test]
-    fn waits_are_spread_over_the_window() {
-        let n = 2000;
-        let mean = (0..n)
-            .map(|i| unit_random(&format!("i-{i:017x}")))
-            .inspect(|u| assert!((0.0..1.0).contains(u)))
-            .sum::<f64>()
-            / f64::from(n);
-        assert!((0.45..0.55).contains(&mean), "{mean}");
     }
 }

@@ -14,9 +14,6 @@ use crate::error::{AtStep, Error, Failure, Step};
 use crate::init;
 use crate::sys::fs::Root;
 
-/// cfn-init's default when `--region` is not given.
-const DEFAULT_REGION: &str = "us-east-1";
-
 #[derive(Debug, Args, Clone)]
 pub struct InitArgs {
     /// Stack name or id (with --resource; or give a metadata file instead).
@@ -28,7 +25,8 @@ pub struct InitArgs {
     /// configSets to run, in order (default: `default`, or the `config` key).
     #[arg(short = 'c', long, value_delimiter = ',', value_name = "A,B")]
     pub configsets: Vec<String>,
-    /// Region of the stack (default us-east-1, as cfn-init).
+    /// Region of the stack (default: AWS_REGION, AWS_DEFAULT_REGION, the instance's region,
+    /// else us-east-1 as cfn-init).
     #[arg(long)]
     pub region: Option<String>,
     /// CloudFormation endpoint URL.
@@ -156,11 +154,7 @@ fn from_file(file: &str) -> Result<ResourceMetadata, Error> {
 }
 
 async fn client(a: &InitArgs) -> Result<aws_sdk_cloudformation::Client, Error> {
-    let region = a
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    let region = crate::cli::dropin::region(a.region.as_deref()).await;
     let sdk = crate::aws::sdk_config(&region).await;
     let keys = match (&a.access_key, &a.secret_key) {
         (Some(id), Some(secret)) => Some(aws_credential_types::Credentials::new(
@@ -184,10 +178,9 @@ async fn client(a: &InitArgs) -> Result<aws_sdk_cloudformation::Client, Error> {
         https: a.https_proxy.as_deref(),
     };
     let http = proxies.sdk_client(a.url.as_deref())?;
-    Ok(crate::aws::cloudformation(
-        &sdk,
-        auth,
-        a.url.as_deref(),
-        http,
-    ))
+    let endpoints = crate::aws::Endpoints {
+        cloudformation: a.url.clone(),
+        ..Default::default()
+    };
+    Ok(crate::aws::Clients::new(sdk, auth, &endpoints, http).cloudformation)
 }

@@ -59,7 +59,7 @@ pub struct RunArgs {
     /// group, from its tags).
     #[arg(long, value_name = "LOGICAL_ID")]
     pub signal_resource: Option<String>,
-    /// Region of the stack (default: the instance's region).
+    /// Region of the stack (default: AWS_REGION, AWS_DEFAULT_REGION, else the instance's region).
     #[arg(long)]
     pub region: Option<String>,
     /// Init configSets to run, in order (default: `default`, or the `config` key).

@@ -14,11 +14,19 @@ use reqwest::StatusCode;
 
 use super::auth::{Auth, AuthConfig, S3Credentials, Secret};
 use crate::error::{Error, Result};
+use crate::sys::retry::{retry_until, Backoff, Failed, Growth, Jitter, Verdict};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per attempt, for the whole body: large archives on a slow link get this long.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(600);
-const ATTEMPTS: u32 = 5;
+/// cfn-init's download retries: 5 tries, waits `random() * min(20, 2^i - 1)` seconds
+/// (`cfnbootstrap/util.py:55-59,181@25fabe91`); the random part never below 5 %.
+const DOWNLOADS: Backoff = Backoff {
+    growth: Growth::MinusOne,
+    ..Backoff::exponential(Duration::from_secs(1), 2, Duration::from_secs(20))
+}
+.jitter(Jitter::Full { floor: 0.05 })
+.attempts(5);
 
 /// Where an S3 object is, whichever way its URL spelled it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +88,8 @@ pub struct Fetcher<'a> {
     /// For SigV4-signed requests: follows no redirect.
     signed_http: reqwest::Client,
     auth: &'a AuthConfig,
-    /// Region to sign S3 requests for when the URL names none (default: the SDK's chain,
-    /// which on an instance is IMDS).
+    /// Region to sign S3 requests for when the URL names none (default: the one region rule,
+    /// [`crate::aws::region`]).
     region: Option<String>,
 }
 
@@ -176,33 +184,64 @@ impl<'a> Fetcher<'a> {
                 "download with credentials"
             );
         }
-        let mut attempt = 0;
-        let mut region: Option<String> = None;
-        loop {
-            attempt += 1;
-            let outcome = self
-                .attempt(req, auth.map(|(_, a)| a), region.as_deref(), out)
-                .await;
-            match outcome {
-                Ok(n) => return Ok(n),
-                // A bucket in another region than the one signed for: S3 names the right one.
-                Err(Attempt::Region(r)) if region.is_none() => {
-                    tracing::debug!(url = req.url, region = %r, "S3 bucket is in another region; signing for it");
-                    region = Some(r);
+        // Once S3 has named the bucket's region, later attempts sign for it.
+        let region: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+        let auth = auth.map(|(_, a)| a);
+        let outcome = retry_until(
+            &DOWNLOADS,
+            None,
+            |_| {
+                let out = out.try_clone();
+                let region = &region;
+                async move {
+                    let mut out = out.map_err(|e| {
+                        Attempt::Fatal(format!("cannot write the download: {e}"))
+                    })?;
+                    self.attempt_in_region(req, auth, region, &mut out).await
                 }
-                Err(Attempt::Region(r)) => {
-                    return Err(fail(format!("S3 keeps redirecting to region {r}")))
-                }
-                Err(Attempt::Fatal(m)) => return Err(fail(m)),
-                Err(Attempt::Retry(m)) if attempt >= ATTEMPTS => {
-                    return Err(fail(format!("{m} (after {attempt} attempts)")))
-                }
+            },
+            |outcome, attempt| match outcome {
+                Ok(n) => Verdict::Done(n),
                 Err(Attempt::Retry(m)) => {
-                    let wait = backoff(attempt);
-                    tracing::warn!(url = req.url, attempt, error = %m, wait_ms = wait.as_millis() as u64, "download failed; retrying");
-                    tokio::time::sleep(wait).await;
+                    if let Some(wait) = attempt.next {
+                        tracing::warn!(url = req.url, attempt = attempt.number, error = %m, wait_ms = wait.as_millis() as u64, "download failed; retrying");
+                    }
+                    Verdict::Retry(m)
+                }
+                Err(Attempt::Fatal(m) | Attempt::Region(m)) => Verdict::GiveUp(m),
+            },
+        )
+        .await;
+        outcome.map_err(|f| match f {
+            Failed::GaveUp(m) => fail(m),
+            Failed::Exhausted { last, attempts } => {
+                fail(format!("{last} (after {attempts} attempts)"))
+            }
+        })
+    }
+
+    /// One attempt; when S3 answers that the bucket is in another region than the one signed
+    /// for, at once again, signed for that region (part of the same attempt: no wait).
+    async fn attempt_in_region(
+        &self,
+        req: &Request<'_>,
+        auth: Option<&Auth>,
+        region: &std::sync::Mutex<Option<String>>,
+        out: &mut std::fs::File,
+    ) -> std::result::Result<u64, Attempt> {
+        let known = region.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let redirected = |r: String| Attempt::Fatal(format!("S3 keeps redirecting to region {r}"));
+        match self.attempt(req, auth, known.as_deref(), out).await {
+            Err(Attempt::Region(r)) if known.is_none() => {
+                tracing::debug!(url = req.url, region = %r, "S3 bucket is in another region; signing for it");
+                *region.lock().unwrap_or_else(|p| p.into_inner()) = Some(r.clone());
+                match self.attempt(req, auth, Some(&r), out).await {
+                    Err(Attempt::Region(r)) => Err(redirected(r)),
+                    other => other,
                 }
             }
+            Err(Attempt::Region(r)) => Err(redirected(r)),
+            other => other,
         }
     }
 
@@ -465,12 +504,7 @@ async fn default_chain(
     region: String,
 ) -> std::result::Result<aws_credential_types::Credentials, Attempt> {
     use aws_credential_types::provider::ProvideCredentials;
-    // The SDK's chain, its IMDS part through the process's IMDS client.
-    let provider = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .imds_client(crate::aws::imds::shared().sdk_client())
-        .region(aws_config::Region::new(region))
-        .build()
-        .await;
+    let provider = crate::aws::credentials::default_chain(&region).await;
     provider.provide_credentials().await.map_err(|e| {
         Attempt::Fatal(format!(
             "no AWS credentials: {}",
@@ -479,24 +513,14 @@ async fn default_chain(
     })
 }
 
+/// The one region rule ([`crate::aws::region`]), IMDS asked for a few seconds at most.
 async fn default_region() -> String {
-    aws_config::default_provider::region::DefaultRegionChain::builder()
-        .build()
-        .region()
-        .await
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".to_string())
-}
-
-/// cfn-init's backoff: random() * min(20, 2^i - 1) seconds. The jitter comes from the clock,
-/// which differs enough between 500 instances booting together.
-fn backoff(attempt: u32) -> Duration {
-    let cap = (2f64.powi(attempt as i32) - 1.0).min(20.0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    Duration::from_secs_f64(cap * (nanos as f64 / 1e9).max(0.05))
+    crate::aws::region::resolve(
+        None,
+        crate::aws::region::Instance::Imds(crate::boot::identity::UNBOUNDED_CALLER_LIMIT),
+    )
+    .await
+    .0
 }
 
 #[cfg(test)]
@@ -546,9 +570,12 @@ mod tests {
     }
 
     #[test]
-    fn backoff_is_bounded() {
+    fn download_waits_are_cfn_inits() {
+        let caps: Vec<u64> = (1..=4).map(|n| DOWNLOADS.ceiling(n).as_secs()).collect();
+        assert_eq!(caps, [1, 3, 7, 15]);
         for i in 1..10 {
-            assert!(backoff(i) <= Duration::from_secs(20));
+            assert!(DOWNLOADS.delay(i) <= Duration::from_secs(20));
         }
+        assert_eq!(DOWNLOADS.max_attempts, Some(5));
     }
 }

@@ -17,7 +17,7 @@ pub struct GetMetadataArgs {
     /// Logical id of the resource whose Metadata is read.
     #[arg(short = 'r', long, value_name = "LOGICAL_ID")]
     pub resource: String,
-    /// Region of the stack (default: this instance's region).
+    /// Region of the stack (default: AWS_REGION, AWS_DEFAULT_REGION, else this instance's).
     #[arg(long)]
     pub region: Option<String>,
     /// CloudFormation endpoint URL.

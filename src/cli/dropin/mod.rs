@@ -15,20 +15,15 @@ pub mod get_metadata;
 pub mod proxy;
 pub mod signal_cmd;
 
-/// Region for a helper command: `--region`, else this instance's (IMDS), else
-/// `AWS_REGION`, else us-east-1 (the cfn helpers' default).
+/// Region for a helper command, by the one rule ([`crate::aws::region`]); IMDS is asked only
+/// for a few seconds.
 pub async fn region(flag: Option<&str>) -> String {
-    if let Some(r) = flag {
-        return r.to_string();
-    }
-    if let Some(r) = imds_get("/latest/meta-data/placement/region").await {
-        return r;
-    }
-    if let Some(r) = std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()) {
-        return r;
-    }
-    tracing::warn!("no --region, and none from IMDS or AWS_REGION: using us-east-1");
-    "us-east-1".to_string()
+    crate::aws::region::resolve(
+        flag,
+        crate::aws::region::Instance::Imds(crate::boot::identity::UNBOUNDED_CALLER_LIMIT),
+    )
+    .await
+    .0
 }
 
 /// One IMDS value, or None (logged) when IMDS cannot answer within a few seconds: off EC2 the
@@ -127,7 +122,11 @@ pub async fn cfn_client(
     let http_client = proxies.sdk_client(url)?;
     let sdk = crate::aws::sdk_config(region).await;
     tracing::debug!(signing = auth.describe(), "CloudFormation calls");
-    Ok(crate::aws::cloudformation(&sdk, auth, url, http_client))
+    let endpoints = crate::aws::Endpoints {
+        cloudformation: url.map(str::to_string),
+        ..Default::default()
+    };
+    Ok(crate::aws::Clients::new(sdk, auth, &endpoints, http_client).cloudformation)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use clap::Args;
 
 use crate::boot::signal::{self, Delivered, SignalSpec, Status};
 use crate::error::{Error, Result};
+use crate::sys::retry::{retry_until, Backoff, Failed, Verdict};
 
 #[derive(Debug, Args, Clone)]
 pub struct SignalArgs {
@@ -32,7 +33,7 @@ pub struct SignalArgs {
     /// Logical id of the resource with the CreationPolicy (SignalResource).
     #[arg(long, value_name = "LOGICAL_ID")]
     pub resource: Option<String>,
-    /// Region of the stack (default: this instance's region).
+    /// Region of the stack (default: AWS_REGION, AWS_DEFAULT_REGION, else this instance's).
     #[arg(long)]
     pub region: Option<String>,
     /// Unique id of this signal (default: the instance id).
@@ -240,30 +241,48 @@ async fn put_wait_condition(
         api: "WaitConditionHandle PUT",
         message,
     };
-    let mut last = String::new();
-    for attempt in 1..=5u32 {
-        // The presigned URL was signed with an empty Content-Type: anything else is refused.
-        let r = http
-            .put(url)
-            .header(reqwest::header::CONTENT_TYPE, "")
-            .body(body.clone())
-            .send()
-            .await;
-        match r {
-            Ok(resp) if resp.status().is_success() => return Ok(()),
-            Ok(resp) if resp.status().is_client_error() => {
-                let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
-                return Err(fail(format!("HTTP {status}: {}", text.trim())));
+    let put = |_| {
+        let (http, body) = (&http, &body);
+        async move {
+            // The presigned URL was signed with an empty Content-Type: anything else is refused.
+            let r = http
+                .put(url)
+                .header(reqwest::header::CONTENT_TYPE, "")
+                .body(body.clone())
+                .send()
+                .await;
+            match r {
+                Ok(resp) if resp.status().is_success() => Ok(()),
+                Ok(resp) if resp.status().is_client_error() => {
+                    let status = resp.status();
+                    let text = resp.text().await.unwrap_or_default();
+                    Err(Verdict::GiveUp(format!("HTTP {status}: {}", text.trim())))
+                }
+                Ok(resp) => Err(Verdict::Retry(format!("HTTP {}", resp.status()))),
+                Err(e) => Err(Verdict::Retry(crate::aws::error_chain(&e))),
             }
-            Ok(resp) => last = format!("HTTP {}", resp.status()),
-            Err(e) => last = crate::aws::error_chain(&e),
         }
-        tracing::warn!(attempt, error = %last, "wait condition signal failed; retrying");
-        tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
-    }
-    Err(fail(last))
+    };
+    let outcome = retry_until(&WAIT_CONDITION_PUTS, None, put, |r, attempt| match r {
+        Ok(()) => Verdict::Done(()),
+        Err(Verdict::Retry(last)) => {
+            if attempt.next.is_some() {
+                tracing::warn!(attempt = attempt.number, error = %last, "wait condition signal failed; retrying");
+            }
+            Verdict::Retry(last)
+        }
+        Err(v) => v,
+    })
+    .await;
+    outcome.map_err(|f| match f {
+        Failed::GaveUp(m) | Failed::Exhausted { last: m, .. } => fail(m),
+    })
 }
+
+/// Five PUTs, 1, 2, 4 and 8 s apart: a wait condition is signalled once, and an S3 error
+/// (5xx, a dropped connection) rarely lasts longer.
+const WAIT_CONDITION_PUTS: Backoff =
+    Backoff::exponential(Duration::from_secs(1), 2, Duration::from_secs(16)).attempts(5);
 
 #[cfg(test)]
 mod tests {
