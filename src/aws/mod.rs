@@ -4,10 +4,10 @@
 //! SigV4 when credentials are named. Endpoints come from the SDK's own `AWS_ENDPOINT_URL*`
 //! variables, so tests and VPC endpoints need nothing special here.
 
-pub mod credentials;
+pub(crate) mod credentials;
 pub mod identity_auth;
-pub mod imds;
-pub mod tls;
+pub(crate) mod imds;
+pub(crate) mod tls;
 
 use std::error::Error as StdError;
 use std::time::Duration;
