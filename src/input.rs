@@ -61,10 +61,6 @@ impl<'a> Node<'a> {
         &self.path
     }
 
-    pub fn keys(&self) -> Keys {
-        self.keys
-    }
-
     /// The one constructor of input errors: `<path>: <message>`.
     pub fn error(&self, message: impl Into<String>) -> Error {
         Error::invalid(&self.path, message)

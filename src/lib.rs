@@ -11,11 +11,14 @@
 pub mod aws;
 pub mod boot;
 pub mod cli;
-pub mod config;
+pub(crate) mod config;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
-pub mod hup;
-pub mod init;
-pub mod input;
-pub mod sys;
-pub mod template;
+// Not reachable from a command until `ecs-bootstrap hup` is wired (issue #15, in progress).
+#[allow(dead_code)]
+pub(crate) mod hup;
+pub(crate) mod init;
+pub(crate) mod input;
+pub(crate) mod sys;
+pub(crate) mod template;

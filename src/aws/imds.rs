@@ -71,6 +71,7 @@ fn new_client(endpoint: Option<&str>) -> imds::Client {
 impl Imds {
     /// A client of its own at `endpoint` (a test's local IMDS): production code uses
     /// [`shared`], one client and token per process.
+    #[cfg(test)]
     pub fn with_endpoint(endpoint: &str) -> Result<Imds> {
         imds::Client::builder()
             .endpoint(endpoint)

@@ -4,11 +4,11 @@
 //! named. Endpoints come from the SDK's own `AWS_ENDPOINT_URL*` variables unless [`Endpoints`]
 //! names one (`-u`, a test's local stub).
 
-pub mod credentials;
+pub(crate) mod credentials;
 pub mod identity_auth;
-pub mod imds;
-pub mod region;
-pub mod tls;
+pub(crate) mod imds;
+pub(crate) mod region;
+pub(crate) mod tls;
 
 use std::error::Error as StdError;
 use std::time::Duration;

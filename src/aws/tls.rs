@@ -36,8 +36,10 @@ pub fn native_roots() -> Result<usize, Error> {
         .map_err(|detail| Error::NoCaCertificates { detail })
 }
 
-/// The same check for explicit locations (what `SSL_CERT_FILE`/`SSL_CERT_DIR` would name).
-pub fn roots_at(file: Option<&Path>, dir: Option<&Path>) -> Result<usize, Error> {
+/// The same check for explicit locations (what `SSL_CERT_FILE`/`SSL_CERT_DIR` would name): the
+/// tests' way to point the check at a bundle.
+#[cfg(test)]
+fn roots_at(file: Option<&Path>, dir: Option<&Path>) -> Result<usize, Error> {
     let mut locations = Vec::new();
     if let Some(f) = file {
         locations.push(Location::new("SSL_CERT_FILE", f));

@@ -24,7 +24,6 @@ use crate::error::{Error, Result};
 
 pub const TAG_STACK: &str = "aws:cloudformation:stack-name";
 pub const TAG_LOGICAL_ID: &str = "aws:cloudformation:logical-id";
-pub const TAG_GROUP: &str = "aws:autoscaling:groupName";
 
 const LAUNCH_TYPES: &[&str] = &[
     "AWS::AutoScaling::LaunchConfiguration",

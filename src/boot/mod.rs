@@ -3,19 +3,19 @@
 //! signal, so a broken instance rolls its stack back in seconds instead of at the timeout.
 
 pub mod deadline;
-pub mod discover;
-pub mod events;
-pub mod handoff;
+pub(crate) mod discover;
+pub(crate) mod events;
+pub(crate) mod handoff;
 pub mod identity;
 pub mod join;
 pub mod metadata;
-pub mod once;
-pub mod outcome;
+pub(crate) mod once;
+pub(crate) mod outcome;
 pub mod pace;
-pub mod plan;
-pub mod services;
+pub(crate) mod plan;
+pub(crate) mod services;
 pub mod signal;
-pub mod state;
+pub(crate) mod state;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 pub mod dropin;
 pub mod entry;
 pub mod init;
-pub mod logging;
+pub(crate) mod logging;
 
 use std::path::PathBuf;
 

@@ -30,9 +30,9 @@ use serde_json::{Map, Value};
 
 pub use accounts::{GroupSpec, UserSpec};
 pub use commands::{CommandLine, CommandSpec};
-pub use files::{FileContent, FileSpec};
-pub use packages::{Manager, Package, PackageSet};
-pub use services::{ServiceManager, ServiceSpec, Triggers};
+pub use files::FileSpec;
+pub use packages::PackageSet;
+pub use services::ServiceSpec;
 pub use sources::SourceSpec;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -91,6 +91,7 @@ impl CommandCgroup {
 /// Moves the calling process into the cgroup whose `cgroup.procs` is `procs`. For `pre_exec`:
 /// async-signal-safe (open, write, close on a prepared path); a failure leaves the command where
 /// it was (its process group still bounds it) and never stops it from running.
+#[allow(unsafe_code)] // the only raw syscalls: see SAFETY below
 pub fn enter(procs: &std::ffi::CStr) {
     // SAFETY: plain syscalls on a NUL-terminated path and a static buffer.
     unsafe {
