@@ -66,7 +66,7 @@ pub async fn before_first_call(pace: Option<Pace>, run: Duration, instance_id: &
 
 /// A number in [0, 1) from `seed` and the clock (splitmix64): instances of one group start in
 /// the same second with different ids.
-fn unit_random(seed: &str) -> f64 {
+pub fn unit_random(seed: &str) -> f64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     seed.hash(&mut h);
     let nanos = std::time::SystemTime::now()
