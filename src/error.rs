@@ -8,10 +8,10 @@
 //! | code | meaning | errors |
 //! |------|---------|--------|
 //! | 0 | success: SUCCESS signalled (or not waiting, or signalled earlier), `--no-signal` run joined, SKIPPED, CONFIGURED (handed off); `--help` | - |
-//! | 1 | could not set up: the async runtime or an HTTP client (the environment, not the input) | [`Error::Setup`] |
+//! | 1 | could not set up: the async runtime or an HTTP client (the environment, not the input); `hup`: its configuration (cfn-hup exits 1 on a bad one, bin/cfn-hup:74-82,98-100,218-221@25fabe91) | [`Error::Setup`], [`Error::HupConfig`] |
 //! | 2 | the fix is on the command line: usage, discovery failed (pass the flags it names), `--after-handoff` with nothing handed off | [`Error::Usage`], [`Error::Discovery`], [`Error::NothingHandedOff`], clap's refusals |
 //! | 3 | bad input: the metadata, the `ecs-bootstrap:` block, a template | [`Error::Invalid`], [`Error::Template`] |
-//! | 4 | Init failed: a file (I/O) or a command | [`Error::Io`], [`Error::Command`], [`Error::Tool`] |
+//! | 4 | Init failed: a file (I/O) or a command; `hup`: its state file | [`Error::Io`], [`Error::Command`], [`Error::Tool`], [`Error::HupState`] |
 //! | 5 | a service failed: `systemctl`, a failed unit, `systemd-run` | [`Error::Systemctl`], [`Error::UnitFailed`] |
 //! | 6 | the cluster join failed | [`Error::JoinTimeout`], [`Error::WrongCluster`], [`Error::NotHealthy`], [`Error::ClusterNotActive`], [`Error::AgentTerminal`] |
 //! | 7 | IMDS or an AWS API, or no usable root CA certificates | [`Error::Imds`], [`Error::Aws`], [`Error::NoCaCertificates`] |
@@ -100,6 +100,14 @@ pub enum Error {
     /// Zero-config could not find the stack or a resource; the message names the flags to pass.
     #[error("{message}")]
     Discovery { message: String },
+
+    /// `ecs-bootstrap hup`: cfn-hup.conf or the hooks cannot be used (cfn-hup's messages).
+    #[error("{0}")]
+    HupConfig(String),
+
+    /// `ecs-bootstrap hup`: its state file cannot be read or written.
+    #[error("hup state: {0}")]
+    HupState(String),
 
     #[error("IMDS {path}: {message}")]
     Imds { path: String, message: String },
@@ -264,14 +272,17 @@ impl Error {
     /// so they are decided here and nowhere else (the table in the module's documentation).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Setup { .. } => code::SETUP,
+            // cfn-hup exits 1 on a configuration it cannot use (bin/cfn-hup:74-82@25fabe91).
+            Error::Setup { .. } | Error::HupConfig(_) => code::SETUP,
             // The fix for a failed discovery, or for resuming nothing, is on the command line,
             // as for a usage error.
             Error::Usage(_) | Error::Discovery { .. } | Error::NothingHandedOff { .. } => {
                 code::USAGE
             }
             Error::Invalid { .. } | Error::Template(_) => code::BAD_INPUT,
-            Error::Io { .. } | Error::Command { .. } | Error::Tool { .. } => code::INIT,
+            Error::Io { .. } | Error::Command { .. } | Error::Tool { .. } | Error::HupState(_) => {
+                code::INIT
+            }
             Error::Systemctl { .. } | Error::UnitFailed { .. } => code::SERVICE,
             Error::JoinTimeout { .. }
             | Error::WrongCluster { .. }
@@ -368,6 +379,16 @@ mod tests {
     fn every_variant() -> Vec<(Error, u8, &'static str)> {
         let cases = vec![
             (Error::Usage("bad flag".into()), 2, "command line: bad flag"),
+            (
+                Error::HupConfig("No valid hooks found".into()),
+                1,
+                "No valid hooks found",
+            ),
+            (
+                Error::HupState("/x: denied".into()),
+                4,
+                "hup state: /x: denied",
+            ),
             (
                 Error::setup("an HTTP client", "no TLS backend"),
                 1,
@@ -521,6 +542,8 @@ mod tests {
             match e {
                 Error::Usage(_)
                 | Error::Setup { .. }
+                | Error::HupConfig(_)
+                | Error::HupState(_)
                 | Error::NothingHandedOff { .. }
                 | Error::Discovery { .. }
                 | Error::Imds { .. }
@@ -547,7 +570,7 @@ mod tests {
     #[test]
     fn every_variant_has_its_documented_exit_code_and_reason() {
         let cases = every_variant();
-        assert_eq!(cases.len(), 20, "one case per variant");
+        assert_eq!(cases.len(), 22, "one case per variant");
         for (e, code, text) in cases {
             assert_eq!(e.exit_code(), code, "{e:?}");
             assert_eq!(e.to_string(), text, "{e:?}");

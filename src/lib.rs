@@ -15,8 +15,6 @@ pub(crate) mod config;
 pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
-// Not reachable from a command until `ecs-bootstrap hup` is wired (issue #15, in progress).
-#[allow(dead_code)]
 pub(crate) mod hup;
 pub(crate) mod init;
 pub(crate) mod input;

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Some(Command::Init(a)) => entry::init(&a),
         Some(Command::Signal(a)) => entry::signal(&a),
         Some(Command::GetMetadata(a)) => entry::get_metadata(&a),
+        Some(Command::Hup(a)) => entry::hup(&a),
         Some(Command::Run(_)) | None => entry::boot(cli.into_args()),
     }
 }

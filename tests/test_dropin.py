@@ -218,8 +218,13 @@ def test_cfn_names_dispatch_generically(instance, aws_bin):
         assert a.returncode == 0 and a.stdout == b.stdout, f"{a}\n{b}"
     else:
         assert a.returncode == 2 and "init" in a.stderr, str(a)
-    res = run(instance, [aws_bin / "cfn-hup"])
-    assert res.returncode == 2 and "cfn-hup" in res.stderr, str(res)
+    # cfn-hup is `ecs-bootstrap hup` (tests/test_hup.py); a name with no command is refused.
+    a = run(instance, [aws_bin / "cfn-hup", "--help"])
+    b = run(instance, [BIN, "hup", "--help"])
+    assert a.returncode == 0 and a.stdout == b.stdout, f"{a}\n{b}"
+    (aws_bin / "cfn-nope").symlink_to(BIN.resolve())
+    res = run(instance, [aws_bin / "cfn-nope"])
+    assert res.returncode == 2 and "cfn-nope" in res.stderr, str(res)
 
 
 def test_get_metadata_whole_and_by_key(moto, instance, make_stack, aws_bin):

@@ -119,7 +119,8 @@ WantedBy=multi-user.target
 """
 
 
-def verify_root(tmp_path: Path, unit_text: str | None = None) -> Path:
+def verify_root(tmp_path: Path, unit_text: str | None = None,
+                hup_text: str | None = None) -> Path:
     root = tmp_path / "root"
     # The standard targets and slices (ecs.service's default dependencies need them).
     shutil.copytree("/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True,
@@ -134,6 +135,8 @@ def verify_root(tmp_path: Path, unit_text: str | None = None) -> Path:
         (root / exe).chmod(0o755)
     (units / "ecs-bootstrap.service").write_text(
         unit_text or (REPO_ROOT / "systemd" / "ecs-bootstrap.service").read_text())
+    (units / "ecs-bootstrap-hup.service").write_text(
+        hup_text or (REPO_ROOT / "systemd" / "ecs-bootstrap-hup.service").read_text())
     (units / "docker.service").write_text(
         "[Service]\nExecStart=/usr/bin/systemctl\n")
     (units / "ecs.service").write_text(AMI_ECS_SERVICE)
@@ -156,18 +159,21 @@ needs_systemd_analyze = pytest.mark.skipif(
 @needs_systemd_analyze
 def test_units_pass_systemd_analyze_verify(tmp_path):
     root = verify_root(tmp_path)
-    res = systemd_verify(root, "ecs-bootstrap.service", "ecs.service")
+    res = systemd_verify(root, "ecs-bootstrap.service", "ecs.service",
+                         "ecs-bootstrap-hup.service")
     assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), res.stdout + res.stderr
     # (That the drop-in orders ecs.service after ecs-bootstrap.service is checked under a real
     # systemd by tests/systemd/run.)
 
 
 @needs_systemd_analyze
-def test_systemd_analyze_verify_reports_a_bad_unit(tmp_path):
-    bad = (REPO_ROOT / "systemd" / "ecs-bootstrap.service").read_text().replace(
-        "Type=notify", "Type=notifyy")
-    root = verify_root(tmp_path, bad)
-    res = systemd_verify(root, "ecs-bootstrap.service")
+@pytest.mark.parametrize("unit", ["ecs-bootstrap.service", "ecs-bootstrap-hup.service"])
+def test_systemd_analyze_verify_reports_a_bad_unit(tmp_path, unit):
+    bad = (REPO_ROOT / "systemd" / unit).read_text().replace("Type=notify", "Type=notifyy")
+    assert "notifyy" in bad
+    root = (verify_root(tmp_path, unit_text=bad) if unit == "ecs-bootstrap.service"
+            else verify_root(tmp_path, hup_text=bad))
+    res = systemd_verify(root, unit)
     assert "notifyy" in res.stdout + res.stderr
 
 

@@ -2,6 +2,7 @@
 
 pub mod dropin;
 pub mod entry;
+pub mod hup;
 pub mod init;
 pub(crate) mod logging;
 
@@ -38,6 +39,8 @@ pub enum Command {
     Signal(crate::cli::dropin::signal_cmd::SignalArgs),
     /// Print a resource's Metadata like cfn-get-metadata (also run as `cfn-get-metadata`).
     GetMetadata(crate::cli::dropin::get_metadata::GetMetadataArgs),
+    /// Watch the stack and run hooks when Metadata changes, like cfn-hup (also run as `cfn-hup`).
+    Hup(crate::cli::hup::HupArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -318,10 +318,6 @@ impl Ini {
         self.order.iter().map(String::as_str)
     }
 
-    pub fn has_section(&self, section: &str) -> bool {
-        self.sections.contains_key(section)
-    }
-
     /// `has_option`: an option of the section or of `[DEFAULT]` (which every section inherits);
     /// false for a section that does not exist.
     pub fn has_option(&self, section: &str, option: &str) -> bool {
@@ -335,7 +331,9 @@ impl Ini {
         }
     }
 
-    /// The option names of a section, its own and inherited ones (`options()`), sorted.
+    /// The option names of a section, its own and inherited ones (`options()`), sorted: the
+    /// tests compare them with Python's.
+    #[cfg(test)]
     pub fn options(&self, section: &str) -> Vec<String> {
         let mut names: Vec<String> = self.defaults.keys().cloned().collect();
         if section != DEFAULT_SECTION {

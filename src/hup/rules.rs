@@ -386,8 +386,8 @@ impl Trigger {
 /// What to do for one hook this poll.
 #[derive(Debug, Clone)]
 pub enum Decision {
-    /// `_IN_PROGRESS`: nothing runs, nothing is stored.
-    Skip,
+    /// `_IN_PROGRESS` (the status, for the log): nothing runs, nothing is stored.
+    Skip(String),
     /// No trigger fires: store the new value (update_hooks.py:650-655), even if it is none.
     Record(Option<Value>),
     /// Run the action with these extra environment variables; store `new` only if it succeeds
@@ -402,7 +402,7 @@ pub enum Decision {
 /// `_process_hook` (update_hooks.py:632-663). `triggers` as configured; `old` from the store.
 pub fn decide(triggers: &[String], path: &HookPath, old: Option<&Value>, found: Found) -> Decision {
     let new = match found {
-        Found::InProgress(_) => return Decision::Skip,
+        Found::InProgress(status) => return Decision::Skip(status),
         Found::Value(v) => v,
     };
     let has = |t: &str| triggers.iter().any(|x| x == t);
@@ -647,7 +647,7 @@ mod tests {
         // In progress: skip.
         assert!(matches!(
             decide(&all, &path, None, Found::InProgress("X_IN_PROGRESS".into())),
-            Decision::Skip
+            Decision::Skip(s) if s == "X_IN_PROGRESS"
         ));
     }
 

@@ -221,14 +221,6 @@ impl Store {
         }
     }
 
-    /// Drops the entries of hooks no longer configured (`keys` are the current ones). cfn-hup
-    /// keeps them forever; dropping them means a hook removed and added back starts afresh,
-    /// which is what its removal meant.
-    pub fn retain(&mut self, keys: &[String]) {
-        self.metadata.retain(|k, _| keys.contains(k));
-        self.failures.retain(|k, _| keys.contains(k));
-    }
-
     /// Writes the state atomically: directory 0700, file 0600 (as cfn-hup's).
     pub fn save(&self, root: &Root) -> Result<(), StoreError> {
         let err = |path: &str, message: String| StoreError {
@@ -382,15 +374,5 @@ mod tests {
             "never below one interval"
         );
         assert_eq!(backoff_secs(0, 60), 60);
-    }
-
-    #[test]
-    fn retain_drops_removed_hooks() {
-        let mut s = Store::default();
-        s.record("a|p", Some(&j(json!(1))));
-        s.record("b|p", Some(&j(json!(1))));
-        s.fail("b|p", None, Some(1), 0, 60);
-        s.retain(&["a|p".to_string()]);
-        assert!(s.old("a|p").is_some() && s.old("b|p").is_none() && s.failure("b|p").is_none());
     }
 }

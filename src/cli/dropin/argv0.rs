@@ -1,5 +1,5 @@
 //! `cfn-X` -> `ecs-bootstrap X`: installed as a symlink named `cfn-signal` (or `cfn-init`,
-//! `cfn-get-metadata`), the binary behaves as that command. Generic on purpose: any
+//! `cfn-get-metadata`, `cfn-hup`), the binary behaves as that command. Generic on purpose: any
 //! subcommand the binary has is reachable this way, and no other.
 
 use std::ffi::OsString;
@@ -61,7 +61,7 @@ mod tests {
             rewrite(os(&["/usr/bin/ecs-bootstrap", "run"]), known).unwrap(),
             os(&["/usr/bin/ecs-bootstrap", "run"])
         );
-        let e = rewrite(os(&["cfn-hup"]), known).unwrap_err();
-        assert!(e.contains("cfn-hup") && e.contains("'hup'"), "{e}");
+        let e = rewrite(os(&["cfn-nope"]), known).unwrap_err();
+        assert!(e.contains("cfn-nope") && e.contains("'nope'"), "{e}");
     }
 }
