@@ -152,10 +152,16 @@ impl<'a> Node<'a> {
     pub fn only_keys_named(&self, what: &str, known: &[&str]) -> Result<()> {
         for key in self.mapping()?.keys() {
             if !known.contains(&key.as_str()) {
-                unknown_key(&self.key_path(key), what, key, known, self.keys)?;
+                self.unknown(key, what, known)?;
             }
         }
         Ok(())
+    }
+
+    /// This mapping's key `key` is not one of `known` (`what` it names: "key", "service
+    /// manager"): handled as [`Keys`] says. For a parser that meets its keys one at a time.
+    pub fn unknown(&self, key: &str, what: &str, known: &[&str]) -> Result<()> {
+        unknown_key(&self.key_path(key), what, key, known, self.keys)
     }
 
     /// The items of this list as nodes.
@@ -325,7 +331,7 @@ pub fn truthiness(v: &Value) -> Option<Boolean> {
 }
 
 /// An unknown key (`what` = "key", "package manager", ...) at `path`, handled as `keys` says.
-pub fn unknown_key(path: &str, what: &str, key: &str, known: &[&str], keys: Keys) -> Result<()> {
+fn unknown_key(path: &str, what: &str, key: &str, known: &[&str], keys: Keys) -> Result<()> {
     let hint = closest(key, known.iter().copied())
         .map(|k| format!(" (did you mean '{k}'?)"))
         .unwrap_or_default();

@@ -84,10 +84,7 @@ pub fn decode(text: Option<&str>, path: &str) -> Result<Value> {
             if !v.is_object() {
                 return Err(Error::invalid(
                     path,
-                    format!(
-                        "must be a JSON object, got {}",
-                        crate::config::settings::kind(&v)
-                    ),
+                    format!("must be a JSON object, got {}", crate::input::kind(&v)),
                 ));
             }
             Ok(v)

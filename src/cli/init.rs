@@ -142,7 +142,7 @@ fn from_file(file: &str) -> Result<ResourceMetadata, Error> {
             name,
             format!(
                 "must be a mapping (the resource's Metadata), got {}",
-                crate::config::settings::kind(&metadata)
+                crate::input::kind(&metadata)
             ),
         ));
     }

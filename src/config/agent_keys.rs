@@ -200,7 +200,7 @@ pub fn validate(key: &str, path: &str) -> Result<()> {
         }
         return Ok(());
     }
-    if let Some(near) = crate::config::settings::closest(key, KNOWN.iter().copied()) {
+    if let Some(near) = crate::input::closest(key, KNOWN.iter().copied()) {
         return Err(Error::invalid(
             path,
             format!("'{key}' is not an ECS agent setting; did you mean '{near}'?"),

@@ -6,8 +6,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-/// Re-exported for the parsers not yet reading through [`Node`] (init/packages.rs, services.rs).
-pub(crate) use crate::input::{closest, kind, short};
 use crate::input::{Keys, Node};
 
 pub const BLOCK: &str = "ecs-bootstrap";
@@ -113,11 +111,6 @@ pub fn parse(metadata: &Value, values: Values) -> Result<Settings> {
         proxy,
         timeout_secs,
     })
-}
-
-/// The Init block's booleans ([`Node::cfn_bool`]), for the parsers not yet on [`Node`].
-pub(crate) fn init_boolean(v: &Value, path: &str) -> Result<bool> {
-    Node::root(v, path, Keys::Warn).cfn_bool()
 }
 
 fn is_placeholder(s: &str) -> bool {
@@ -430,7 +423,13 @@ mod tests {
 
     #[test]
     fn closest_suggestions() {
-        assert_eq!(closest("Clustr", TOP_KEYS.iter().copied()), Some("Cluster"));
-        assert_eq!(closest("Banana", TOP_KEYS.iter().copied()), None);
+        assert_eq!(
+            crate::input::closest("Clustr", TOP_KEYS.iter().copied()),
+            Some("Cluster")
+        );
+        assert_eq!(
+            crate::input::closest("Banana", TOP_KEYS.iter().copied()),
+            None
+        );
     }
 }

@@ -41,15 +41,8 @@ fn entries<'a>(section: &Node<'a>, keys: &[&str]) -> Result<Vec<(&'a str, Node<'
                 "'{name}' is not a valid account name (letters, digits, '.', '_', '-'; not starting with '-')"
             )));
         }
-        match spec.value() {
-            Value::Object(_) => spec.only_keys(keys)?,
-            Value::Null => {}
-            other => {
-                return Err(spec.error(format!(
-                    "must be a mapping, got {}",
-                    crate::input::short(other)
-                )))
-            }
+        if !spec.value().is_null() {
+            spec.only_keys(keys)?;
         }
         out.push((name, spec));
     }
@@ -343,7 +336,8 @@ mod tests {
             "{e}"
         );
         assert!(parse_groups(&json!({"a": {"gdi": 1}}), "I.c.groups").is_ok());
-        let e = crate::init::strictly(|| parse_groups(&json!({"a": {"gdi": 1}}), "I.c.groups"))
+        let v = json!({"a": {"gdi": 1}});
+        let e = super::parse_groups(&Node::root(&v, "I.c.groups", crate::input::Keys::Strict))
             .unwrap_err()
             .to_string();
         assert!(
@@ -365,5 +359,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("'-rf'"), "{e}");
+        let e = parse_users(&json!({"u": ["wheel"]}), "I.c.users")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "I.c.users.u: must be a mapping, got a list");
     }
 }

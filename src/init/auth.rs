@@ -408,7 +408,12 @@ mod tests {
         ));
         let e = bad(json!({"type": "basic", "username": "u", "password": 5}));
         assert!(e.contains("A.password") && !e.contains('5'), "{e}");
-        let e = crate::init::strictly(|| bad(json!({"type": "basic", "user": "u"})));
+        let e = super::parse(
+            &json!({ BLOCK: { "A": {"type": "basic", "user": "u"} } }),
+            crate::input::Keys::Strict,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("A.user") && e.contains("unknown key"), "{e}");
         assert!(parse(&json!({})).unwrap().is_empty());
     }

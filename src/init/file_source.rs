@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::fetch::{Fetcher, Request};
 use super::files::{self, FileSpec};
-use crate::config::settings::kind;
 use crate::error::{Error, Result};
+use crate::input::kind;
 use crate::sys::fs::{Root, WriteOutcome};
 
 /// A file is held in memory to be written atomically; this bounds it.

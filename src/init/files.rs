@@ -616,9 +616,14 @@ mod tests {
             one(json!({"content": "", "mod": "000644"})).unwrap().mode,
             None
         );
-        let e = crate::init::strictly(|| one(json!({"content": "", "mod": "000644"})))
-            .unwrap_err()
-            .to_string();
+        let v = json!({"/etc/x": {"content": "", "mod": "000644"}});
+        let e = super::parse(&Node::root(
+            &v,
+            "I.config.files",
+            crate::input::Keys::Strict,
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("/etc/x.mod") && e.contains("unknown key"), "{e}");
         // A truthy content wins over source; a falsy one gives way to it (cfn-init).
         let f = one(json!({"source": "https://example.com/x", "content": "x"})).unwrap();

@@ -111,38 +111,24 @@ impl InitPlan {
     }
 }
 
-thread_local! {
-    /// Whether the parse running on this thread is strict (see [`parse_with`]).
-    static STRICT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-static STRICT_DEFAULT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// `--strict`, for the whole process (set once from the command line, as the mustache flavour).
+static STRICT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// `--strict`: an unknown key in the Init block is an error instead of a warning.
 pub fn set_strict(on: bool) {
-    STRICT_DEFAULT.store(on, std::sync::atomic::Ordering::Relaxed);
+    STRICT.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// The unknown-key policy of the parse running on this thread.
-fn keys() -> Keys {
-    Keys::cfn_init(STRICT.with(std::cell::Cell::get))
-}
-
-/// An unknown key (`what` = "key", "package manager", ...) at `path`, for the section parsers
-/// that do not read through [`Node`] yet (packages, services): see [`Keys`].
-pub(crate) fn unknown(path: &str, what: &str, key: &str, known: &[&str]) -> Result<()> {
-    crate::input::unknown_key(path, what, key, known, keys())
-}
-
-/// A node for a section parser's unit test, with this thread's policy (see [`strictly`]).
+/// A node for a section parser's unit test: unknown keys are warnings.
 #[cfg(test)]
 pub(crate) fn test_node<'a>(v: &'a Value, path: &str) -> Node<'a> {
-    Node::root(v, path, keys())
+    Node::root(v, path, Keys::Warn)
 }
 
-/// [`auth::parse`] for a unit test, with this thread's policy (see [`strictly`]).
+/// [`auth::parse`] for a unit test: unknown keys are warnings.
 #[cfg(test)]
 pub(crate) fn test_auth(metadata: &Value) -> Result<auth::AuthConfig> {
-    auth::parse(metadata, keys())
+    auth::parse(metadata, Keys::Warn)
 }
 
 /// Reads the Init block of a resource's Metadata. No block at all is an empty plan: the
@@ -152,28 +138,12 @@ pub fn parse(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
     parse_with(
         metadata,
         requested_sets,
-        STRICT_DEFAULT.load(std::sync::atomic::Ordering::Relaxed),
+        Keys::cfn_init(STRICT.load(std::sync::atomic::Ordering::Relaxed)),
     )
 }
 
-/// [`parse`] with unknown keys as errors (`strict`) or warnings.
-pub fn parse_with(metadata: &Value, requested_sets: &[String], strict: bool) -> Result<InitPlan> {
-    let before = STRICT.with(|s| s.replace(strict));
-    let result = parse_block(metadata, requested_sets);
-    STRICT.with(|s| s.set(before));
-    result
-}
-
-/// Runs `f` (a section parser, in a unit test) with unknown keys as errors.
-#[cfg(test)]
-pub(crate) fn strictly<T>(f: impl FnOnce() -> T) -> T {
-    let before = STRICT.with(|s| s.replace(true));
-    let r = f();
-    STRICT.with(|s| s.set(before));
-    r
-}
-
-fn parse_block(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
+/// [`parse`] with unknown keys handled as `keys` says.
+pub fn parse_with(metadata: &Value, requested_sets: &[String], keys: Keys) -> Result<InitPlan> {
     let Some(block) = metadata.get(BLOCK) else {
         if !requested_sets.is_empty() {
             return Err(Error::invalid(
@@ -187,10 +157,10 @@ fn parse_block(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> 
         return Ok(InitPlan {
             configsets: Vec::new(),
             configs: Vec::new(),
-            authentication: auth::parse(metadata, keys())?,
+            authentication: auth::parse(metadata, keys)?,
         });
     };
-    let init = Node::root(block, BLOCK, keys());
+    let init = Node::root(block, BLOCK, keys);
     let (configsets, names) = select_configs(&init, requested_sets)?;
     let configs = names
         .iter()
@@ -199,7 +169,7 @@ fn parse_block(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> 
     Ok(InitPlan {
         configsets,
         configs,
-        authentication: auth::parse(metadata, keys())?,
+        authentication: auth::parse(metadata, keys)?,
     })
 }
 
@@ -355,9 +325,8 @@ fn parse_config(init: &Node, name: &str) -> Result<Config> {
     let commands = section("commands")
         .map(|n| commands::parse(&n))
         .transpose()?;
-    // packages and services still read plain values (another rework owns those files).
     let packages = section("packages")
-        .map(|n| packages::parse(n.value(), n.path()))
+        .map(|n| packages::parse(&n))
         .transpose()?;
     let groups = section("groups")
         .map(|n| accounts::parse_groups(&n))
@@ -366,7 +335,7 @@ fn parse_config(init: &Node, name: &str) -> Result<Config> {
         .map(|n| accounts::parse_users(&n))
         .transpose()?;
     let services = section("services")
-        .map(|n| services::parse(n.value(), n.path()))
+        .map(|n| services::parse(&n))
         .transpose()?;
     Ok(Config {
         name: name.to_string(),
@@ -643,9 +612,9 @@ mod tests {
     #[test]
     fn unknown_sections_are_warnings_or_strict_errors() {
         let m = json!({ BLOCK: {"config": {"comands": {"a": {"command": "x"}}}} });
-        let plan = parse_with(&m, &[], false).unwrap();
+        let plan = parse_with(&m, &[], Keys::Warn).unwrap();
         assert!(plan.configs[0].commands.is_empty());
-        let e = parse_with(&m, &[], true).unwrap_err().to_string();
+        let e = parse_with(&m, &[], Keys::Strict).unwrap_err().to_string();
         assert!(
             e.contains("config.comands")
                 && e.contains("unknown key 'comands' (did you mean 'commands'?)"),

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::exec::{self, argv, Ctx};
 use super::fetch::{Fetcher, Request};
-use crate::config::settings::{kind, short};
 use crate::error::{Error, Result};
+use crate::input::Node;
 
 /// cfn-init's order (rpm, apt, yum, zypper, python, rubygems), with dnf right after yum: cfn-init
 /// has no dnf, and AL2023 has no yum unless it is installed.
@@ -104,57 +104,37 @@ impl Package {
     }
 }
 
-pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
-    let map = v
-        .as_object()
-        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
-    for (manager, value) in map {
-        if !MANAGERS.contains(&manager.as_str()) {
-            // cfn-init skips it without a word (construction.py:239-240@25fabe91).
-            let _ = value;
-            super::unknown(
-                &format!("{path}.{manager}"),
-                "package manager",
-                manager,
-                MANAGERS,
-            )?;
-        }
-    }
+/// The `packages` section: the managers in cfn-init's order ([`Manager::ALL`]), each a mapping of
+/// package name to version(s) (rpm: to the URL or path of its file).
+pub fn parse(section: &Node) -> Result<Vec<PackageSet>> {
+    // cfn-init skips an unknown manager without a word (construction.py:239-240@25fabe91).
+    section.only_keys_named("package manager", MANAGERS)?;
     let mut out = Vec::new();
     for manager in Manager::ALL {
-        let Some(value) = map.get(manager.name()) else {
+        let Some(node) = section.get(manager.name()) else {
             continue;
         };
-        let mpath = format!("{path}.{manager}");
-        let pkgs = value.as_object().ok_or_else(|| {
-            Error::invalid(&mpath, format!("must be a mapping, got {}", kind(value)))
-        })?;
         let mut packages = Vec::new();
-        for (name, spec) in pkgs {
-            let ppath = format!("{mpath}.{name}");
+        for (name, spec) in node.entries()? {
             if name.trim().is_empty() || name.starts_with('-') || name.contains(char::is_whitespace)
             {
-                return Err(Error::invalid(
-                    &ppath,
-                    format!("'{name}' is not a package name"),
-                ));
+                return Err(spec.error(format!("'{name}' is not a package name")));
             }
             if manager == Manager::Rpm {
-                let sources = strings(spec, &ppath)?;
+                let sources = strings(&spec)?;
                 if sources.is_empty() {
-                    return Err(Error::invalid(
-                        ppath,
+                    return Err(spec.error(
                         "an rpm package needs the URL or path of its file, got an empty value",
                     ));
                 }
                 packages.extend(sources.into_iter().map(|s| Package {
-                    name: name.clone(),
+                    name: name.to_string(),
                     version: None,
                     source: Some(s),
                 }));
                 continue;
             }
-            let mut versions = strings(spec, &ppath)?;
+            let mut versions = strings(&spec)?;
             // yum and zypper install only the newest of a list (cfn-init's RpmTool.max_version,
             // rpm_tools.py:59-66,240-246; zypper_tool.py:42-46@25fabe91).
             if manager.rpm_family() && versions.len() > 1 {
@@ -171,13 +151,13 @@ pub fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
             }
             if versions.is_empty() {
                 packages.push(Package {
-                    name: name.clone(),
+                    name: name.to_string(),
                     version: None,
                     source: None,
                 });
             }
             packages.extend(versions.into_iter().map(|v| Package {
-                name: name.clone(),
+                name: name.to_string(),
                 version: Some(v),
                 source: None,
             }));
@@ -260,35 +240,31 @@ fn compare_rpm_versions(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// A version (or rpm location) as a string, a number (YAML `1.2`) or a list of them; "" and []
 /// mean "any version".
-fn strings(v: &Value, path: &str) -> Result<Vec<String>> {
-    let one = |v: &Value, p: &str| -> Result<Option<String>> {
-        match v {
+fn strings(node: &Node) -> Result<Vec<String>> {
+    let one = |x: &Node| -> Result<Option<String>> {
+        match x.value() {
             Value::String(s) if s.trim().is_empty() => Ok(None),
-            Value::String(s) if s.contains(char::is_whitespace) => Err(Error::invalid(
-                p,
-                format!("'{s}' is not a version (no spaces)"),
-            )),
+            Value::String(s) if s.contains(char::is_whitespace) => {
+                Err(x.error(format!("'{s}' is not a version (no spaces)")))
+            }
             Value::String(s) => Ok(Some(s.clone())),
             Value::Number(n) => Ok(Some(n.to_string())),
-            other => Err(Error::invalid(
-                p,
-                format!(
-                    "must be a version string or a list of them, got {}",
-                    short(other)
-                ),
-            )),
+            _ => Err(x.error(format!(
+                "must be a version string or a list of them, got {}",
+                x.short()
+            ))),
         }
     };
-    match v {
-        Value::Array(items) => Ok(items
+    match node.value() {
+        Value::Array(_) => Ok(node
+            .list()?
             .iter()
-            .enumerate()
-            .map(|(i, x)| one(x, &format!("{path}[{i}]")))
+            .map(one)
             .collect::<Result<Vec<_>>>()?
             .into_iter()
             .flatten()
             .collect()),
-        other => Ok(one(other, path)?.into_iter().collect()),
+        _ => Ok(one(node)?.into_iter().collect()),
     }
 }
 
@@ -734,7 +710,12 @@ async fn installed(ctx: Ctx<'_>, manager: Manager, p: &Package) -> Result<bool> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::Keys;
     use serde_json::json;
+
+    fn parse(v: &Value, path: &str) -> Result<Vec<PackageSet>> {
+        super::parse(&Node::root(v, path, Keys::Warn))
+    }
 
     #[test]
     fn an_rpm_source_that_looks_like_an_option_is_not_one() {
@@ -882,9 +863,13 @@ mod tests {
         assert!(parse(&json!({"brew": {"jq": []}}), "I.c.packages")
             .unwrap()
             .is_empty());
-        let e = crate::init::strictly(|| parse(&json!({"brew": {"jq": []}}), "I.c.packages"))
-            .unwrap_err()
-            .to_string();
+        let e = super::parse(&Node::root(
+            &json!({"brew": {"jq": []}}),
+            "I.c.packages",
+            Keys::Strict,
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("I.c.packages.brew") && e.contains("unknown package manager 'brew'"),
             "{e}"

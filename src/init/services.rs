@@ -9,10 +9,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::exec::{self, argv, Ctx};
-use super::packages::MANAGERS;
+use super::packages::{Manager, MANAGERS};
 use super::Changes;
-use crate::config::settings::{kind, short};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::input::Node;
 use crate::sys::systemctl;
 
 pub const KINDS: &[&str] = &["systemd", "sysvinit"];
@@ -108,131 +108,65 @@ impl Triggers {
     }
 }
 
-pub fn parse(v: &Value, path: &str) -> Result<Vec<ServiceSpec>> {
-    let map = v
-        .as_object()
-        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", kind(v))))?;
+/// The `services` section: managers, then services, in document order, as cfn-init iterates
+/// its mappings (construction.py:286, systemd_tool.py:74@25fabe91; `preserve_order` keeps it).
+pub fn parse(section: &Node) -> Result<Vec<ServiceSpec>> {
     let mut out = Vec::new();
-    for (manager, services) in map {
-        let mpath = format!("{path}.{manager}");
-        if manager == "windows" {
+    for (name, services) in section.entries()? {
+        if name == "windows" {
             // cfn-init fails on it off Windows ("Cannot modify windows services without
             // pywin32", service_tools.py:85-86@25fabe91).
-            return Err(Error::invalid(
-                mpath,
-                format!(
-                    "'windows' services cannot be managed on Linux (cfn-init fails on them too), value {}",
-                    short(services)
-                ),
-            ));
+            return Err(services.error(format!(
+                "'windows' services cannot be managed on Linux (cfn-init fails on them too), value {}",
+                services.short()
+            )));
         }
-        let Some(kind_of) = ServiceManager::from_name(manager) else {
+        let Some(manager) = ServiceManager::from_name(name) else {
             // cfn-init: "Unsupported service manager" warning, skipped (construction.py:290-291).
-            super::unknown(&mpath, "service manager", manager, KINDS)?;
+            section.unknown(name, "service manager", KINDS)?;
             continue;
         };
-        let services = services.as_object().ok_or_else(|| {
-            Error::invalid(&mpath, format!("must be a mapping, got {}", kind(services)))
-        })?;
-        for (name, spec) in services {
-            out.push(parse_one(kind_of, name, spec, &format!("{mpath}.{name}"))?);
+        for (name, spec) in services.entries()? {
+            out.push(parse_one(manager, name, &spec)?);
         }
     }
-    // Document order, managers and services alike, as cfn-init iterates its mappings
-    // (construction.py:286, systemd_tool.py:74@25fabe91; `preserve_order` keeps it).
     Ok(out)
 }
 
-fn parse_one(manager: ServiceManager, name: &str, spec: &Value, path: &str) -> Result<ServiceSpec> {
+fn parse_one(manager: ServiceManager, name: &str, spec: &Node) -> Result<ServiceSpec> {
     if name.is_empty() || name.starts_with('-') || name.contains(['/', ' ']) {
-        return Err(Error::invalid(
-            path,
-            format!("'{name}' is not a service name"),
-        ));
+        return Err(spec.error(format!("'{name}' is not a service name")));
     }
-    let map = spec
-        .as_object()
-        .ok_or_else(|| Error::invalid(path, format!("must be a mapping, got {}", short(spec))))?;
-    for k in map.keys() {
-        if !KEYS.contains(&k.as_str()) {
-            super::unknown(&format!("{path}.{k}"), "key", k, KEYS)?;
-        }
-    }
+    spec.only_keys(KEYS)?;
     // Present (even as null) means "set it", as cfn-init's `"enabled" in properties`.
-    let boolean = |k: &str| -> Result<Option<bool>> {
-        map.get(k)
-            .map(|v| crate::config::settings::init_boolean(v, &format!("{path}.{k}")))
-            .transpose()
-    };
     let list = |k: &str| -> Result<Vec<String>> {
-        match map.get(k) {
-            None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, x)| match x {
-                    Value::String(s) if !s.is_empty() => Ok(s.clone()),
-                    other => Err(Error::invalid(
-                        format!("{path}.{k}[{i}]"),
-                        format!("must be a non-empty string, got {}", short(other)),
-                    )),
-                })
-                .collect(),
-            Some(other) => Err(Error::invalid(
-                format!("{path}.{k}"),
-                format!("must be a list, got {}", short(other)),
-            )),
-        }
+        Ok(spec
+            .opt(k, |n| names(n, "a list", "a non-empty string", false))?
+            .unwrap_or_default())
     };
-    let packages = match map.get("packages") {
+    let packages = match spec.get("packages") {
         None => BTreeMap::new(),
-        Some(Value::Object(m)) => {
+        Some(node) => {
             let mut out = BTreeMap::new();
-            for (mgr, names) in m {
-                let p = format!("{path}.packages.{mgr}");
-                if !MANAGERS.contains(&mgr.as_str()) {
+            for (mgr, list) in node.entries()? {
+                let Some(mgr) = Manager::ALL.into_iter().find(|m| m.name() == mgr) else {
                     // Nothing is ever installed by it, so it never triggers (as in cfn-init).
-                    super::unknown(&p, "package manager", mgr, MANAGERS)?;
+                    node.unknown(mgr, "package manager", MANAGERS)?;
                     continue;
-                }
-                let names = match names {
-                    Value::Array(items) => items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, x)| match x {
-                            Value::String(s) => Ok(s.clone()),
-                            other => Err(Error::invalid(
-                                format!("{p}[{i}]"),
-                                format!("must be a package name, got {}", short(other)),
-                            )),
-                        })
-                        .collect::<Result<Vec<_>>>()?,
-                    other => {
-                        return Err(Error::invalid(
-                            p,
-                            format!("must be a list of package names, got {}", short(other)),
-                        ))
-                    }
                 };
-                out.insert(mgr.clone(), names);
+                out.insert(
+                    mgr.name().to_string(),
+                    names(&list, "a list of package names", "a package name", true)?,
+                );
             }
             out
-        }
-        Some(other) => {
-            return Err(Error::invalid(
-                format!("{path}.packages"),
-                format!(
-                    "must be a mapping of package manager to names, got {}",
-                    short(other)
-                ),
-            ))
         }
     };
     Ok(ServiceSpec {
         manager,
         name: name.to_string(),
-        enabled: boolean("enabled")?,
-        ensure_running: boolean("ensureRunning")?,
+        enabled: spec.opt("enabled", Node::cfn_bool)?,
+        ensure_running: spec.opt("ensureRunning", Node::cfn_bool)?,
         triggers: Triggers {
             files: list("files")?,
             sources: list("sources")?,
@@ -242,6 +176,21 @@ fn parse_one(manager: ServiceManager, name: &str, spec: &Value, path: &str) -> R
             groups: list("groups")?,
         },
     })
+}
+
+/// A list of names (`list`: how the error calls it; `item`: how it calls one name, empty or
+/// not as `empty` says). The value is shown: a name is no secret.
+fn names(node: &Node, list: &str, item: &str, empty: bool) -> Result<Vec<String>> {
+    if !node.value().is_array() {
+        return Err(node.error(format!("must be {list}, got {}", node.short())));
+    }
+    node.list()?
+        .iter()
+        .map(|n| match n.value() {
+            Value::String(s) if empty || !s.is_empty() => Ok(s.clone()),
+            _ => Err(n.error(format!("must be {item}, got {}", n.short()))),
+        })
+        .collect()
 }
 
 /// Applies the services; `done` gets what was done to each.
@@ -377,7 +326,17 @@ fn on_path(tool: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::Keys;
     use serde_json::json;
+    use serde_json::Value;
+
+    fn parse(v: &Value, path: &str) -> Result<Vec<ServiceSpec>> {
+        super::parse(&Node::root(v, path, Keys::Warn))
+    }
+
+    fn strictly(v: &Value, path: &str) -> Result<Vec<ServiceSpec>> {
+        super::parse(&Node::root(v, path, Keys::Strict))
+    }
 
     #[test]
     fn parse_and_triggers() {
@@ -439,7 +398,7 @@ mod tests {
             (v[0].ensure_running, v[0].enabled),
             (Some(true), Some(false))
         );
-        let e = crate::init::strictly(|| parse(&json!({"systemd": {"x": {"file": []}}}), "p"))
+        let e = strictly(&json!({"systemd": {"x": {"file": []}}}), "p")
             .unwrap_err()
             .to_string();
         assert!(e.contains("p.systemd.x.file: unknown key"), "{e}");
@@ -450,11 +409,9 @@ mod tests {
             e.contains("p.systemd.x.files") && e.contains("/etc/a"),
             "{e}"
         );
-        let e = crate::init::strictly(|| {
-            parse(&json!({"systemd": {"x": {"packages": {"brew": []}}}}), "p")
-        })
-        .unwrap_err()
-        .to_string();
+        let e = strictly(&json!({"systemd": {"x": {"packages": {"brew": []}}}}), "p")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("p.systemd.x.packages.brew"), "{e}");
         // Without --strict: a warning, and the key is ignored.
         let v = parse(
