@@ -94,7 +94,7 @@ pub struct Changes {
     pub files: BTreeSet<String>,
     pub sources: BTreeSet<String>,
     /// Manager -> names installed.
-    pub packages: BTreeMap<String, BTreeSet<String>>,
+    pub packages: BTreeMap<packages::Manager, BTreeSet<String>>,
     /// Keys of the commands that ran (a skipped `test` does not count).
     pub commands: BTreeSet<String>,
     pub users: BTreeSet<String>,

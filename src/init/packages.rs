@@ -412,7 +412,7 @@ pub async fn apply(
     sets: &[PackageSet],
     config: &str,
     fetcher: &Fetcher<'_>,
-    changed: &mut BTreeMap<String, BTreeSet<String>>,
+    changed: &mut BTreeMap<Manager, BTreeSet<String>>,
     runner: &dyn crate::sys::process::Runner,
 ) -> Result<()> {
     let ctx = Ctx {
@@ -497,7 +497,7 @@ pub async fn apply(
             continue;
         }
         changed
-            .entry(m.to_string())
+            .entry(m)
             .or_default()
             .extend(missing.iter().map(|p| p.name.clone()));
     }
@@ -531,7 +531,7 @@ async fn apply_rpm(
     ctx: Ctx<'_>,
     packages: &[Package],
     fetcher: &Fetcher<'_>,
-    changed: &mut BTreeMap<String, BTreeSet<String>>,
+    changed: &mut BTreeMap<Manager, BTreeSet<String>>,
 ) -> Result<()> {
     let config = ctx.config;
     let mut files = Vec::new();
@@ -575,10 +575,7 @@ async fn apply_rpm(
     )
     .await?;
     drop(locals);
-    changed
-        .entry(Manager::Rpm.to_string())
-        .or_default()
-        .extend(names);
+    changed.entry(Manager::Rpm).or_default().extend(names);
     Ok(())
 }
 

@@ -25,7 +25,7 @@ pub struct Report {
 #[derive(Debug, Default, Serialize)]
 pub struct ConfigReport {
     pub name: String,
-    pub packages_installed: BTreeMap<String, BTreeSet<String>>,
+    pub packages_installed: BTreeMap<super::packages::Manager, BTreeSet<String>>,
     pub groups_created: BTreeSet<String>,
     /// Created, or modified by `usermod` (groups or home changed): what triggers restarts.
     pub users_created: BTreeSet<String>,

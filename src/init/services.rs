@@ -72,7 +72,7 @@ pub struct Triggers {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub packages: BTreeMap<String, Vec<String>>,
+    pub packages: BTreeMap<Manager, Vec<String>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -155,7 +155,7 @@ fn parse_one(manager: ServiceManager, name: &str, spec: &Node) -> Result<Service
                     continue;
                 };
                 out.insert(
-                    mgr.name().to_string(),
+                    mgr,
                     names(&list, "a list of package names", "a package name", true)?,
                 );
             }
@@ -355,15 +355,20 @@ mod tests {
         );
         let s = &v[0];
         assert_eq!((s.enabled, s.ensure_running), (Some(true), Some(true)));
+        // Keyed by the enum, written as the template's name (the dry run's JSON, init.json).
+        assert_eq!(
+            serde_json::to_value(&s.triggers).unwrap()["packages"],
+            json!({"yum": ["nginx"]})
+        );
         let mut c = Changes::default();
         assert_eq!(s.triggers.fired(&c), None);
         c.packages
-            .entry("apt".into())
+            .entry(Manager::Apt)
             .or_default()
             .insert("nginx".into());
         assert_eq!(s.triggers.fired(&c), None);
         c.packages
-            .entry("yum".into())
+            .entry(Manager::Yum)
             .or_default()
             .insert("nginx".into());
         assert_eq!(s.triggers.fired(&c).as_deref(), Some("yum package nginx"));
