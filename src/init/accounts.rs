@@ -168,18 +168,47 @@ async fn member_gids(ctx: Ctx<'_>, user: &str) -> Result<BTreeSet<String>> {
         .collect())
 }
 
-pub async fn apply_groups(
+/// Applies a config's groups, then its users (a user's groups may be among those just
+/// created), as cfn-init orders them; `changes` gets the accounts created or modified.
+pub async fn apply(
     groups: &[GroupSpec],
+    users: &[UserSpec],
     config: &str,
     path: &str,
-    created: &mut BTreeSet<String>,
+    changes: &mut super::Changes,
     runner: &dyn crate::sys::process::Runner,
 ) -> Result<()> {
-    let ctx = Ctx {
+    let ctx = |section| Ctx {
         config,
-        section: "groups",
+        section,
         runner,
     };
+    let groups_path = format!("{path}.groups");
+    apply_groups(ctx("groups"), groups, &groups_path, &mut changes.groups).await?;
+    let users_path = format!("{path}.users");
+    apply_users(ctx("users"), users, &users_path, &mut changes.users).await
+}
+
+/// Runs `a` on the account `name` (groupadd, useradd, usermod: the name comes last), which
+/// creates or modifies it: a change for restart triggers.
+async fn change(
+    ctx: Ctx<'_>,
+    mut a: Vec<String>,
+    name: &str,
+    changed: &mut BTreeSet<String>,
+) -> Result<()> {
+    a.push(name.to_string());
+    exec::must(ctx, &a, &[], exec::CHANGE).await?;
+    changed.insert(name.to_string());
+    Ok(())
+}
+
+async fn apply_groups(
+    ctx: Ctx<'_>,
+    groups: &[GroupSpec],
+    path: &str,
+    created: &mut BTreeSet<String>,
+) -> Result<()> {
     for g in groups {
         match getent(ctx, "group", &g.name).await? {
             Some(fields) => {
@@ -190,35 +219,27 @@ pub async fn apply_groups(
                     g.gid,
                     &format!("{path}.{}.gid", g.name),
                 )?;
-                tracing::info!(config, group = %g.name, gid = %current, "group exists");
+                tracing::info!(config = ctx.config, group = %g.name, gid = %current, "group exists");
             }
             None => {
                 let mut a = argv(["groupadd", "-r"]);
                 if let Some(gid) = g.gid {
                     a.extend(argv(["-g", &gid.to_string()]));
                 }
-                a.push(g.name.clone());
-                exec::must(ctx, &a, &[], exec::CHANGE).await?;
-                created.insert(g.name.clone());
+                change(ctx, a, &g.name, created).await?;
             }
         }
     }
     Ok(())
 }
 
-pub async fn apply_users(
+async fn apply_users(
+    ctx: Ctx<'_>,
     users: &[UserSpec],
-    config: &str,
     path: &str,
     // Users created or modified.
     created: &mut BTreeSet<String>,
-    runner: &dyn crate::sys::process::Runner,
 ) -> Result<()> {
-    let ctx = Ctx {
-        config,
-        section: "users",
-        runner,
-    };
     for u in users {
         let upath = format!("{path}.{}", u.name);
         let mut want_gids = BTreeSet::new();
@@ -255,11 +276,9 @@ pub async fn apply_users(
                     }
                 }
                 if a.len() == 1 {
-                    tracing::info!(config, user = %u.name, "user exists as asked");
+                    tracing::info!(config = ctx.config, user = %u.name, "user exists as asked");
                 } else {
-                    a.push(u.name.clone());
-                    exec::must(ctx, &a, &[], exec::CHANGE).await?;
-                    created.insert(u.name.clone());
+                    change(ctx, a, &u.name, created).await?;
                 }
             }
             None => {
@@ -274,9 +293,7 @@ pub async fn apply_users(
                 if !u.groups.is_empty() {
                     a.extend(argv(["-G", &groups]));
                 }
-                a.push(u.name.clone());
-                exec::must(ctx, &a, &[], exec::CHANGE).await?;
-                created.insert(u.name.clone());
+                change(ctx, a, &u.name, created).await?;
             }
         }
     }

@@ -87,6 +87,15 @@ mod tests {
     use base64::Engine;
     use serde_json::json;
 
+    /// An Authentication block whose one entry, `S3`, signs for the bucket `bucket` with the
+    /// access key AKIDEXAMPLE and `secret`.
+    fn s3_keys(secret: &str) -> auth::AuthConfig {
+        crate::init::test_auth(&json!({auth::BLOCK: {
+            "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": secret, "buckets": ["bucket"]}
+        }}))
+        .unwrap()
+    }
+
     fn spec(v: Value) -> FileSpec {
         files::parse_at(&json!({ "/etc/app.conf": v }), "I.config.files")
             .unwrap()
@@ -195,10 +204,7 @@ mod tests {
     #[tokio::test]
     async fn s3_keys_sign_the_request_without_leaking_the_secret() {
         let server = Server::start(vec![("/bucket/conf/app.json".into(), b"{}".to_vec())]);
-        let authc = crate::init::test_auth(&json!({auth::BLOCK: {
-            "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": "wJalrXUtnFEMI", "buckets": ["bucket"]}
-        }}))
-        .unwrap();
+        let authc = s3_keys("wJalrXUtnFEMI");
         // A region, so no test asks the real IMDS for one.
         let fetcher = Fetcher::new(&authc).unwrap().with_region("us-east-1");
         let d = tempfile::tempdir().unwrap();
@@ -232,10 +238,7 @@ mod tests {
             "/conf/app.json".into(),
             format!("REDIRECT {to}").into_bytes(),
         )]);
-        let authc = crate::init::test_auth(&json!({auth::BLOCK: {
-            "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": "x", "buckets": ["bucket"]}
-        }}))
-        .unwrap();
+        let authc = s3_keys("x");
         let fetcher = Fetcher::new(&authc).unwrap().with_region("us-east-1");
         let d = tempfile::tempdir().unwrap();
         let s = spec(
@@ -258,10 +261,7 @@ mod tests {
             vec![("/conf/app.json".into(), b"{}".to_vec())],
             "ap-southeast-2",
         );
-        let authc = crate::init::test_auth(&json!({auth::BLOCK: {
-            "S3": {"type": "S3", "accessKeyId": "AKIDEXAMPLE", "secretKey": "x", "buckets": ["bucket"]}
-        }}))
-        .unwrap();
+        let authc = s3_keys("x");
         // A region, so no test asks the real IMDS for one.
         let fetcher = Fetcher::new(&authc).unwrap().with_region("us-east-1");
         let d = tempfile::tempdir().unwrap();

@@ -467,22 +467,7 @@ async fn apply_config(
         runner,
     )
     .await?;
-    accounts::apply_groups(
-        &config.groups,
-        name,
-        &format!("{path}.groups"),
-        &mut changes.groups,
-        runner,
-    )
-    .await?;
-    accounts::apply_users(
-        &config.users,
-        name,
-        &format!("{path}.users"),
-        &mut changes.users,
-        runner,
-    )
-    .await?;
+    accounts::apply(&config.groups, &config.users, name, path, changes, runner).await?;
     for source in &config.sources {
         // An archive unpacked again counts as a change, as in cfn-init.
         sources::apply(source, root, fetcher, name).await?;
