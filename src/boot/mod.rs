@@ -38,6 +38,9 @@ use plan::{Inputs, Plan};
 use services::{Systemctl, DOCKER};
 use signal::{Delivered, Status};
 
+#[cfg(test)]
+mod tests;
+
 /// An address, not `localhost`: at boot the resolver may not be usable yet (found under a real
 /// systemd with an empty /etc/hosts: every poll failed until the join timeout).
 pub const DEFAULT_INTROSPECTION_URL: &str = "http://127.0.0.1:51678";
