@@ -3,7 +3,7 @@
 //! files under a temporary root. What tests/test_boot.py checks end to end against moto, here
 //! in a few seconds and without the binary.
 
-mod stub;
+pub(crate) mod stub;
 
 use std::sync::Arc;
 
