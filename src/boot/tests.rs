@@ -33,11 +33,14 @@ struct Cloud {
     agent_cluster: &'static str,
     /// ECS refuses DescribeClusters and DescribeContainerInstances (the classic instance role).
     ecs_denied: bool,
+    /// IMDS serves the instance metadata tags CloudFormation puts on a group's instances.
+    tags: bool,
 }
 
 const HEALTHY: Cloud = Cloud {
     agent_cluster: CLUSTER,
     ecs_denied: false,
+    tags: false,
 };
 
 fn answer(cloud: Cloud, r: &Request) -> Response {
@@ -45,7 +48,7 @@ fn answer(cloud: Cloud, r: &Request) -> Response {
     match (r.method.as_str(), r.path.trim_end_matches('/')) {
         ("PUT", "/latest/api/token") => Response::new(200, "text/plain", "token")
             .header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
-        ("GET", p) if p.starts_with("/latest/") => imds(p),
+        ("GET", p) if p.starts_with("/latest/") => imds(cloud, p),
         ("POST", "/cfn") => cloudformation(r),
         ("POST", "/ecs") => ecs(cloud, r),
         ("GET", "/v1/metadata") => Response::new(
@@ -63,8 +66,14 @@ fn answer(cloud: Cloud, r: &Request) -> Response {
 }
 
 /// As tests/harness/imds.py serves them (tags disabled: 404).
-fn imds(path: &str) -> Response {
+fn imds(cloud: Cloud, path: &str) -> Response {
+    let tag = |value: &str| match cloud.tags {
+        true => Response::new(200, "text/plain", value),
+        false => Response::new(404, "text/plain", ""),
+    };
     match path {
+        "/latest/meta-data/tags/instance/aws:cloudformation:stack-name" => tag(STACK),
+        "/latest/meta-data/tags/instance/aws:cloudformation:logical-id" => tag(GROUP),
         "/latest/dynamic/instance-identity/document" => Response::new(
             200,
             "text/plain",
@@ -452,6 +461,30 @@ async fn no_signal_sends_nothing() {
         }
     );
     assert_eq!(b.cfn_actions(), ["DescribeStackResource"]);
+}
+
+/// Zero-config: the stack and the group from the instance metadata tags, read through the
+/// run's IMDS client.
+#[tokio::test]
+async fn the_stack_and_group_from_imds_tags() {
+    let cloud = Cloud {
+        tags: true,
+        ..HEALTHY
+    };
+    let b = Boot::new(cloud, systemd(None));
+    let mut o = b.options();
+    (o.stack, o.signal_resource) = (None, None);
+    b.run(&o).await.expect("a healthy boot");
+    let signal = &b.signals()[0];
+    assert_eq!(signal.form("StackName").as_deref(), Some(STACK));
+    assert_eq!(signal.form("LogicalResourceId").as_deref(), Some(GROUP));
+    let tags = b
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/latest/meta-data/tags/"))
+        .count();
+    assert_eq!(tags, 2);
 }
 
 /// Run once: a second run finds state.json (this instance, SUCCESS delivered) and does nothing
