@@ -57,10 +57,12 @@ struct Group {
     launch_template_id: Option<String>,
 }
 
+/// `imds`: where the instance metadata tags are read (the run's IMDS client).
 pub async fn complete(
     given: &Given,
     identity: &Identity,
     aws: &crate::aws::Clients,
+    imds: &crate::aws::imds::Imds,
 ) -> Result<Target> {
     let (cfn, asg) = (&aws.cloudformation, &aws.autoscaling);
     if let (Some(s), Some(r), Some(g)) = (&given.stack, &given.resource, &given.signal_resource) {
@@ -76,7 +78,7 @@ pub async fn complete(
     let (stack, signal_resource) = match (&given.stack, &given.signal_resource) {
         (Some(s), Some(g)) => (s.clone(), g.clone()),
         _ => {
-            let (found_stack, found_id) = match imds_tags().await {
+            let (found_stack, found_id) = match imds_tags(imds).await {
                 Ok((tag_stack, tag_id)) => {
                     how.push(format!(
                         "stack and Auto Scaling group from the instance metadata tags {TAG_STACK}={tag_stack}, {TAG_LOGICAL_ID}={tag_id}"
@@ -165,8 +167,7 @@ fn missing(given: &Given, why: &str) -> Error {
 }
 
 /// The stack name and the group's logical id from IMDS tags, or why not.
-async fn imds_tags() -> std::result::Result<(String, String), String> {
-    let imds = crate::aws::imds::shared();
+async fn imds_tags(imds: &crate::aws::imds::Imds) -> std::result::Result<(String, String), String> {
     let mut values = Vec::new();
     for key in [TAG_STACK, TAG_LOGICAL_ID] {
         let path = format!("/latest/meta-data/tags/instance/{key}");

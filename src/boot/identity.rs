@@ -49,8 +49,12 @@ pub async fn from_imds() -> Result<Identity> {
 /// What a run needs to know and to prove who it is: the identity, and the document with its
 /// signature for CloudFormation's identity signing ([`crate::aws::identity_auth`]). Read once, at
 /// the start: from then on a FAILURE signal needs nothing else from IMDS.
-pub async fn with_proof(opts: crate::aws::imds::ImdsOptions) -> Result<(Identity, Proof)> {
-    let proof = Proof::from_imds(opts).await?;
+pub async fn with_proof(
+    imds: &crate::aws::imds::Imds,
+    opts: crate::aws::imds::ImdsOptions,
+) -> Result<(Identity, Proof)> {
+    imds.set_options(opts);
+    let proof = Proof::read(imds).await?;
     Ok((parse_document(&proof.document)?, proof))
 }
 
@@ -73,9 +77,17 @@ impl std::fmt::Debug for Proof {
 }
 
 impl Proof {
+    /// From the process's IMDS client, with these options.
     pub async fn from_imds(opts: crate::aws::imds::ImdsOptions) -> Result<Proof> {
         let document = crate::aws::imds::get(IDENTITY_DOCUMENT, opts).await?;
         let signature = crate::aws::imds::get(IDENTITY_SIGNATURE, opts).await?;
+        Proof::new(document, signature)
+    }
+
+    /// From `imds`, with the options it was given (a run's client: [`with_proof`]).
+    async fn read(imds: &crate::aws::imds::Imds) -> Result<Proof> {
+        let document = imds.get(IDENTITY_DOCUMENT).await?;
+        let signature = imds.get(IDENTITY_SIGNATURE).await?;
         Proof::new(document, signature)
     }
 

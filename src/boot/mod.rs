@@ -6,6 +6,7 @@ pub mod deadline;
 pub(crate) mod discover;
 pub(crate) mod events;
 pub(crate) mod handoff;
+pub(crate) mod host;
 pub mod identity;
 pub mod join;
 pub mod metadata;
@@ -29,12 +30,16 @@ use crate::sys::process::Runner;
 use crate::template::{ResolveContext, Template};
 use crate::{config::ecs_config, init, sys::redact};
 use deadline::Deadline;
+use host::Host;
 use identity::Identity;
 use metadata::ResourceMetadata;
 pub use outcome::Outcome;
 use plan::{Inputs, Plan};
 use services::{Systemctl, DOCKER};
 use signal::{Delivered, Status};
+
+#[cfg(test)]
+mod tests;
 
 /// An address, not `localhost`: at boot the resolver may not be usable yet (found under a real
 /// systemd with an empty /etc/hosts: every poll failed until the join timeout).
@@ -127,9 +132,14 @@ pub struct Target {
 const HANDOFF_LOCK_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(o: &RunOptions, then: Then) -> Result<Outcome, Failure> {
+    // The one place a run gets the instance's processes, IMDS and endpoints.
+    run_with(o, then, &Host::real()).await
+}
+
+/// [`run`] on `host` (a test passes its runner and local stubs, src/boot/tests.rs).
+pub(crate) async fn run_with(o: &RunOptions, then: Then, host: &Host) -> Result<Outcome, Failure> {
     let deadline = Deadline::new(Duration::from_secs(o.deadline_secs));
-    // The one place the boot sequence's processes get their runner (a test passes a fake).
-    let result = run_within(o, &then, &deadline, &crate::sys::process::real()).await;
+    let result = run_within(o, &then, &deadline, host).await;
     // A notify unit that exits without READY=1 is failed by systemd, whatever the exit code.
     crate::sys::notify::ready("finished");
     report(&result, &deadline);
@@ -140,14 +150,14 @@ pub async fn run(o: &RunOptions, then: Then) -> Result<Outcome, Failure> {
 pub async fn resume(o: &RunOptions) -> Result<Outcome, Failure> {
     // Until the file is read, the original deadline is unknown: the report's clock starts here.
     let started = Deadline::new(Duration::from_secs(o.deadline_secs));
-    let (result, deadline) = resume_within(o, &crate::sys::process::real()).await;
+    let (result, deadline) = resume_within(o, &Host::real()).await;
     report(&result, &deadline.unwrap_or(started));
     result
 }
 
 async fn resume_within(
     o: &RunOptions,
-    runner: &Arc<dyn Runner>,
+    host: &Host,
 ) -> (Result<Outcome, Failure>, Option<Deadline>) {
     let root = Root::new(&o.plan.root);
     let _lock = match once::lock_waiting(&root, HANDOFF_LOCK_WAIT).await {
@@ -178,21 +188,17 @@ async fn resume_within(
             return (Ok(Outcome::skipped(why)), Some(deadline));
         }
     }
-    let sdk = match crate::aws::sdk_config_within(&h.region, deadline.total())
+    let sdk = match host
+        .sdk_config(&h.region, deadline.total())
         .await
         .at(Step::Services)
     {
         Ok(sdk) => sdk,
         Err(f) => return (Err(f), Some(deadline)),
     };
-    let aws = Clients::new(
-        sdk,
-        cfn_auth(o, h.target.proof.clone()),
-        &Endpoints::default(),
-        None,
-    );
+    let aws = host.clients(sdk, cfn_auth(o, h.target.proof.clone()));
     let cfn = &aws.cloudformation;
-    let joined = start_and_join(&h.services, &h.join, &aws, &root, &deadline, runner)
+    let joined = start_and_join(&h.services, &h.join, &aws, &root, &deadline, &host.runner)
         .await
         .map(|()| h.join.cluster.clone());
     let result = finish(o.plan.signal, &root, &h.target, joined, cfn, &deadline).await;
@@ -224,8 +230,9 @@ async fn run_within(
     o: &RunOptions,
     then: &Then,
     deadline: &Deadline,
-    runner: &Arc<dyn Runner>,
+    host: &Host,
 ) -> Result<Outcome, Failure> {
+    let runner = &host.runner;
     let started = Instant::now();
     let root = Root::new(&o.plan.root);
     let lock = match once::lock(&root) {
@@ -241,7 +248,7 @@ async fn run_within(
         deadline,
         Some(IDENTITY_BUDGET),
         "IMDS (the instance identity document and its signature)",
-        identity::with_proof(o.imds),
+        identity::with_proof(host.imds, o.imds),
     )
     .await
     .inspect_err(|_| {
@@ -258,12 +265,13 @@ async fn run_within(
         crate::aws::region::Instance::Known(&identity.region),
     )
     .await;
-    let sdk = crate::aws::sdk_config_within(&region, deadline.total())
+    let sdk = host
+        .sdk_config(&region, deadline.total())
         .await
         .at(Step::Discovery)?;
     let auth = cfn_auth(o, Some(proof.clone()));
     tracing::info!(signing = auth.describe(), "CloudFormation calls");
-    let aws = Clients::new(sdk, auth, &Endpoints::default(), None);
+    let aws = host.clients(sdk, auth);
     let cfn = &aws.cloudformation;
     let found = bounded(
         Step::Discovery,
@@ -278,6 +286,7 @@ async fn run_within(
             },
             &identity,
             &aws,
+            host.imds,
         ),
     )
     .await?;
@@ -799,6 +808,10 @@ async fn dry_run_discover(
         resource: o.resource.clone(),
         signal_resource: o.signal_resource.clone(),
     };
-    let t = phase(Step::Discovery, discover::complete(&given, &identity, &aws)).await?;
+    let t = phase(
+        Step::Discovery,
+        discover::complete(&given, &identity, &aws, crate::aws::imds::shared()),
+    )
+    .await?;
     Ok((identity, region, t.stack, t.resource, t.signal_resource))
 }

@@ -409,3 +409,130 @@ fn content(w: &mut String, text: Option<&str>, len: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::services::calls;
+    use crate::config::settings::{self, Values};
+    use serde_json::json;
+
+    fn plan(block: serde_json::Value, signal: bool) -> Plan {
+        let metadata = ResourceMetadata {
+            resource_type: Some("AWS::AutoScaling::LaunchConfiguration".into()),
+            metadata: json!({ "ecs-bootstrap": block }),
+            origin: "a test".into(),
+        };
+        let settings = settings::parse(&metadata.metadata, Values::Real).unwrap();
+        let init = crate::init::parse(&metadata.metadata, &[]).unwrap();
+        Plan::build(Inputs {
+            identity: Identity::fake("eu-west-1"),
+            metadata: &metadata,
+            settings: &settings,
+            init,
+            root: &Root::new("/"),
+            stack: "app",
+            signal_resource: "Group",
+            introspection_url: "http://127.0.0.1:51678",
+            timeout_override: None,
+            signal,
+        })
+        .unwrap()
+    }
+
+    /// The lines of step 4 of the text plan.
+    fn services_step(p: &Plan) -> Vec<String> {
+        let text = p.text_unchecked();
+        let (_, after) = text.split_once("\n4. services\n").expect("step 4");
+        let (step, _) = after.split_once("\n\n").expect("step 5 follows");
+        step.lines().map(str::to_string).collect()
+    }
+
+    fn line(s: &ServiceAction) -> String {
+        calls(s)
+            .into_iter()
+            .map(|(_, argv)| argv.join(" "))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// What the dry run prints for step 4 is what `services::start` executes: each unit's line
+    /// is its `services::calls`, in the run's order; the CloudWatch agent's restart is the
+    /// first call of the same unit with `restart_if_running`, as the run decides it.
+    #[test]
+    fn the_services_step_is_the_runs_calls() {
+        let p = plan(json!({"Cluster": "prod"}), true);
+        let units: Vec<(&str, bool)> = p
+            .services
+            .iter()
+            .map(|s| (s.unit.as_str(), s.required))
+            .collect();
+        assert_eq!(
+            units,
+            [(logs_config::UNIT, false), (DOCKER, true), (ECS, true)]
+        );
+        let cloudwatch = &p.services[0];
+        let restarted = ServiceAction {
+            restart_if_running: true,
+            ..cloudwatch.clone()
+        };
+        assert_eq!(
+            services_step(&p),
+            [
+                format!(
+                    "   - {}   (skipped with a warning if not installed)",
+                    line(cloudwatch)
+                ),
+                format!(
+                    "       if step 3 changes its config, first: {}",
+                    calls(&restarted)[0].1.join(" ")
+                ),
+                format!("   - {}", line(&p.services[1])),
+                format!("   - {}", line(&p.services[2])),
+                "   - wait until `systemctl is-active docker.service` says active".to_string(),
+            ]
+        );
+        assert_eq!(
+            calls(&restarted)[0].1.join(" "),
+            "systemctl try-restart --no-block amazon-cloudwatch-agent.service"
+        );
+    }
+
+    /// Without logs there is no CloudWatch agent to start; explicit logs make it required.
+    #[test]
+    fn the_services_follow_the_logs_setting() {
+        let p = plan(json!({"Cluster": "prod", "Logs": false}), true);
+        let units: Vec<&str> = p.services.iter().map(|s| s.unit.as_str()).collect();
+        assert_eq!(units, [DOCKER, ECS]);
+        assert_eq!(
+            services_step(&p)[0],
+            "   - systemctl reset-failed docker.service; systemctl enable docker.service; systemctl start --no-block docker.service"
+        );
+        let p = plan(json!({"Cluster": "prod", "Logs": {"Enabled": true}}), true);
+        assert_eq!(p.services[0].unit, logs_config::UNIT);
+        assert!(p.services[0].required);
+        assert!(!services_step(&p)[0].contains("skipped"));
+    }
+
+    /// The signal goes to the signal resource, with the instance id as its unique id; none with
+    /// `--no-signal`.
+    #[test]
+    fn the_signal_step() {
+        let p = plan(json!({"Cluster": "prod"}), true);
+        assert_eq!(
+            p.signal,
+            Some(SignalSpec {
+                stack: "app".into(),
+                resource: "Group".into(),
+                unique_id: "i-0123456789abcdef0".into(),
+            })
+        );
+        assert_eq!(p.join.cluster, "prod");
+        assert_eq!(p.join.timeout_secs, settings::DEFAULT_TIMEOUT_SECS);
+        let p = plan(json!({"Cluster": "prod"}), false);
+        assert_eq!(p.signal, None);
+        assert!(p
+            .text_unchecked()
+            .contains("\n6. no signal (--no-signal)\n"));
+    }
+}
