@@ -20,3 +20,5 @@ pub(crate) mod init;
 pub(crate) mod input;
 pub(crate) mod sys;
 pub(crate) mod template;
+#[cfg(test)]
+pub(crate) mod test_http;

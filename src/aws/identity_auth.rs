@@ -166,39 +166,19 @@ impl Sign for CfnV1Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
-
-    /// One HTTP request received on a loopback port, its head as text.
-    fn one_request() -> (String, std::thread::JoinHandle<String>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let handle = std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            let mut buf = vec![0u8; 65536];
-            let mut got = Vec::new();
-            while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
-                let n = conn.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&buf[..n]);
-            }
-            let body = "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code><Message>m</Message></Error></ErrorResponse>";
-            let _ = write!(
-                conn,
-                "HTTP/1.1 400 Bad Request\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            String::from_utf8_lossy(&got).to_string()
-        });
-        (url, handle)
-    }
+    use crate::test_http::{Response, Server};
 
     /// The whole client path: the request that leaves the SDK carries the CFN_V1 header and no
     /// SigV4 trace, and goes to the configured endpoint.
     #[tokio::test]
     async fn requests_carry_the_identity_and_no_sigv4() {
-        let (url, server) = one_request();
+        let server = Server::answering(|_| {
+            Response::new(
+                400,
+                "text/xml",
+                "<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code><Message>m</Message></Error></ErrorResponse>",
+            )
+        });
         let proof = Proof {
             document: "{\"instanceId\":\"i-1\"}".into(),
             signature: "c2ln\nbmF0dXJl".into(),
@@ -206,7 +186,7 @@ mod tests {
         let conf = aws_sdk_cloudformation::config::Builder::new()
             .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
             .region(aws_sdk_cloudformation::config::Region::new("eu-west-1"))
-            .endpoint_url(&url)
+            .endpoint_url(&server.url)
             .retry_config(aws_sdk_cloudformation::config::retry::RetryConfig::disabled());
         let client = aws_sdk_cloudformation::Client::from_conf(
             apply(conf, ProofSource::Known(proof.clone())).build(),
@@ -219,11 +199,14 @@ mod tests {
             .await
             .unwrap_err();
         assert!(crate::aws::describe_sdk_error(&err).contains("ValidationError"));
-        let head = server.join().unwrap().to_ascii_lowercase();
-        let auth = format!("authorization: {}", proof.authorization()).to_ascii_lowercase();
-        assert!(head.contains(&auth), "{head}");
-        assert!(proof.authorization().ends_with(":c2lnbmF0dXJl"));
+        let requests = server.requests();
+        assert_eq!(requests.len(), 1, "retries are disabled");
+        let req = &requests[0];
+        let auth = proof.authorization();
+        assert_eq!(req.header("authorization"), Some(auth.as_str()));
+        assert!(auth.ends_with(":c2lnbmF0dXJl"));
+        let head = format!("{:?}", req.headers).to_ascii_lowercase();
         assert!(!head.contains("aws4-hmac-sha256"), "{head}");
-        assert!(!head.contains("x-amz-security-token"), "{head}");
+        assert!(req.header("x-amz-security-token").is_none(), "{head}");
     }
 }

@@ -244,71 +244,30 @@ async fn get_v1(endpoint: Option<&str>, path: &str) -> Result<String> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::sync::Arc;
-
-    /// A local HTTP stub: answers every request with `answer(method, path)` (status, body) and
-    /// records "METHOD PATH". For IMDS and for AWS endpoints in unit tests.
-    pub(crate) fn stub(
-        answer: fn(&str, &str) -> (u16, String),
-    ) -> (String, Arc<Mutex<Vec<String>>>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                let mut parts = line.split_whitespace();
-                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                let mut len = 0usize;
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.split_once(':') {
-                        if k.eq_ignore_ascii_case("content-length") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                }
-                let mut body = vec![0; len];
-                let _ = reader.read_exact(&mut body);
-                log.lock().unwrap().push(format!("{method} {path}"));
-                let (status, data) = answer(method, path);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nx-aws-ec2-metadata-token-ttl-seconds: 21600\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{data}",
-                    data.len()
-                );
-            }
-        });
-        (url, seen)
-    }
+    use crate::test_http::{Response, Server};
 
     #[tokio::test]
     async fn a_client_at_a_given_endpoint_reads_from_it() {
-        let (url, seen) = stub(|method, path| match (method, path) {
-            ("PUT", "/latest/api/token") => (200, "token".into()),
-            ("GET", "/latest/meta-data/placement/region") => (200, "eu-west-3".into()),
-            _ => (404, String::new()),
+        let server = Server::answering(|r| match (r.method.as_str(), r.path.as_str()) {
+            ("PUT", "/latest/api/token") => Response::new(200, "text/plain", "token")
+                .header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
+            ("GET", "/latest/meta-data/placement/region") => {
+                Response::new(200, "text/plain", "eu-west-3")
+            }
+            _ => Response::new(404, "text/plain", ""),
         });
-        let imds = Imds::with_endpoint(&url).unwrap();
+        let imds = Imds::with_endpoint(&server.url).unwrap();
         let region = imds
             .get_within("/latest/meta-data/placement/region", Duration::from_secs(5))
             .await
             .unwrap();
         assert_eq!(region, "eu-west-3");
-        assert!(seen
-            .lock()
-            .unwrap()
-            .contains(&"GET /latest/meta-data/placement/region".to_string()));
+        assert!(server
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/latest/meta-data/placement/region"));
         // A 404 is an answer: not retried.
         let e = imds.get("/latest/meta-data/nothing").await.unwrap_err();
         assert!(e.to_string().contains("nothing"), "{e}");

@@ -358,7 +358,10 @@ mod tests {
 
     #[tokio::test]
     async fn clients_call_the_endpoints_they_are_given() {
-        let (url, seen) = crate::aws::imds::tests::stub(|_, _| (400, String::new()));
+        let server = crate::test_http::Server::answering(|_| {
+            crate::test_http::Response::new(400, "text/plain", "")
+        });
+        let url = &server.url;
         let keys = aws_credential_types::Credentials::new("AKID", "secret", None, None, "test");
         // Keys, so that no call looks for credentials (in IMDS) before it is sent.
         let sdk = sdk_config("eu-west-3")
@@ -386,7 +389,11 @@ mod tests {
             .describe_auto_scaling_instances()
             .send()
             .await;
-        let seen = seen.lock().unwrap().clone();
+        let seen: Vec<String> = server
+            .requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
         for path in ["POST /cfn", "POST /ecs", "POST /asg"] {
             assert!(seen.iter().any(|s| s.starts_with(path)), "{path}: {seen:?}");
         }

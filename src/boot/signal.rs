@@ -81,7 +81,7 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::boot::tests::stub::{Request, Response, Server};
+    use crate::test_http::{Request, Response, Server};
     use std::sync::Arc;
 
     #[test]

@@ -1,9 +1,7 @@
 //! The whole boot sequence in-process ([`run_with`]): IMDS, CloudFormation, ECS and the agent's
-//! introspection answered by one loopback stub ([`stub`]), systemctl by a recording [`Fake`],
+//! introspection answered by one loopback stub ([`crate::test_http`]), systemctl by a recording [`Fake`],
 //! files under a temporary root. What tests/test_boot.py checks end to end against moto, here
 //! in a few seconds and without the binary.
-
-pub(crate) mod stub;
 
 use std::sync::Arc;
 
@@ -15,7 +13,7 @@ use super::signal::Delivered;
 use super::*;
 use crate::aws::imds::{Imds, ImdsOptions};
 use crate::sys::process::{Fake, Reply};
-use stub::{Request, Response, Server};
+use crate::test_http::{Request, Response, Server};
 
 const INSTANCE_ID: &str = "i-0b0075000000000aa";
 const REGION: &str = "eu-west-1";

@@ -1,6 +1,8 @@
-//! A loopback HTTP/1.1 server for tests: each request (read whole: head and a
+//! The one loopback HTTP/1.1 server of the Rust tests: each request (read whole: head and a
 //! `Content-Length` body) is recorded and answered by a function, on a thread of its own, and
-//! the connection closed. Enough for the SDK clients, aws-config's IMDS client and reqwest.
+//! the connection closed. Enough for the SDK clients, aws-config's IMDS client and reqwest: the
+//! boot sequence's IMDS/CloudFormation/ECS/agent stub (boot/tests.rs), the Init downloads'
+//! file server (init/test_http.rs), the IMDS client and the CFN_V1 signer tests.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,14 +15,17 @@ pub struct Request {
     pub path: String,
     /// Names in lower case.
     pub headers: Vec<(String, String)>,
+    /// The query string (without `?`), empty when there is none.
+    pub query: String,
     pub body: String,
 }
 
 impl Request {
+    /// A header by name, in any case.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
@@ -37,11 +42,11 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
-    pub body: String,
+    pub body: Vec<u8>,
 }
 
 impl Response {
-    pub fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Response {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
         Response {
             status,
             content_type,
@@ -66,6 +71,11 @@ pub struct Server {
 
 impl Server {
     /// Serves until the process ends.
+    pub fn answering(answer: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Server {
+        Server::start(Arc::new(answer))
+    }
+
+    /// [`Server::answering`] with a shared answer.
     pub fn start(answer: Arc<Answer>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("bound"));
@@ -99,7 +109,8 @@ fn serve(mut stream: TcpStream, answer: &Answer, log: &Mutex<Vec<Request>>) {
     for (k, v) in &r.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    let _ = write!(stream, "{head}\r\n{}", r.body);
+    let _ = write!(stream, "{head}\r\n");
+    let _ = stream.write_all(&r.body);
 }
 
 fn read(stream: &TcpStream) -> Option<Request> {
@@ -109,7 +120,8 @@ fn read(stream: &TcpStream) -> Option<Request> {
     let mut parts = line.split_whitespace();
     let method = parts.next()?.to_string();
     let target = parts.next()?;
-    let path = target.split('?').next().unwrap_or(target).to_string();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (path, query) = (path.to_string(), query.to_string());
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
@@ -131,6 +143,7 @@ fn read(stream: &TcpStream) -> Option<Request> {
         method,
         path,
         headers,
+        query,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
