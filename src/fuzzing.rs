@@ -18,8 +18,12 @@ pub fn metadata_init(data: &[u8]) {
     let Ok(v) = crate::boot::metadata::decode(Some(text), "fuzz/Resource.Metadata") else {
         return;
     };
-    let _ = crate::init::parse(&v, &[]);
-    let _ = crate::init::parse(&v, &["default".to_string(), "other".to_string()]);
+    let _ = crate::init::parse(&v, &[], crate::input::Keys::Warn);
+    let _ = crate::init::parse(
+        &v,
+        &["default".to_string(), "other".to_string()],
+        crate::input::Keys::Strict,
+    );
     crate::sys::redact::register_from_metadata(&v);
 }
 

@@ -54,6 +54,8 @@ pub struct PlanOptions {
     pub introspection_url: String,
     pub timeout: Option<u64>,
     pub signal: bool,
+    /// `--strict`: an unknown key in the Init block is an error, not a warning.
+    pub strict: bool,
 }
 
 /// `stack`, `resource`, `signal_resource`: `None` = not given, discovered (src/boot/discover.rs).
@@ -490,7 +492,8 @@ fn plan(
     // Everything is parsed and validated before anything is applied: a bad key in the
     // ecs-bootstrap block must not leave an instance half-configured by Init.
     let settings = settings::parse(&metadata.metadata, values).at(Step::Settings)?;
-    let init = init::parse(&metadata.metadata, &p.configsets).at(Step::Init)?;
+    let keys = crate::input::Keys::cfn_init(p.strict);
+    let init = init::parse(&metadata.metadata, &p.configsets, keys).at(Step::Init)?;
     Plan::build(Inputs {
         identity,
         metadata,

@@ -424,7 +424,7 @@ mod tests {
             origin: "a test".into(),
         };
         let settings = settings::parse(&metadata.metadata, Values::Real).unwrap();
-        let init = crate::init::parse(&metadata.metadata, &[]).unwrap();
+        let init = crate::init::parse(&metadata.metadata, &[], crate::input::Keys::Warn).unwrap();
         Plan::build(Inputs {
             identity: Identity::fake("eu-west-1"),
             metadata: &metadata,

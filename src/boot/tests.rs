@@ -208,6 +208,7 @@ impl Boot {
             resource: Some(RESOURCE.into()),
             signal_resource: Some(GROUP.into()),
             plan: PlanOptions {
+                strict: false,
                 region: Some(REGION.into()),
                 configsets: Vec::new(),
                 root: self.root.path().to_path_buf(),

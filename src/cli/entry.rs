@@ -27,7 +27,6 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, ExitCode> {
 /// The boot sequence (`run`, the default) or its dry run.
 pub fn boot(args: RunArgs) -> ExitCode {
     crate::init::mustache::set_flavour(args.mustache);
-    crate::init::set_strict(args.strict);
     logging::init(args.verbose);
     let foreground = args.foreground || args.dry_run;
     let mode = match args.into_mode() {
@@ -79,7 +78,6 @@ pub fn boot(args: RunArgs) -> ExitCode {
 /// `ecs-bootstrap init`: silent on success, as cfn-init; one FAILURE line otherwise.
 pub fn init(a: &InitArgs) -> ExitCode {
     crate::init::mustache::set_flavour(a.mustache);
-    crate::init::set_strict(a.strict);
     logging::init(a.verbose);
     let runtime = match runtime() {
         Ok(rt) => rt,

@@ -109,7 +109,8 @@ pub async fn run(a: &InitArgs) -> Result<(), Failure> {
     }
     // As a run does: a failing command's output, and init.json, must not show them.
     crate::sys::redact::register_from_metadata(&metadata.metadata);
-    let plan = init::parse(&metadata.metadata, &a.configsets).at(Step::Init)?;
+    let keys = crate::input::Keys::cfn_init(a.strict);
+    let plan = init::parse(&metadata.metadata, &a.configsets, keys).at(Step::Init)?;
     tracing::info!(origin = %metadata.origin, configs = ?plan.configs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), "running Init");
     init::apply(&plan, &Root::new(&a.root), &crate::sys::process::REAL)
         .await

@@ -159,6 +159,7 @@ impl RunArgs {
             introspection_url: self.introspection_url,
             timeout: self.timeout,
             signal: !self.no_signal,
+            strict: self.strict,
         };
         if self.dry_run {
             let source = match self.template {

@@ -111,14 +111,6 @@ impl InitPlan {
     }
 }
 
-/// `--strict`, for the whole process (set once from the command line, as the mustache flavour).
-static STRICT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// `--strict`: an unknown key in the Init block is an error instead of a warning.
-pub fn set_strict(on: bool) {
-    STRICT.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
 /// A node for a section parser's unit test: unknown keys are warnings.
 #[cfg(test)]
 pub(crate) fn test_node<'a>(v: &'a Value, path: &str) -> Node<'a> {
@@ -131,19 +123,10 @@ pub(crate) fn test_auth(metadata: &Value) -> Result<auth::AuthConfig> {
     auth::parse(metadata, Keys::Warn)
 }
 
-/// Reads the Init block of a resource's Metadata. No block at all is an empty plan: the
-/// `ecs-bootstrap:` block alone is a complete setup. Unknown keys are warnings, or errors after
-/// [`set_strict`].
-pub fn parse(metadata: &Value, requested_sets: &[String]) -> Result<InitPlan> {
-    parse_with(
-        metadata,
-        requested_sets,
-        Keys::cfn_init(STRICT.load(std::sync::atomic::Ordering::Relaxed)),
-    )
-}
-
-/// [`parse`] with unknown keys handled as `keys` says.
-pub fn parse_with(metadata: &Value, requested_sets: &[String], keys: Keys) -> Result<InitPlan> {
+/// Reads the Init block of a resource's Metadata, unknown keys handled as `keys` says
+/// (`Keys::cfn_init(strict)`: warnings as cfn-init's silence, errors with `--strict`). No block at
+/// all is an empty plan: the `ecs-bootstrap:` block alone is a complete setup.
+pub fn parse(metadata: &Value, requested_sets: &[String], keys: Keys) -> Result<InitPlan> {
     let Some(block) = metadata.get(BLOCK) else {
         if !requested_sets.is_empty() {
             return Err(Error::invalid(
@@ -503,7 +486,7 @@ mod tests {
 
     fn names(init: Value, sets: &[&str]) -> Result<Vec<String>> {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        parse(&json!({ BLOCK: init }), &sets)
+        parse(&json!({ BLOCK: init }), &sets, Keys::Warn)
             .map(|p| p.configs.into_iter().map(|c| c.name).collect())
     }
 
@@ -516,7 +499,7 @@ mod tests {
             .to_string()
             .contains("defines none"));
         assert!(names(json!({"other": {}}), &[]).unwrap().is_empty());
-        assert!(parse(&json!({}), &[]).unwrap().is_empty());
+        assert!(parse(&json!({}), &[], Keys::Warn).unwrap().is_empty());
     }
 
     #[test]
@@ -597,9 +580,9 @@ mod tests {
     #[test]
     fn unknown_sections_are_warnings_or_strict_errors() {
         let m = json!({ BLOCK: {"config": {"comands": {"a": {"command": "x"}}}} });
-        let plan = parse_with(&m, &[], Keys::Warn).unwrap();
+        let plan = parse(&m, &[], Keys::Warn).unwrap();
         assert!(plan.configs[0].commands.is_empty());
-        let e = parse_with(&m, &[], Keys::Strict).unwrap_err().to_string();
+        let e = parse(&m, &[], Keys::Strict).unwrap_err().to_string();
         assert!(
             e.contains("config.comands")
                 && e.contains("unknown key 'comands' (did you mean 'commands'?)"),
