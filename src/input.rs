@@ -308,13 +308,6 @@ impl Boolean {
 /// `" YES "` and `1.0` too), anything else false. `None` for a non-empty list or mapping, on
 /// which cfn-init fails (unhashable).
 pub fn truthiness(v: &Value) -> Option<Boolean> {
-    let word = |s: &str| -> Boolean {
-        match s.to_lowercase().trim() {
-            "true" | "yes" | "y" | "1" => Boolean::True,
-            "" | "false" | "no" | "n" | "0" => Boolean::False,
-            _ => Boolean::OtherFalse,
-        }
-    };
     Some(match v {
         Value::Null | Value::Bool(false) => Boolean::False,
         Value::Bool(true) => Boolean::True,
@@ -323,11 +316,21 @@ pub fn truthiness(v: &Value) -> Option<Boolean> {
             Some(0.0) => Boolean::False,
             _ => Boolean::OtherFalse,
         },
-        Value::String(s) => word(s),
+        Value::String(s) => boolean_word(s),
         Value::Array(a) if a.is_empty() => Boolean::False,
         Value::Object(m) if m.is_empty() => Boolean::False,
         Value::Array(_) | Value::Object(_) => return None,
     })
+}
+
+/// [`truthiness`] of a string: lowered and stripped, true if one of `_trues`' strings. Also
+/// cfn-hup's reading of its configuration's booleans (`hup::conf`).
+pub fn boolean_word(s: &str) -> Boolean {
+    match s.to_lowercase().trim() {
+        "true" | "yes" | "y" | "1" => Boolean::True,
+        "" | "false" | "no" | "n" | "0" => Boolean::False,
+        _ => Boolean::OtherFalse,
+    }
 }
 
 /// An unknown key (`what` = "key", "package manager", ...) at `path`, handled as `keys` says.

@@ -400,10 +400,10 @@ fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// `util.interpret_boolean` for a string (util.py:368-386@25fabe91): lowered and stripped, one
-/// of `true`, `yes`, `y`, `1`.
+/// `util.interpret_boolean` for a string (util.py:368-386@25fabe91): the Init block's reading
+/// ([`crate::input::boolean_word`]), after Python's own `strip()`.
 pub fn interpret_boolean(s: &str) -> bool {
-    matches!(py_strip(&s.to_lowercase()), "true" | "yes" | "y" | "1")
+    crate::input::boolean_word(py_strip(s)).is_true()
 }
 
 /// Python's `int(s, radix)` for radix 10 or 8: surrounding whitespace, a sign, for radix 8 an
