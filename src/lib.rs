@@ -5,8 +5,9 @@
 //! logs config, services, join, signal); [`init`] is the `AWS::CloudFormation::Init` engine and
 //! [`template`] the local-template reader; [`config`] holds the `ecs-bootstrap:` block and the
 //! files made from it; [`aws`] the SDK clients, IMDS and TLS; [`sys`] the host seam (files,
-//! sd_notify, redaction). [`input`] is the one reader of those blocks (typed values, key paths
-//! in errors); [`error`] is the one place failures become exit codes.
+//! processes, systemctl, retries, sd_notify, redaction). [`input`] is the one reader of those
+//! blocks (typed values, key paths in errors); [`hup`] is cfn-hup; [`error`] is the one place
+//! failures become exit codes.
 
 pub mod aws;
 pub mod boot;
