@@ -235,3 +235,130 @@ def test_daemon_applies_a_change_within_an_interval_and_stops_cleanly(moto, inst
     _out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and time.monotonic() - t < 3, err
     assert os.path.exists(instance.path(STATE))
+
+
+# ------------------------------------------------------------------------------------------
+# zero-config: no cfn-hup.conf; the launch resource of the boot run, its two blocks
+# ------------------------------------------------------------------------------------------
+
+INIT = "AWS::CloudFormation::Init"
+MOTD = "/etc/ecs-bootstrap/motd"
+ECS_CONFIG = "/etc/ecs/ecs.config"
+
+
+def patch_metadata(moto, stack, change) -> None:
+    """The launch configuration's Metadata as a stack update would leave it, `change(meta)`
+    applied (the double's answers are patched: see `update`)."""
+    cfn = moto.client("cloudformation")
+    detail = cfn.describe_stack_resource(StackName=stack.name, LogicalResourceId=LC)
+    meta = json.loads(detail["StackResourceDetail"]["Metadata"])
+    change(meta)
+    moto.set_faults([{"action": "DescribeStackResource", "metadata": json.dumps(meta)}])
+
+
+class Zero:
+    """A booted instance (the example stack, `run`), then `hup --once` without cfn-hup.conf."""
+
+    def __init__(self, instance, stack):
+        self.instance, self.stack = instance, stack
+        res = instance.run_bootstrap(*stack.run_args(), timeout=120)
+        assert res.returncode == 0, str(res)
+        assert not instance.path("/etc/cfn/cfn-hup.conf").exists()
+        self.booted_calls = len(instance.calls())
+
+    def once(self):
+        res = self.instance._run([str(BIN), "hup", "--once", "--root",
+                                  str(self.instance.root)], 120)
+        assert res.returncode == 0, str(res)
+        return res
+
+    def key(self, block: str) -> str:
+        return f"ecs-bootstrap|{block}@{self.stack.name}/{LC}"
+
+    def state(self) -> dict:
+        return json.loads(self.instance.path(STATE).read_text())
+
+    def hup_calls(self) -> list[list[str]]:
+        """The fake systemctl calls made since the boot run."""
+        return self.instance.calls()[self.booted_calls:]
+
+
+def restarted(calls: list[list[str]], unit: str) -> bool:
+    return any(a and a[0] in ("restart", "try-restart") and
+               any(x in (unit, f"{unit}.service") for x in a[1:]) for a in calls)
+
+
+@pytest.fixture
+def zero(moto, instance, make_stack):
+    stack = make_stack(example_template("stack.yml"))
+    yield Zero(instance, stack)
+    moto.set_faults([])
+
+
+def test_zero_config_after_a_boot_records_without_acting(zero):
+    motd = zero.instance.path(MOTD).read_text()
+    ecs = zero.instance.path(ECS_CONFIG).read_text()
+    res = zero.once()
+    assert "zero-config" in res.stderr, str(res)
+    meta = zero.state()["metadata"]
+    for block in (INIT, "ecs-bootstrap"):
+        assert meta[zero.key(block)].startswith("sha256:"), meta
+    # The boot's own values (launch.json's digests): nothing re-applied, nothing restarted.
+    launch = json.loads(zero.instance.path("/var/lib/ecs-bootstrap/launch.json").read_text())
+    assert (launch["init"], launch["settings"]) == (
+        meta[zero.key(INIT)], meta[zero.key("ecs-bootstrap")]), launch
+    assert "applying" not in res.stderr, str(res)
+    assert zero.hup_calls() == []
+    assert zero.instance.path(MOTD).read_text() == motd
+    assert zero.instance.path(ECS_CONFIG).read_text() == ecs
+    assert zero.state()["failures"] == {}
+
+
+def test_zero_config_an_init_change_reruns_init(moto, zero):
+    # Changed between the boot and the daemon's first poll: compared with what the boot applied.
+    def change(meta):
+        meta[INIT]["config"]["files"][MOTD]["content"] = "changed by a stack update\n"
+    patch_metadata(moto, zero.stack, change)
+    res = zero.once()
+    assert zero.instance.path(MOTD).read_text() == "changed by a stack update\n", str(res)
+    # Only Init changed: the agent is left alone.
+    assert not restarted(zero.hup_calls(), "ecs"), zero.hup_calls()
+    # Applied once: the next poll sees no change.
+    zero.instance.path(MOTD).write_text("local edit\n")
+    zero.once()
+    assert zero.instance.path(MOTD).read_text() == "local edit\n"
+
+
+def test_zero_config_a_settings_change_rewrites_ecs_config_and_restarts_ecs_only(moto, zero):
+    zero.once()
+
+    def change(meta):
+        meta["ecs-bootstrap"]["AgentConfig"]["ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION"] = "1h"
+    patch_metadata(moto, zero.stack, change)
+    res = zero.once()
+    text = zero.instance.path(ECS_CONFIG).read_text()
+    assert "ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION=1h" in text.splitlines(), text
+    assert text.splitlines()[0] == f"ECS_CLUSTER={zero.stack.cluster}", text
+    calls = zero.hup_calls()
+    assert restarted(calls, "ecs"), f"{calls}\n{res}"
+    # Its fragment did not change: the CloudWatch agent is not restarted.
+    assert not restarted(calls, "amazon-cloudwatch-agent"), calls
+    assert zero.state()["failures"] == {}
+
+
+def test_zero_config_a_cluster_change_is_refused(moto, zero):
+    zero.once()
+    ecs = zero.instance.path(ECS_CONFIG).read_text()
+    old = zero.stack.cluster
+
+    def change(meta):
+        meta["ecs-bootstrap"]["Cluster"] = "another-cluster"
+        meta["ecs-bootstrap"]["AgentConfig"]["ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION"] = "1h"
+    patch_metadata(moto, zero.stack, change)
+    res = zero.once()
+    assert any("ERROR" in line and old in line and "another-cluster" in line
+               for line in res.stderr.splitlines()), str(res)
+    assert zero.instance.path(ECS_CONFIG).read_text() == ecs
+    assert zero.hup_calls() == []
+    failure = zero.state()["failures"][zero.key("ecs-bootstrap")]
+    assert "another-cluster" in failure["reason"] and failure["attempts"] == 1, failure

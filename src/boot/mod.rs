@@ -9,6 +9,7 @@ pub(crate) mod handoff;
 pub(crate) mod host;
 pub mod identity;
 pub mod join;
+pub(crate) mod launch;
 pub mod metadata;
 pub(crate) mod once;
 pub(crate) mod outcome;
@@ -467,7 +468,22 @@ async fn configure(
         &found.signal_resource,
     )?;
     let mut plan = plan;
-    if write_configuration(&plan, root, deadline, runner).await? {
+    let logs_changed = write_configuration(&plan, root, deadline, runner).await?;
+    // What `ecs-bootstrap hup` watches without a cfn-hup.conf (src/hup/launch.rs).
+    launch::LaunchRecord {
+        stack: found.stack.clone(),
+        resource: found.resource.clone(),
+        signal_resource: found.signal_resource.clone(),
+        region: cfn
+            .config()
+            .region()
+            .map_or_else(|| identity.region.clone(), |r| r.to_string()),
+        configsets: p.configsets.clone(),
+        init: launch::digest(metadata.metadata.get(init::BLOCK)),
+        settings: launch::digest(metadata.metadata.get(settings::BLOCK)),
+    }
+    .write(root);
+    if logs_changed {
         // A CloudWatch agent that is already running (an AMI that starts it with its own
         // config) does not read a new fragment until it restarts; `start` alone does nothing.
         for s in &mut plan.services {
@@ -479,7 +495,8 @@ async fn configure(
     Ok(plan)
 }
 
-fn plan(
+/// The plan from a resource's Metadata, as a run makes it (also `hup`'s zero-config mode).
+pub(crate) fn plan(
     identity: Identity,
     metadata: &ResourceMetadata,
     values: Values,
@@ -529,7 +546,7 @@ async fn write_configuration(
         deadline,
         Some(CONFIG_BUDGET),
         "the ECS agent config",
-        async { write_agent_config(plan, root) },
+        async { write_agent_config(plan, root).map(drop) },
     )
     .await?;
     bounded(
@@ -537,27 +554,30 @@ async fn write_configuration(
         deadline,
         Some(CONFIG_BUDGET),
         "the CloudWatch agent config",
-        async {
-            match &plan.logs_config {
-                Some(l) => write_atomic(
-                    root,
-                    l.path,
-                    l.content.as_bytes(),
-                    FileMeta {
-                        mode: 0o644,
-                        uid: None,
-                        gid: None,
-                    },
-                )
-                .map(|outcome| {
-                    tracing::info!(path = l.path, ?outcome, "CloudWatch agent config");
-                    outcome != crate::sys::fs::WriteOutcome::Unchanged
-                }),
-                None => Ok(false),
-            }
-        },
+        async { write_logs_config(plan, root) },
     )
     .await
+}
+
+/// The CloudWatch agent fragment, if the plan has one; true when the file changed.
+pub(crate) fn write_logs_config(plan: &Plan, root: &Root) -> Result<bool, Error> {
+    match &plan.logs_config {
+        Some(l) => write_atomic(
+            root,
+            l.path,
+            l.content.as_bytes(),
+            FileMeta {
+                mode: 0o644,
+                uid: None,
+                gid: None,
+            },
+        )
+        .map(|outcome| {
+            tracing::info!(path = l.path, ?outcome, "CloudWatch agent config");
+            outcome != crate::sys::fs::WriteOutcome::Unchanged
+        }),
+        None => Ok(false),
+    }
 }
 
 /// Steps 4-5: check the cluster, start docker and ecs, wait until the agent has registered in
@@ -618,7 +638,8 @@ async fn start_and_join(
     .await
 }
 
-fn write_agent_config(plan: &Plan, root: &Root) -> Result<(), Error> {
+/// ecs.config from the plan, keeping the keys it does not set; true when the file changed.
+pub(crate) fn write_agent_config(plan: &Plan, root: &Root) -> Result<bool, Error> {
     let path = root.map(plan.agent_config.path)?;
     let existing = match root.read_to_string(plan.agent_config.path) {
         Ok(text) => ecs_config::parse(&text),
@@ -647,7 +668,7 @@ fn write_agent_config(plan: &Plan, root: &Root) -> Result<(), Error> {
         ?outcome,
         "ECS agent config"
     );
-    Ok(())
+    Ok(outcome != crate::sys::fs::WriteOutcome::Unchanged)
 }
 
 /// Runs one step, logs its duration as a structured event, and tags a failure with the step.

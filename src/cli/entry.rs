@@ -104,18 +104,18 @@ pub fn get_metadata(a: &get_metadata::GetMetadataArgs) -> ExitCode {
 /// `ecs-bootstrap hup` (cfn-hup): a configuration error is one line and exit 1, as cfn-hup's.
 pub fn hup(a: &crate::cli::hup::HupArgs) -> ExitCode {
     let opts = a.options();
-    let loaded = match crate::hup::daemon::load(&opts) {
-        Ok(l) => l,
+    let (mode, verbose) = match crate::hup::daemon::mode(&opts) {
+        Ok(m) => m,
         Err(e) => return e.exit(),
     };
-    logging::init(if loaded.verbose { a.verbose.max(1) } else { 0 });
+    logging::init(if verbose { a.verbose.max(1) } else { 0 });
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => return e.exit(),
     };
     match runtime.block_on(crate::hup::daemon::run(
         &opts,
-        loaded,
+        mode,
         &crate::sys::process::REAL,
     )) {
         Ok(()) => ExitCode::from(code::SUCCESS),

@@ -53,6 +53,21 @@ impl Cfn {
             stack: main.stack.clone(),
         })
     }
+
+    /// The zero-config mode's client: `stack` in `region`, signed as `auth` says.
+    pub async fn for_stack(stack: &str, region: &str, auth: crate::aws::CfnAuth) -> Result<Cfn> {
+        let client = crate::cli::dropin::cfn_client(
+            region,
+            None,
+            auth,
+            crate::cli::dropin::proxy::Proxies::default(),
+        )
+        .await?;
+        Ok(Cfn {
+            client,
+            stack: stack.to_string(),
+        })
+    }
 }
 
 /// One resource's description: the poll's seam, so that tests can answer without AWS.

@@ -106,8 +106,90 @@ fn random() -> f64 {
     crate::sys::retry::unit_random("hup")
 }
 
+/// Which mode the command runs in: cfn-hup's hooks, or the launch resource's blocks.
+pub enum Mode {
+    Hooks(Box<Loaded>),
+    /// No cfn-hup.conf (src/hup/launch.rs).
+    Launch {
+        interval_secs: u64,
+    },
+}
+
+/// The zero-config mode: the default configuration directory has no cfn-hup.conf. A `-c DIR`
+/// other than the default without one stays cfn-hup's error (exit 1).
+pub fn zero_config(o: &Options) -> bool {
+    o.config_dir == Path::new(conf::DEFAULT_CONFIG_DIR)
+        && under(&o.root, &o.config_dir.join("cfn-hup.conf"))
+            .map(|p| std::fs::symlink_metadata(p).is_err())
+            .unwrap_or(false)
+}
+
+/// The mode and what it needs before the runtime starts (a configuration error is exit 1).
+pub fn mode(o: &Options) -> Result<(Mode, bool)> {
+    if zero_config(o) {
+        let interval_secs = o
+            .interval_secs
+            .unwrap_or(conf::DEFAULT_INTERVAL_MINUTES * 60);
+        return Ok((Mode::Launch { interval_secs }, o.verbose));
+    }
+    let loaded = load(o)?;
+    let verbose = loaded.verbose;
+    Ok((Mode::Hooks(Box::new(loaded)), verbose))
+}
+
+/// What a mode polls, and with which client.
+enum Watched {
+    Hooks(Vec<super::conf::Hook>, Cfn),
+    Launch(Box<super::launch::Watch>, Cfn, super::launch::Host),
+}
+
+impl Watched {
+    async fn poll(
+        &self,
+        store: &mut Store,
+        runner: &dyn Runner,
+        pace: &Pace,
+        stop: &Stop,
+    ) -> Report {
+        match self {
+            Watched::Hooks(hooks, cfn) => poll::poll(hooks, cfn, store, runner, pace, stop).await,
+            Watched::Launch(w, cfn, host) => super::launch::poll(w, cfn, store, host, pace).await,
+        }
+    }
+}
+
 /// Runs the command: one poll, or the loop until SIGTERM.
-pub async fn run(o: &Options, loaded: Loaded, runner: &dyn Runner) -> Result<()> {
+pub async fn run(o: &Options, mode: Mode, runner: &dyn Runner) -> Result<()> {
+    match mode {
+        Mode::Hooks(loaded) => run_hooks(o, *loaded, runner).await,
+        Mode::Launch { interval_secs } => {
+            let root = Root::new(&o.root);
+            let identity = crate::boot::identity::from_imds().await?;
+            let w = super::launch::find(&root, &identity).await?;
+            let cfn = Cfn::for_stack(
+                &w.stack,
+                &w.region,
+                crate::aws::CfnAuth::Identity(crate::aws::identity_auth::ProofSource::Imds),
+            )
+            .await?;
+            tracing::info!(stack = %w.stack, resource = %w.resource, configsets = ?w.configsets, "zero-config: watching the launch resource");
+            let host = super::launch::Host {
+                root: o.root.clone(),
+                identity,
+                runner: crate::sys::process::real(),
+            };
+            run_loop(
+                o,
+                Watched::Launch(Box::new(w), cfn, host),
+                interval_secs,
+                runner,
+            )
+            .await
+        }
+    }
+}
+
+async fn run_hooks(o: &Options, loaded: Loaded, runner: &dyn Runner) -> Result<()> {
     let Loaded {
         config,
         interval_secs,
@@ -125,6 +207,27 @@ pub async fn run(o: &Options, loaded: Loaded, runner: &dyn Runner) -> Result<()>
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
         tracing::debug!("umask {mask:04o}");
     }
+    let cfn = Cfn::new(&config.main, &o.root).await.map_err(|e| match e {
+        Error::Usage(m) => Error::HupConfig(m),
+        e => e,
+    })?;
+    tracing::info!(
+        stack = %config.main.stack,
+        hooks = config.hooks.len(),
+        interval_secs = (!o.once).then_some(interval_secs),
+        "watching"
+    );
+    run_loop(o, Watched::Hooks(config.hooks, cfn), interval_secs, runner).await
+}
+
+/// The state read, then one poll (`--once`) or the polls until SIGTERM, the state saved after
+/// each.
+async fn run_loop(
+    o: &Options,
+    watched: Watched,
+    interval_secs: u64,
+    runner: &dyn Runner,
+) -> Result<()> {
     let root = Root::new(&o.root);
     let (mut store, origin) = Store::load(&root).map_err(|e| Error::HupState(e.to_string()))?;
     match origin {
@@ -132,26 +235,15 @@ pub async fn run(o: &Options, loaded: Loaded, runner: &dyn Runner) -> Result<()>
         Origin::Unreadable(why) => tracing::warn!("state not readable, starting afresh: {why}"),
         Origin::Ours | Origin::Fresh => {}
     }
-    let cfn = Cfn::new(&config.main, &o.root).await.map_err(|e| match e {
-        Error::Usage(m) => Error::HupConfig(m),
-        e => e,
-    })?;
     let stop = Stop::default();
     watch_signals(&stop)?;
     let pace = Pace {
         interval_secs,
         now_unix: poll::now_unix,
     };
-    let hooks = &config.hooks;
-    tracing::info!(
-        stack = %config.main.stack,
-        hooks = hooks.len(),
-        interval_secs = (!o.once).then_some(interval_secs),
-        "watching"
-    );
     if o.once {
         crate::sys::notify::ready("polling once");
-        let r = poll::poll(hooks, &cfn, &mut store, runner, &pace, &stop).await;
+        let r = watched.poll(&mut store, runner, &pace, &stop).await;
         log_report(&r);
         return store
             .save(&root)
@@ -165,7 +257,7 @@ pub async fn run(o: &Options, loaded: Loaded, runner: &dyn Runner) -> Result<()>
             () = tokio::time::sleep(delay) => {}
             () = stop.wait() => break,
         }
-        let r = poll::poll(hooks, &cfn, &mut store, runner, &pace, &stop).await;
+        let r = watched.poll(&mut store, runner, &pace, &stop).await;
         log_report(&r);
         if let Err(e) = store.save(&root) {
             // The next poll tries again; the actions that ran may then run once more.

@@ -82,6 +82,9 @@ pub struct Failure {
     pub next_try_unix: u64,
     /// The value the action failed to apply (serialised as in `metadata`).
     pub value: Json,
+    /// Why, when there is no exit code to say it (the zero-config mode's built-in actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -203,9 +206,25 @@ impl Store {
                 last_failure_unix: now_unix,
                 next_try_unix: now_unix.saturating_add(backoff_secs(attempts, interval_secs)),
                 value,
+                reason: None,
             },
         );
         &self.failures[key]
+    }
+
+    /// [`Store::fail`] with the reason kept in the state.
+    pub fn fail_because(
+        &mut self,
+        key: &str,
+        new: Option<&Value>,
+        reason: String,
+        now_unix: u64,
+        interval_secs: u64,
+    ) -> &Failure {
+        self.fail(key, new, None, now_unix, interval_secs);
+        let f = self.failures.get_mut(key).expect("just inserted");
+        f.reason = Some(reason);
+        f
     }
 
     pub fn failure(&self, key: &str) -> Option<&Failure> {
