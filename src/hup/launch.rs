@@ -120,7 +120,8 @@ pub async fn find(root: &Root, identity: &Identity) -> Result<Watch> {
         resource: None,
         signal_resource: None,
     };
-    let t = crate::boot::discover::complete(&given, identity, &aws).await?;
+    let t =
+        crate::boot::discover::complete(&given, identity, &aws, crate::aws::imds::shared()).await?;
     Ok(Watch {
         stack: t.stack,
         resource: t.resource,
@@ -258,6 +259,8 @@ fn plan(w: &Watch, metadata: &Json, host: &Host) -> Result<Plan> {
         introspection_url: DEFAULT_INTROSPECTION_URL.into(),
         timeout: None,
         signal: false,
+        // As the boot run read it: an unknown key there was a warning, and stays one.
+        strict: false,
     };
     crate::boot::plan(
         host.identity.clone(),
