@@ -1,6 +1,5 @@
-//! The daemon's only AWS call, DescribeStackResource, and the client it goes through. Kept in
-//! one small module so that switching to the shared client factory (`aws::Clients`, in progress
-//! on another branch) touches nothing else.
+//! The daemon's only AWS call, DescribeStackResource, and the client it goes through: the
+//! drop-ins' (`cli::dropin::cfn_client`), itself made by the one factory, `aws::Clients`.
 //!
 //! Signing follows `cfn-hup.conf` (update_hooks.py:55-66@25fabe91): `role` = SigV4 with that
 //! instance-profile role's credentials from IMDS; `credential-file` = SigV4 with the file's keys
