@@ -335,7 +335,7 @@ def check_hup(c: Container, work: Path, ident: dict) -> None:
             state = json.loads(state_file.read_text())
         except (OSError, ValueError):
             state = {}
-        if all(k in state.get("metadata", {}) for k in want):
+        if state.get("metadata") == want:
             break
         time.sleep(0.5)
     journal = c.journal(HUP_UNIT)
