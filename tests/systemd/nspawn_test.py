@@ -18,6 +18,13 @@ SUCCESS; the boot finished (no deadlock between the unit, cloud-final and ecs.se
 reached the console. Boot 2 (same /var/lib/ecs-bootstrap, /etc/ecs, /etc/systemd/system): the
 unit said SKIPPED and made no AWS call; no new signal.
 
+Also in scenario "unit", boot 1: the real ecs-bootstrap-hup.service, enabled as the packages
+enable it (ECS_BOOTSTRAP_HUP=1 in /etc/ecs-bootstrap/env) and polling every HUP_INTERVAL seconds
+(ECS_BOOTSTRAP_HUP_INTERVAL_SECONDS), is active in zero-config mode (READY=1 reached), records the
+boot's launch digests in /var/lib/ecs-bootstrap/hup/state.json within a few intervals without
+applying anything (the agent still started once), and `systemctl stop` ends it cleanly. It is
+masked for boot 2, whose check is that no AWS call is made.
+
 Scenario "userdata" (the unit disabled; UserData alone): the UserData call configured the
 instance inside cloud-final and handed off to ecs-bootstrap-boot.service, which signalled SUCCESS;
 the agent started once, after cloud-final, with the stack's cluster; handoff.json consumed.
@@ -31,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -43,6 +51,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SKIP = 77
 BOOT_TIMEOUT = 240  # seconds for one boot to settle; generous: 2 shared cores
+# ecs-bootstrap-hup.service's poll interval through its test-only knob (docs/hup.md): the first
+# poll comes at a random point of the first interval, the next ones every interval +- 10 %.
+HUP_INTERVAL = 3
+HUP_UNIT = "ecs-bootstrap-hup.service"
 CGROUP_ROOTS = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")]
 
 
@@ -193,6 +205,8 @@ class Container:
 
 
 def render_units(work: Path, py: Path, binary: Path, unit_enabled: bool) -> None:
+    """unit_enabled: ecs-bootstrap.service and ecs-bootstrap-hup.service enabled (scenario
+    "unit"); else neither is installed enabled (scenario "userdata")."""
     etc_systemd = work / "etc-systemd"
     wants = etc_systemd / "multi-user.target.wants"
     wants.mkdir(parents=True)
@@ -210,6 +224,10 @@ def render_units(work: Path, py: Path, binary: Path, unit_enabled: bool) -> None
     shutil.copytree(REPO / "systemd" / "ecs.service.d", etc_systemd / "ecs.service.d")
     if unit_enabled:
         (wants / "ecs-bootstrap.service").symlink_to("../ecs-bootstrap.service")
+        # The packages' postinst enables it when the env file says ECS_BOOTSTRAP_HUP=1 (below).
+        # (With its [Install] section, the presets of the container's first boot would too.)
+        shutil.copy(REPO / "systemd" / HUP_UNIT, etc_systemd / HUP_UNIT)
+        (wants / HUP_UNIT).symlink_to(f"../{HUP_UNIT}")
     else:
         # Installed, not enabled. Without its [Install] section: on the container's first boot
         # (empty /etc) systemd applies the presets, which would enable it.
@@ -227,7 +245,10 @@ def render_units(work: Path, py: Path, binary: Path, unit_enabled: bool) -> None
         "# credentials: the instance role, from the IMDS double (as on an instance)\n"
         "AWS_CONFIG_FILE=/dev/null\nAWS_SHARED_CREDENTIALS_FILE=/dev/null\n"
         "# zero-config: no --stack/--resource/--signal-resource\n"
-        "ECS_BOOTSTRAP_ARGS=\n")
+        "ECS_BOOTSTRAP_ARGS=\n"
+        + ("# ecs-bootstrap-hup.service: opted in (the packages enable it), test-only interval\n"
+           f"ECS_BOOTSTRAP_HUP=1\nECS_BOOTSTRAP_HUP_INTERVAL_SECONDS={HUP_INTERVAL}\n"
+           if unit_enabled else ""))
     (work / "etc-ecs").mkdir()
     state = work / "state"
     state.mkdir()
@@ -291,6 +312,59 @@ def identity(work: Path, c: Container) -> dict:
     return ident
 
 
+def check_hup(c: Container, work: Path, ident: dict) -> None:
+    """Boot 1 of scenario "unit": ecs-bootstrap-hup.service up in zero-config mode, its polls
+    record the boot's digests and apply nothing, and a stop is clean."""
+    hup = c.show(f"{HUP_UNIT} -p StatusText")
+    journal = c.journal(HUP_UNIT)
+    # Type=notify: active only once READY=1 came, with the STATUS= of daemon mode.
+    check(hup.get("ActiveState") == "active" and hup.get("SubState") == "running"
+          and hup.get("StatusText") == "watching the stack" and hup.get("NRestarts") == "0",
+          "boot 1: ecs-bootstrap-hup.service is active and said READY=1", json.dumps(hup) + "\n" + journal)
+    check("launch resource from the boot run" in journal
+          and "zero-config: watching the launch resource" in journal
+          and f"stack={ident['stack']}" in journal,
+          "boot 1: hup started in zero-config mode on the boot run's launch record", journal)
+    # The keys and values of src/hup/launch.rs (`key`, `stored`): the digests launch.json holds.
+    launch = json.loads((work / "state" / "launch.json").read_text())
+    want = {f"ecs-bootstrap|{block}@{launch['stack']}/{launch['resource']}": launch[field] or "absent"
+            for block, field in (("AWS::CloudFormation::Init", "init"), ("ecs-bootstrap", "settings"))}
+    state_file = work / "state" / "hup" / "state.json"
+    deadline = time.monotonic() + 3 * HUP_INTERVAL + 10
+    state: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if state.get("metadata") == want:
+            break
+        time.sleep(0.5)
+    journal = c.journal(HUP_UNIT)
+    check(state.get("metadata") == want and not state.get("failures"),
+          f"boot 1: hup polled within a few {HUP_INTERVAL} s intervals and recorded the boot's digests",
+          f"want {json.dumps(want)}\nstate.json {json.dumps(state)}\n{journal}")
+    # Level tokens of the log lines, not substrings: the SDK's DEBUG lines may say "error".
+    bad = [ln for ln in journal.splitlines()
+           if re.match(r"\S+Z\s+(WARN|ERROR)\s", ln)
+           or any(s in ln for s in ("Metadata changed", "first sighting", "not applied"))]
+    check(not bad, "boot 1: hup applied nothing (the Metadata is what the boot applied)",
+          "\n".join(bad))
+    started = time.monotonic()
+    r = c.sh(f"systemctl stop {HUP_UNIT}", timeout=120)
+    took = time.monotonic() - started
+    hup = c.show(HUP_UNIT)
+    journal = c.journal(HUP_UNIT)
+    shown = [ln for ln in journal.splitlines() if not re.match(r"\S+Z\s+(DEBUG|TRACE)\s", ln)]
+    print(f"---- journal: {HUP_UNIT} (boot 1, no DEBUG) ----\n" + "\n".join(shown), flush=True)
+    # Result=success: it exited 0 on SIGTERM, before TimeoutStopSec (90 s) would have killed it.
+    check(r.returncode == 0 and took < 90 and hup.get("ActiveState") == "inactive"
+          and hup.get("Result") == "success"
+          and any(re.match(r"\S+Z\s+INFO stopped$", ln) for ln in shown),
+          f"boot 1: systemctl stop {HUP_UNIT} was clean ({took:.1f}s)",
+          f"rc {r.returncode} {r.stderr}\n{json.dumps(hup)}\n{journal}")
+
+
 def scenario_unit(c: Container, work: Path) -> None:
     # ---------------------------------------------------------------- boot 1
     c.boot_and_settle(1)
@@ -311,6 +385,8 @@ def scenario_unit(c: Container, work: Path) -> None:
           journal)
     check("discovered" in journal and "instance metadata tags" in journal,
           "boot 1: zero-config discovery from IMDS tags", journal)
+    # Before the ecs.service checks: they then also say that hup's polls restarted nothing.
+    check_hup(c, work, ident)
     for u in ("docker.service", "ecs.service"):
         s = c.show(u)
         check(s.get("ActiveState") == "active", f"boot 1: {u} was started and is active", json.dumps(s))
@@ -332,6 +408,10 @@ def scenario_unit(c: Container, work: Path) -> None:
     cf = c.show("cloud-final.service")
     check(cf.get("Result") == "success", "boot 1: cloud-final (UserData) finished", json.dumps(cf))
     c.stop()
+    # Boot 2 checks that no AWS call is made: hup's polls would make some.
+    (work / "etc-systemd" / "multi-user.target.wants" / HUP_UNIT).unlink()
+    (work / "etc-systemd" / HUP_UNIT).unlink()
+    (work / "etc-systemd" / HUP_UNIT).symlink_to("/dev/null")
     console = (work / "console-1.log").read_text(errors="replace")
     check("ecs-bootstrap: SUCCESS" in console, "boot 1: the result reached the console")
     st = json.loads((work / "state" / "state.json").read_text())
@@ -430,7 +510,7 @@ def run_scenario(label: str, py: Path, binary: Path, unit_enabled: bool, body, k
     except Failed as e:
         log(f"scenario {label}: FAILED: {e}")
         if c.pid1 is not None:
-            for u in ("ecs-bootstrap.service", "ecs-bootstrap-boot.service", "ecs.service",
+            for u in ("ecs-bootstrap.service", "ecs-bootstrap-boot.service", HUP_UNIT, "ecs.service",
                       "cloud-final.service", "nspawn-fixture.service", "nspawn-imds.service",
                       "nspawn-moto.service"):
                 print(f"---- {u} ----\n{json.dumps(c.show(u))}\n{c.journal(u)[-3000:]}", flush=True)
