@@ -16,7 +16,7 @@ pub(crate) mod config;
 pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
-pub(crate) mod hup;
+pub mod hup;
 pub(crate) mod init;
 pub(crate) mod input;
 pub(crate) mod sys;

@@ -10,11 +10,11 @@
 //! interval, at most cfn-hup's 30 s.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::cfn::Cfn;
 use super::conf::{self, Config};
 use super::poll::{self, Pace, Report};
+use super::schedule::{first_delay, next_delay};
 use super::stop::Stop;
 use super::store::{Origin, Store};
 use crate::error::{Error, Result};
@@ -88,18 +88,6 @@ pub fn load(o: &Options) -> Result<Loaded> {
         interval_secs,
         umask,
     })
-}
-
-/// The first poll's delay: anywhere in the first interval.
-pub fn first_delay(interval_secs: u64, unit: f64) -> Duration {
-    Duration::from_secs(interval_secs).mul_f64(unit.clamp(0.0, 1.0))
-}
-
-/// Between polls: the interval ± 10 % of it, at most ±30 s (cfn-hup's jitter).
-pub fn next_delay(interval_secs: u64, unit: f64) -> Duration {
-    let interval = interval_secs as f64;
-    let jitter = (interval / 10.0).min(30.0);
-    Duration::from_secs_f64((interval + jitter * (2.0 * unit.clamp(0.0, 1.0) - 1.0)).max(0.0))
 }
 
 fn random() -> f64 {
@@ -308,18 +296,6 @@ fn watch_signals(stop: &Stop) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn delays_are_sized_to_the_interval() {
-        assert_eq!(first_delay(900, 0.0), Duration::ZERO);
-        assert_eq!(first_delay(900, 0.5), Duration::from_secs(450));
-        // 15 min: ±30 s, cfn-hup's jitter.
-        assert_eq!(next_delay(900, 0.0), Duration::from_secs(870));
-        assert_eq!(next_delay(900, 1.0), Duration::from_secs(930));
-        // 1 min: ±6 s, not ±30 s.
-        assert_eq!(next_delay(60, 0.0), Duration::from_secs(54));
-        assert_eq!(next_delay(2, 0.5), Duration::from_secs(2));
-    }
 
     fn write(dir: &Path, name: &str, text: &str) {
         std::fs::create_dir_all(dir).unwrap();

@@ -106,6 +106,32 @@ def cold_build(t: Table) -> float:
     return took
 
 
+def hup_fleet(t: Table, n: int, rate: float) -> dict[str, Any]:
+    """N hup daemons polling every 15 min after booting within 120 s, and within 10 s: calls/s
+    on CloudFormation and the time until a change is seen, ours against cfn-hup's schedule
+    (examples/hup_fleet.rs says what is run and what is modelled)."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    subprocess.run(["cargo", "build", "--release", "--locked", "--example", "hup_fleet"],
+                   cwd=REPO, check=True, timeout=1800)
+    out: dict[str, Any] = {}
+    for spread in (120, 10):
+        proc = subprocess.run([str(target / "release/examples/hup_fleet"), "--n", str(n),
+                               "--boot-spread", str(spread), "--rate", str(rate)],
+                              check=True, capture_output=True, text=True, timeout=600)
+        print(proc.stdout)
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        out[f"boot_spread_{spread}"] = r
+        for key, name in (("ours", "hup"), ("cfn_hup", "cfn-hup")):
+            f = r[key]
+            t.add(f"hup fleet N={n}, 15 min, booted within {spread} s: {name}",
+                  f"{f['mean_per_s']:.2f} calls/s mean, peak {f['peak_boot']}/s at boot, "
+                  f"{f['calls_over_rate']} calls over {rate:g}/s; change seen p50 "
+                  f"{f['applied_p50']:.0f} s, p99 {f['applied_p99']:.0f} s",
+                  f"peak <= {rate:g}/s" if key == "ours" else "",
+                  f["peak_boot"] <= rate if key == "ours" else None)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fleet", type=int, default=0, help="fleet size N (0 = skip the fleet)")
@@ -116,6 +142,8 @@ def main() -> int:
     ap.add_argument("--buckets", choices=("shared", "per-action", "both"), default="shared")
     ap.add_argument("--pace", type=float, default=None, metavar="RATE",
                     help="give the fleet's runs --group-size N --cfn-rate RATE")
+    ap.add_argument("--hup-fleet", type=int, default=0, metavar="N",
+                    help="the hup fleet's schedule (examples/hup_fleet.rs) for N instances (issue 15)")
     ap.add_argument("--runs", type=int, default=5, help="overhead runs")
     ap.add_argument("--trials", type=int, default=20, help="detection trials (issue: 100)")
     ap.add_argument("--failure-trials", type=int, default=10)
@@ -142,6 +170,9 @@ def main() -> int:
             bench_fleet.report(r)
             fleet_rows(t, r)
             raw[f"fleet_{b}"] = r
+
+    if args.hup_fleet > 0:
+        raw["hup_fleet"] = hup_fleet(t, args.hup_fleet, args.fleet_rate)
 
     work = Path(tempfile.mkdtemp(prefix="ecs-bootstrap-bench-"))
     if not {"overhead", "detection"} <= skip:
