@@ -90,6 +90,14 @@ impl Schedule {
         }
     }
 
+    /// Its key in the JSON line.
+    fn key(self) -> &'static str {
+        match self {
+            Schedule::Ours => "ours",
+            Schedule::CfnHup => "cfn_hup",
+        }
+    }
+
     fn first(self, interval: u64, rng: &mut Rng) -> f64 {
         match self {
             Schedule::Ours => first_delay(interval, rng.unit()).as_secs_f64(),
@@ -177,7 +185,7 @@ fn main() {
         "{:<18} {:>10} {:>14} {:>15} {:>16} {:>10} {:>10} {:>10}",
         "schedule", "mean/s", "peak/s (boot)", "peak/s (later)", "s over rate", "p50", "p99", "max"
     );
-    let mut json = Vec::new();
+    let mut json = serde_json::json!({"n": a.n, "interval": a.interval});
     for s in [Schedule::Ours, Schedule::CfnHup] {
         let f = simulate(&a, s);
         println!(
@@ -192,28 +200,12 @@ fn main() {
             f.applied_p99,
             f.applied_max
         );
-        json.push(format!(
-            "\"{}\": {{\"mean_per_s\": {:.3}, \"peak_boot\": {}, \"peak_later\": {}, \
-             \"secs_over_rate\": {}, \"calls_over_rate\": {}, \"applied_p50\": {:.1}, \
-             \"applied_p99\": {:.1}, \"applied_max\": {:.1}}}",
-            match s {
-                Schedule::Ours => "ours",
-                Schedule::CfnHup => "cfn_hup",
-            },
-            f.mean_per_s,
-            f.peak_first,
-            f.peak_steady,
-            f.secs_over_rate,
-            f.calls_over_rate,
-            f.applied_p50,
-            f.applied_p99,
-            f.applied_max
-        ));
+        json[s.key()] = serde_json::json!({
+            "mean_per_s": f.mean_per_s, "peak_boot": f.peak_first, "peak_later": f.peak_steady,
+            "secs_over_rate": f.secs_over_rate, "calls_over_rate": f.calls_over_rate,
+            "applied_p50": f.applied_p50, "applied_p99": f.applied_p99,
+            "applied_max": f.applied_max,
+        });
     }
-    println!(
-        "{{\"n\": {}, \"interval\": {}, {}}}",
-        a.n,
-        a.interval,
-        json.join(", ")
-    );
+    println!("{json}");
 }

@@ -323,6 +323,19 @@ pub fn truthiness(v: &Value) -> Option<Boolean> {
     })
 }
 
+/// Python's truthiness of a JSON value as `json.loads` gives it (`bool(x)`): what cfn-init tests
+/// sections and `content` with, chevron/pystache sections, and cfn-hup's "has a value".
+pub fn python_truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(m) => !m.is_empty(),
+    }
+}
+
 /// [`truthiness`] of a string: lowered and stripped, true if one of `_trues`' strings. Also
 /// cfn-hup's reading of its configuration's booleans (`hup::conf`).
 pub fn boolean_word(s: &str) -> Boolean {

@@ -116,24 +116,12 @@ impl Timestamp {
     }
 }
 
-/// Python truthiness of a JSON value.
-pub fn py_truthy(v: &Json) -> bool {
-    match v {
-        Json::Null => false,
-        Json::Bool(b) => *b,
-        Json::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Json::String(s) => !s.is_empty(),
-        Json::Array(a) => !a.is_empty(),
-        Json::Object(m) => !m.is_empty(),
-    }
-}
-
 /// Does `v` have a value, as `if old_data` / `if new_data` ask.
 pub fn has_value(v: Option<&Value>) -> bool {
     match v {
         None => false,
         Some(Value::Timestamp(_)) => true,
-        Some(Value::Json(j)) => py_truthy(j),
+        Some(Value::Json(j)) => crate::input::python_truthy(j),
     }
 }
 
@@ -298,7 +286,9 @@ pub fn value_at(path: &HookPath, r: &Resource) -> Result<Found, WalkError> {
     }
     Ok(Found::Value(match &path.part {
         Part::Metadata(sub) => match &r.metadata {
-            Some(m) if py_truthy(m) => extract_value(m, sub)?.cloned().map(Value::Json),
+            Some(m) if crate::input::python_truthy(m) => {
+                extract_value(m, sub)?.cloned().map(Value::Json)
+            }
             _ => None,
         },
         _ if status == "DELETE_COMPLETE" => None,

@@ -297,16 +297,7 @@ fn lookup<'v>(stack: &[&'v Value], name: &str) -> Option<&'v Value> {
     Some(v)
 }
 
-pub(super) fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(m) => !m.is_empty(),
-    }
-}
+pub(super) use crate::input::python_truthy as truthy;
 
 /// Python's `str()` of the value cfn-init parsed from JSON.
 pub(super) fn python_str(v: &Value) -> String {
