@@ -458,8 +458,8 @@ async fn configure(
         metadata::from_stack(cfn, &found.stack, &found.resource),
     )
     .await?;
-    redact::register_from_metadata(&metadata.metadata);
-    let plan = plan(
+    // `plan` registers the Metadata's secrets before anything is logged or applied.
+    let mut plan = plan(
         identity.clone(),
         &metadata,
         Values::Real,
@@ -467,7 +467,6 @@ async fn configure(
         &found.stack,
         &found.signal_resource,
     )?;
-    let mut plan = plan;
     let logs_changed = write_configuration(&plan, root, deadline, runner).await?;
     // What `ecs-bootstrap hup` watches without a cfn-hup.conf (src/hup/launch.rs).
     launch::LaunchRecord {

@@ -150,11 +150,7 @@ pub async fn poll<D: Describe>(
             return report;
         }
     };
-    if let Some(status) = resource
-        .status
-        .as_deref()
-        .filter(|s| s.ends_with("_IN_PROGRESS"))
-    {
+    if let Some(status) = resource.in_progress() {
         tracing::info!(resource = %w.resource, %status, "resource update in progress; skipped this poll");
         return report;
     }
@@ -236,7 +232,6 @@ async fn apply(
         refuse_cluster_change(&root, &host.identity, &plan.join.cluster)?;
     }
     if changed.iter().any(|(b, _, _)| *b == Block::Init) {
-        crate::sys::redact::register_from_metadata(metadata);
         tracing::info!(configsets = ?w.configsets, "re-running Init");
         crate::init::apply(&plan.init, &root, host.runner.as_ref()).await?;
     }

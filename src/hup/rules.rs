@@ -258,6 +258,16 @@ pub struct Resource {
     pub last_updated: Option<Timestamp>,
 }
 
+impl Resource {
+    /// Its status when it ends in `_IN_PROGRESS`: cfn-hup skips such a resource for this poll
+    /// (update_hooks.py:727-731@25fabe91), and so does the zero-config poll.
+    pub fn in_progress(&self) -> Option<&str> {
+        self.status
+            .as_deref()
+            .filter(|s| s.ends_with("_IN_PROGRESS"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WalkError {
     /// Python raises `TypeError` in `util.extract_value` (a string index on a list or string,
@@ -280,10 +290,10 @@ pub enum Found {
 
 /// `_retrieve_path_data` after the DescribeStackResource call (update_hooks.py:724-745).
 pub fn value_at(path: &HookPath, r: &Resource) -> Result<Found, WalkError> {
-    let status = r.status.as_deref().unwrap_or("");
-    if status.ends_with("_IN_PROGRESS") {
+    if let Some(status) = r.in_progress() {
         return Ok(Found::InProgress(status.to_string()));
     }
+    let status = r.status.as_deref().unwrap_or("");
     Ok(Found::Value(match &path.part {
         Part::Metadata(sub) => match &r.metadata {
             Some(m) if crate::input::python_truthy(m) => {
