@@ -18,12 +18,14 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 use super::rules::{Timestamp, Value};
 use crate::sys::fs::{write_atomic, FileMeta, Root};
+use crate::sys::retry::Backoff;
 
 pub const DIR: &str = "/var/lib/ecs-bootstrap/hup";
 pub const FILE: &str = "/var/lib/ecs-bootstrap/hup/state.json";
@@ -117,10 +119,10 @@ pub struct StoreError {
 /// `interval_secs * 2^(attempts-1)`, at least one interval, at most [`MAX_BACKOFF_SECS`] (or the
 /// interval, if that is longer): the first retry is on the next poll, as in cfn-hup.
 pub fn backoff_secs(attempts: u32, interval_secs: u64) -> u64 {
-    let shift = attempts.saturating_sub(1).min(32);
-    interval_secs
-        .saturating_mul(1u64 << shift)
-        .min(MAX_BACKOFF_SECS.max(interval_secs))
+    let max = Duration::from_secs(MAX_BACKOFF_SECS.max(interval_secs));
+    Backoff::exponential(Duration::from_secs(interval_secs), 2, max)
+        .ceiling(attempts)
+        .as_secs()
 }
 
 fn read_bounded(root: &Root, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
