@@ -36,6 +36,9 @@ def dry_run(template: Path, output: str) -> str:
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
+    # A dry run from a template talks to nothing and has nothing to warn about: the README's
+    # first command prints the plan and only the plan.
+    assert proc.stderr == "", proc.stderr
     return proc.stdout
 
 

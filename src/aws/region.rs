@@ -54,14 +54,20 @@ impl Source {
 
 /// The region by the rule above, and where it came from (logged).
 pub async fn resolve(flag: Option<&str>, instance: Instance<'_>) -> (String, Source) {
+    // Without an instance to ask (a dry run from a template, which talks to no AWS service),
+    // the default is the expected answer, not a surprise, and the plan shows the region it was
+    // made for: said at debug level only, so the dry run's stderr stays as it was.
+    let offline = matches!(instance, Instance::Unknown);
     let (region, source) = pick(flag, env, instance).await;
-    if source == Source::Default {
-        tracing::warn!(
+    match source {
+        Source::Default if offline => {
+            tracing::debug!(region, from = source.describe(), "region")
+        }
+        Source::Default => tracing::warn!(
             region,
             "no --region, AWS_REGION or AWS_DEFAULT_REGION, and no instance region: using {DEFAULT}"
-        );
-    } else {
-        tracing::info!(region, from = source.describe(), "region");
+        ),
+        _ => tracing::info!(region, from = source.describe(), "region"),
     }
     (region, source)
 }
