@@ -5,8 +5,10 @@
   agent's registration and the settle window), and the calls it made (IMDS tokens,
   DescribeStackResource, SignalResource);
 * detection: the agent starts answering at a random moment; time from its first answer to the
-  SignalResource request, the introspection requests per second meanwhile; and a terminal agent
-  error (`ecs` unit failed, exit 5) to the FAILURE signal.
+  SignalResource request, the introspection requests per second meanwhile; a terminal agent
+  exit (`ecs` unit failed, exit 5) to the FAILURE signal; and a terminal error in the agent's log
+  (its registration denied: exit 1, restarted by the ecs-init-like supervisor, the unit stays
+  active) from the agent writing the line to the FAILURE signal.
 
 Functions return figures; they assert nothing (the targets live in tests/bench/suite.py).
 Run through scripts/bench.
@@ -132,17 +134,32 @@ def overhead(moto: MotoServer, binary: Path, work: Path, runs: int) -> dict[str,
     }
 
 
+# The agent's RegisterContainerInstance denied: the real agent logs `Received terminal error from
+# RegisterContainerInstance call, exiting` and exits 1 (ecs_client.go:262-270, agent.go:509-510
+# @8dfceca6 of amazon-ecs-agent), and ecs-init restarts it forever: only its log tells.
+DENY_REGISTER = {"action": "RegisterContainerInstance", "service": "ecs", "status": 400,
+                 "code": "AccessDeniedException",
+                 "message": "User: arn:aws:sts::123456789012:assumed-role/r/i is not authorized "
+                            "to perform: ecs:RegisterContainerInstance"}
+MARKS = {"ok": "agent-first-answer", "exit5": "agent-terminal-exit",
+         "log": "agent-terminal-error"}
+
+
 def _detection_trial(moto: MotoServer, binary: Path, work: Path, stack: StackInfo, n: int,
-                     failing: bool) -> dict[str, Any]:
-    inst = Instance(moto, work / f"detect-{'fail' if failing else 'ok'}-{n}")
+                     kind: str) -> dict[str, Any]:
+    """kind: "ok" (the agent answers after 0-2 s), "exit5" (ecs.service fails: a terminal
+    exit 5), "log" (a terminal error in the agent's log, exit 1, restarted by ecs-init)."""
+    inst = Instance(moto, work / f"detect-{kind}-{n}")
     try:
         inst.use_stack(stack)
-        if failing:
+        if kind == "exit5":
             inst.configure(agent={"mode": "exit5"})
+        elif kind == "log":
+            inst.configure(agent={"mode": "ok", "delay": 0.0})
         else:
             inst.configure(agent={"mode": "slow", "delay": random.uniform(0.0, 2.0)})
         m = measure(_run_args(binary, stack, inst), inst.env(), str(inst.workdir))
-        mark = inst.systemd_dir / ("agent-terminal-exit" if failing else "agent-first-answer")
+        mark = inst.systemd_dir / MARKS[kind]
         if not mark.exists():
             return {"error": f"no {mark.name} (exit {m['code']}): {m['stderr'][-500:]}"}
         t0 = float(mark.read_text())
@@ -161,15 +178,23 @@ def detection(moto: MotoServer, binary: Path, work: Path, trials: int, failures:
     """Each trial gets its own stack (one instance each), so signals never collide."""
     network = create_network(moto)
     body = example_template("stack.yml")
-    stacks = [create_stack(moto, network, body) for _ in range(trials + failures)]
+    stacks = [create_stack(moto, network, body) for _ in range(trials + 2 * failures)]
     with ThreadPoolExecutor(concurrency) as pool:
-        ok = list(pool.map(lambda a: _detection_trial(moto, binary, work, a[1], a[0], False),
+        ok = list(pool.map(lambda a: _detection_trial(moto, binary, work, a[1], a[0], "ok"),
                            enumerate(stacks[:trials])))
-        bad = list(pool.map(lambda a: _detection_trial(moto, binary, work, a[1], a[0], True),
-                            enumerate(stacks[trials:])))
-    errors = [r["error"] for r in ok + bad if "error" in r]
+        bad = list(pool.map(lambda a: _detection_trial(moto, binary, work, a[1], a[0], "exit5"),
+                            enumerate(stacks[trials:trials + failures])))
+        moto.set_faults([DENY_REGISTER])
+        try:
+            logged = list(pool.map(
+                lambda a: _detection_trial(moto, binary, work, a[1], a[0], "log"),
+                enumerate(stacks[trials + failures:])))
+        finally:
+            moto.set_faults([])
+    errors = [r["error"] for r in ok + bad + logged if "error" in r]
     lat = [r["latency"] for r in ok if "latency" in r and r["status"] == "SUCCESS"]
     flat = [r["latency"] for r in bad if "latency" in r and r["status"] == "FAILURE"]
+    llat = [r["latency"] for r in logged if "latency" in r and r["status"] == "FAILURE"]
     # Introspection requests per second: one GET per POLL while waiting, the same in the settle
     # window; measured from the code's constant is circular, so count them in one extra trial.
     return {
@@ -180,6 +205,8 @@ def detection(moto: MotoServer, binary: Path, work: Path, trials: int, failures:
         "fail_p50": statistics.median(flat) if flat else None,
         "fail_p99": pct(flat, 99) if flat else None,
         "ok_signalled": len(lat), "fail_signalled": len(flat),
+        "log_p50": statistics.median(llat) if llat else None,
+        "log_p99": pct(llat, 99) if llat else None, "log_signalled": len(llat),
     }
 
 

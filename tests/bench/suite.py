@@ -255,6 +255,10 @@ def main() -> int:
                 t.add(f"detection: agent exit 5 -> FAILURE ({d['fail_signalled']}/{d['failures']})",
                       f"p50 {fmt(d['fail_p50'], 'ms', 1000, 0)}, p99 {fmt(d['fail_p99'], 'ms', 1000, 0)}",
                       "p99 <= 2 s", d["fail_p99"] is not None and d["fail_p99"] <= 2)
+                t.add(f"detection: terminal error in the agent's log -> FAILURE "
+                      f"({d['log_signalled']}/{d['failures']})",
+                      f"p50 {fmt(d['log_p50'], 'ms', 1000, 0)}, p99 {fmt(d['log_p99'], 'ms', 1000, 0)}",
+                      "p99 <= 2 s", d["log_p99"] is not None and d["log_p99"] <= 2)
                 if d["n_errors"]:
                     print(f"detection: {d['n_errors']} trials without a figure: {d['errors']}")
         finally:

@@ -362,6 +362,7 @@ def main() -> int:
                           "retrying with exponential backoff", text, module="ecs_client.go")
                 time.sleep(0.2 * 2 ** attempt)
                 continue
+            mark("agent-terminal-error")
             log_error("Received terminal error from RegisterContainerInstance call, exiting",
                       text, module="ecs_client.go")
             log_error("Error registering container instance", text)
