@@ -55,9 +55,6 @@ def action(method: str, path: str, body: bytes, headers: Any) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def server_bind(self) -> None:
-        super().server_bind()
-
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, addr = super().get_request()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
