@@ -6,9 +6,16 @@
 //! `/etc/pki/tls/...`). With none it does not report an error: a debug build panics
 //! (`debug_assert!` "no valid root certificates parsed", exit 101) and a release build makes
 //! every HTTPS call fail with `UnknownIssuer`, retried until the deadline. Neither names the
-//! cause. So [`native_roots`] runs the same loader once, up front, and turns "nothing usable"
+//! cause. So [`native_roots`] checks the same places once, up front, and turns "nothing usable"
 //! into [`Error::NoCaCertificates`] naming where it looked; the IMDS clients (plain HTTP) get a
 //! client with an empty trust store ([`imds_http_client`]) so they never load or need it.
+//!
+//! The check stops at the first usable certificate of the bundle file: the loader decodes every
+//! PEM certificate of the bundle and of the directory (about 300 on Debian) with a constant-time
+//! base64 decoder, 18 M instructions, and the SDK loads them again for its own connector
+//! (`aws-smithy-http-client-1.5.2/src/client/tls/rustls_provider.rs:117`, `NATIVE_ROOTS`): a
+//! second full load here was a sixth of a run's instructions (tests/bench, overhead). Only when
+//! the bundle has nothing usable does the check run the full loader, for the message.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -18,10 +25,9 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::error::Error;
 
-/// How many usable root certificates the system has, or why there are none. Loaded once per
-/// process, as the SDK does.
-pub fn native_roots() -> Result<usize, Error> {
-    static ROOTS: OnceLock<Result<usize, String>> = OnceLock::new();
+/// Whether the system has a usable root certificate, or why not. Checked once per process.
+pub fn native_roots() -> Result<(), Error> {
+    static ROOTS: OnceLock<Result<(), String>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
             let from_env = env_locations();
@@ -30,10 +36,36 @@ pub fn native_roots() -> Result<usize, Error> {
             } else {
                 from_env
             };
-            count_usable(rustls_native_certs::load_native_certs(), &locations)
+            if bundle_has_usable(&locations) {
+                return Ok(());
+            }
+            count_usable(rustls_native_certs::load_native_certs(), &locations).map(|_| ())
         })
         .clone()
         .map_err(|detail| Error::NoCaCertificates { detail })
+}
+
+/// Whether the bundle file among `locations` (`SSL_CERT_FILE`, or the one `openssl-probe`
+/// found; the loader reads the same file, `rustls-native-certs-0.8.5/src/lib.rs:258-263`) holds
+/// a certificate the SDK's trust store accepts. Every certificate of that file that decodes is
+/// in the loader's result (its errors are per certificate, `lib.rs:346-361`), so `true` here
+/// means the full load has at least one usable root too.
+fn bundle_has_usable(locations: &[Location]) -> bool {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let file = locations
+        .iter()
+        .find(|l| l.source != "SSL_CERT_DIR" && l.path.is_file());
+    let Some(file) = file else { return false };
+    let Ok(certs) = CertificateDer::pem_file_iter(&file.path) else {
+        return false;
+    };
+    certs.flatten().any(|cert| {
+        rustls::RootCertStore::empty()
+            .add_parsable_certificates([cert])
+            .0
+            > 0
+    })
 }
 
 /// The same check for explicit locations (what `SSL_CERT_FILE`/`SSL_CERT_DIR` would name): the
@@ -188,6 +220,51 @@ mod tests {
         .unwrap();
         let msg = roots_at(Some(&file), None).unwrap_err().to_string();
         assert!(msg.contains("unparsable"), "{msg}");
+    }
+
+    fn at(source: &'static str, path: &Path) -> Vec<Location> {
+        vec![Location::new(source, path)]
+    }
+
+    #[test]
+    fn the_quick_check_finds_a_root_after_junk_in_the_bundle() {
+        let bundle = Path::new("/etc/ssl/certs/ca-certificates.crt");
+        if !bundle.exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mixed.pem");
+        let junk = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        std::fs::write(
+            &file,
+            junk.to_string() + &std::fs::read_to_string(bundle).unwrap(),
+        )
+        .unwrap();
+        assert!(bundle_has_usable(&at("SSL_CERT_FILE", &file)));
+        assert!(bundle_has_usable(&at("found", bundle)));
+        // The same answer as the full load, which is what the check stands in for.
+        assert!(roots_at(Some(&file), None).unwrap() > 10);
+    }
+
+    #[test]
+    fn the_quick_check_has_nothing_to_say_without_a_usable_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("junk.pem");
+        std::fs::write(
+            &file,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(!bundle_has_usable(&at("SSL_CERT_FILE", &file)));
+        assert!(!bundle_has_usable(&at(
+            "SSL_CERT_FILE",
+            &dir.path().join("absent")
+        )));
+        // A directory is the full loader's job (it may hold the only usable roots).
+        assert!(!bundle_has_usable(&at(
+            "SSL_CERT_DIR",
+            Path::new("/etc/ssl/certs")
+        )));
     }
 
     #[test]

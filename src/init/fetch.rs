@@ -8,6 +8,7 @@
 //! backoff on connection errors, 429 and 5xx (as cfn-init retries its downloads).
 
 use std::io::{Seek, Write};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
@@ -84,9 +85,10 @@ pub fn s3_location(url: &str) -> Option<S3Location> {
 }
 
 pub struct Fetcher<'a> {
-    http: reqwest::Client,
+    /// Built at the first download (see [`Fetcher::client`]).
+    http: OnceLock<reqwest::Client>,
     /// For SigV4-signed requests: follows no redirect.
-    signed_http: reqwest::Client,
+    signed_http: OnceLock<reqwest::Client>,
     auth: &'a AuthConfig,
     /// Region to sign S3 requests for when the URL names none (default: the one region rule,
     /// [`crate::aws::region`]).
@@ -103,24 +105,43 @@ pub struct Request<'r> {
 
 impl<'a> Fetcher<'a> {
     pub fn new(auth: &'a AuthConfig) -> Result<Self> {
-        let client = |redirects| {
-            reqwest::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(ATTEMPT_TIMEOUT)
-                .user_agent(concat!("ecs-bootstrap/", env!("CARGO_PKG_VERSION")))
-                .redirect(redirects)
-                .build()
-                .map_err(|e| Error::setup("an HTTP client", e))
-        };
         Ok(Fetcher {
-            http: client(reqwest::redirect::Policy::default())?,
-            // reqwest drops Authorization on a cross-host redirect but forwards the other
-            // signing headers, x-amz-security-token among them; S3 itself never needs one
-            // followed (a bucket in another region is answered with its region, see below).
-            signed_http: client(reqwest::redirect::Policy::none())?,
+            http: OnceLock::new(),
+            signed_http: OnceLock::new(),
             auth,
             region: None,
         })
+    }
+
+    /// The HTTP client, `signed` or not, made on first use: a reqwest client loads and decodes
+    /// the system's root CA certificates when it is built (rustls-platform-verifier), a third of
+    /// a run's instructions for the two of them (tests/bench, overhead), and most Init configs
+    /// download nothing.
+    fn client(&self, signed: bool) -> std::result::Result<&reqwest::Client, Attempt> {
+        let cell = if signed {
+            &self.signed_http
+        } else {
+            &self.http
+        };
+        if let Some(c) = cell.get() {
+            return Ok(c);
+        }
+        let redirects = if signed {
+            // reqwest drops Authorization on a cross-host redirect but forwards the other
+            // signing headers, x-amz-security-token among them; S3 itself never needs one
+            // followed (a bucket in another region is answered with its region, see below).
+            reqwest::redirect::Policy::none()
+        } else {
+            reqwest::redirect::Policy::default()
+        };
+        let built = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(ATTEMPT_TIMEOUT)
+            .user_agent(concat!("ecs-bootstrap/", env!("CARGO_PKG_VERSION")))
+            .redirect(redirects)
+            .build()
+            .map_err(|e| Attempt::Fatal(format!("cannot make an HTTP client: {e}")))?;
+        Ok(cell.get_or_init(|| built))
     }
 
     /// Tests pin the region, so that none asks the machine's real IMDS for one.
@@ -336,7 +357,7 @@ impl<'a> Fetcher<'a> {
             Some(Auth::Basic {
                 username, password, ..
             }) => Ok(self
-                .http
+                .client(false)?
                 .get(&http_url)
                 .basic_auth(username, Some(password.expose()))),
             Some(Auth::S3 { credentials, .. }) => {
@@ -350,7 +371,7 @@ impl<'a> Fetcher<'a> {
                 let region = region.or_else(|| s3.as_ref().and_then(|l| l.region.clone()));
                 self.signed(&http_url, &creds, region).await
             }
-            None => Ok(self.http.get(&http_url)),
+            None => Ok(self.client(false)?.get(&http_url)),
         }
     }
 
@@ -395,7 +416,7 @@ impl<'a> Fetcher<'a> {
         let (instructions, _) = sign(signable, &params)
             .map_err(|e| Attempt::Fatal(format!("cannot sign the request: {e}")))?
             .into_parts();
-        let mut rb = self.signed_http.get(url);
+        let mut rb = self.client(true)?.get(url);
         for (name, value) in instructions.headers() {
             rb = rb.header(name, value);
         }
@@ -526,6 +547,18 @@ async fn default_region() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clients_are_made_at_the_first_download_only() {
+        let auth = AuthConfig::default();
+        let f = Fetcher::new(&auth).unwrap();
+        assert!(f.http.get().is_none() && f.signed_http.get().is_none());
+        let a = f.client(false).ok().unwrap() as *const reqwest::Client;
+        assert!(f.signed_http.get().is_none());
+        // The second use is the same client, not another load of the trust store.
+        assert_eq!(a, f.client(false).ok().unwrap() as *const reqwest::Client);
+        assert!(f.client(true).is_ok() && f.signed_http.get().is_some());
+    }
 
     #[test]
     fn s3_urls() {

@@ -205,10 +205,20 @@ const WIRE_TARGETS: &[&str] = &[
 
 /// `filter` with the SDK's response-body logging capped at DEBUG, whatever
 /// `ECS_BOOTSTRAP_LOG` asked for (a directive for the same target replaces the user's, and
-/// these are more specific than `trace` or `aws_smithy_runtime=trace`).
+/// these are more specific than `trace` or `aws_smithy_runtime=trace`). Only a filter that
+/// can enable TRACE somewhere gets the cap: added to one that cannot, the directive *raises*
+/// those targets to DEBUG (the default's `aws_smithy_runtime=warn` is less specific), and
+/// every run logged some 40 lines of the SDK's orchestration at the default verbosity.
 pub fn without_wire_bodies(
     mut filter: tracing_subscriber::EnvFilter,
 ) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::filter::LevelFilter;
+    if filter
+        .max_level_hint()
+        .is_some_and(|most| most < LevelFilter::TRACE)
+    {
+        return filter;
+    }
     for target in WIRE_TARGETS {
         if let Ok(d) = format!("{target}=debug").parse() {
             filter = filter.add_directive(d);
@@ -309,6 +319,25 @@ mod tests {
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert!(!text.contains("metadata-body"), "{text}");
         assert!(text.contains("still-traced"), "{text}");
+    }
+
+    #[test]
+    fn the_cap_never_raises_the_sdk_above_what_was_asked() {
+        use tracing::Level;
+        use tracing_subscriber::layer::SubscriberExt;
+        // The default filter (src/cli/logging.rs) at verbosity 0 and 1, and a user's own.
+        for user in [
+            "info,aws_smithy_runtime=warn",
+            "debug,aws_smithy_runtime=warn",
+            "warn",
+        ] {
+            let filter = without_wire_bodies(tracing_subscriber::EnvFilter::new(user));
+            let sub = tracing_subscriber::registry().with(filter);
+            tracing::subscriber::with_default(sub, || {
+                let on = tracing::enabled!(target: "aws_smithy_runtime::client::orchestrator", Level::DEBUG);
+                assert!(!on, "{user}: the SDK's orchestrator logs at DEBUG");
+            });
+        }
     }
 
     #[test]

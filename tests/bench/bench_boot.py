@@ -1,9 +1,24 @@
 """Benchmarks of single runs against the doubles (moto, the IMDS double, fake systemd + agent):
 
-* overhead: a full `run` whose agent registers at once: wall time, peak RSS and CPU time of the
-  binary (GNU time), its own part of the wall (the run minus the join phase, i.e. minus the
-  agent's registration and the settle window), and the calls it made (IMDS tokens,
-  DescribeStackResource, SignalResource);
+* overhead (issue 18 target 2), against *instant* doubles ([`overhead_instant`], see
+  tests/bench/instant.py): a full `run` whose agent is already registered and whose systemctl
+  answers at once: wall time, peak RSS (anonymous and file-backed), CPU time and threads of the
+  binary, its own part of the wall (the run minus the join phase: the settle window, the
+  introspection polls and the ECS confirmation), per-phase times, and the calls it made (IMDS
+  tokens, DescribeStackResource, SignalResource). What differs from the moto-backed run:
+  - every HTTP answer (IMDS token/document/signature, CloudFormation DescribeStackResource and
+    SignalResource, ECS DescribeClusters and DescribeContainerInstances, the agent's
+    `/v1/metadata`) is the one moto / the IMDS double / the fake agent gave the same binary for
+    the same stack in one recording run at the start, served from one keep-alive port in tens of
+    microseconds (no SigV4 / CFN_V1 check, no moto state: SignalResource changes nothing);
+  - the agent answers `/v1/metadata` from the first poll (registered before the run starts), so
+    the join is the 1 s settle window plus the ECS confirmation;
+  - `systemctl` is a POSIX sh script (units active at once, nothing fails) instead of the Python
+    double, and the Init commands' path shims are sh instead of Python (the commands themselves,
+    `mkdir -p` and `chown -R`, run for real under the test root);
+  - the run, its binary and its command line, environment overrides and root are the same.
+* overhead against the moto-backed doubles ([`overhead`]): the same run with the Python doubles,
+  kept for comparison (the figure reported before instant doubles existed);
 * detection: the agent starts answering at a random moment; time from its first answer to the
   SignalResource request, the introspection requests per second meanwhile; a terminal agent
   exit (`ecs` unit failed, exit 5) to the FAILURE signal; and a terminal error in the agent's log
@@ -19,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,9 +44,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness.aws import MotoServer, StackInfo, create_network, create_stack, example_template  # noqa: E402,F401
-from harness.instance import Instance  # noqa: E402
+from harness.instance import HARNESS_BIN, SANDBOX_BIN, Instance  # noqa: E402
+
+import instant  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -46,10 +65,12 @@ def measure(argv: list[str], env: dict[str, str], cwd: str) -> dict[str, Any]:
     exits (VmHWM only grows, so the last sample is the peak to within the last 2 ms). Not from
     wait4 or GNU time: their figure is the largest of the process and every child it waited
     for (the Python systemctl double), and a child of this large Python process inherits its
-    high-water mark across exec.
+    high-water mark across exec. Also: `cpu_ns`, the scheduler's on-CPU nanoseconds summed
+    over the binary's threads (/proc/<pid>/task/*/schedstat; `cpu` is in 10 ms clock ticks),
+    the anonymous / file-backed split of the largest RSS sample, and the most threads seen.
     """
     err_file = os.path.join(cwd, "bench-stderr.txt")
-    hwm, cpu = 0, 0.0
+    hwm, cpu, cpu_ns, threads, rss, split = 0, 0.0, 0, 0, 0, (0, 0)
     tick = os.sysconf("SC_CLK_TCK")
     with open(err_file, "w") as err:
         t = time.monotonic()
@@ -59,18 +80,26 @@ def measure(argv: list[str], env: dict[str, str], cwd: str) -> dict[str, Any]:
             try:
                 status = Path(f"/proc/{proc.pid}/status").read_text()
                 stat = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-                for line in status.splitlines():
-                    if line.startswith("VmHWM:"):
-                        hwm = max(hwm, int(line.split()[1]))
+                f = {line.split(":")[0]: line.split()[1] for line in status.splitlines()
+                     if line.startswith(("VmHWM:", "VmRSS:", "RssAnon:", "RssFile:", "Threads:"))}
+                hwm = max(hwm, int(f["VmHWM"]))
+                threads = max(threads, int(f["Threads"]))
+                if int(f["VmRSS"]) > rss:
+                    rss, split = int(f["VmRSS"]), (int(f["RssAnon"]), int(f["RssFile"]))
                 cpu = max(cpu, (int(stat[11]) + int(stat[12])) / tick)
-            except (OSError, IndexError, ValueError):
+                ns = sum(int(Path(f"/proc/{proc.pid}/task/{tid}/schedstat").read_text().split()[0])
+                         for tid in os.listdir(f"/proc/{proc.pid}/task"))
+                cpu_ns = max(cpu_ns, ns)
+            except (OSError, IndexError, ValueError, KeyError):
                 pass
             if time.monotonic() - t > 120:
                 os.killpg(proc.pid, 9)
             time.sleep(0.002)
         wall = time.monotonic() - t
     stderr = Path(err_file).read_text(errors="replace")
-    return {"wall": wall, "rss_kib": hwm, "cpu": cpu, "code": proc.returncode, "stderr": stderr}
+    return {"wall": wall, "rss_kib": hwm, "cpu": cpu, "cpu_ns": cpu_ns, "threads": threads,
+            "anon_kib": split[0], "file_kib": split[1], "code": proc.returncode,
+            "stderr": stderr}
 
 
 def phases(stderr: str) -> dict[str, int]:
@@ -131,6 +160,116 @@ def overhead(moto: MotoServer, binary: Path, work: Path, runs: int) -> dict[str,
         "imds_tokens_max": max(r["imds_tokens"] for r in rows),
         "cfn_calls": rows[-1]["cfn_calls"],
         "phases_ms_last_run": rows[-1]["phases"],
+    }
+
+
+def _record(moto: MotoServer, binary: Path, work: Path) -> tuple[dict[str, Any], list[str],
+                                                                  dict[str, str]]:
+    """One run of `binary` against the moto-backed doubles through three recorders: the answers
+    it got (see instant.py), its argv and environment (endpoints still the recorders')."""
+    network = create_network(moto)
+    stack = create_stack(moto, network, example_template("stack.yml"))
+    inst = Instance(moto, work / "overhead-recording")
+    recs = [instant.Recorder(moto.url), instant.Recorder(inst.imds.url),
+            instant.Recorder(inst.introspection_url)]
+    try:
+        inst.use_stack(stack)
+        inst.configure(agent={"mode": "ok"})
+        env = inst.env()
+        env["AWS_ENDPOINT_URL"] = recs[0].url
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = recs[1].url
+        argv = [str(binary), *stack.run_args(), "--root", "ROOT", "--introspection-url",
+                recs[2].url]
+        m = measure([a.replace("ROOT", str(inst.root)) for a in argv], env, str(inst.workdir))
+        if m["code"] != 0:
+            sys.exit(f"overhead recording run exited {m['code']}:\n{m['stderr'][-3000:]}")
+        table = {k: v for r in recs for k, v in r.table.items()}
+    finally:
+        for r in recs:
+            r.stop()
+        inst.close()
+    return table, argv, env
+
+
+def overhead_instant(moto: MotoServer, binary: Path, work: Path, runs: int,
+                     perf_runs: int = 0) -> dict[str, Any]:
+    """The overhead runs against instant doubles (the module docstring says what differs)."""
+    if perf_runs and shutil.which("perf") is None:
+        perf_runs = 0
+    table, argv, rec_env = _record(moto, binary, work)
+    canned = instant.CannedServer(table)
+    bindir = instant.write_bin(work / "instant-bin")
+    harness_dirs = {str(HARNESS_BIN), str(SANDBOX_BIN)}
+    rows = []
+    try:
+        for i in range(runs + perf_runs):
+            d = work / f"overhead-instant-{i}"
+            for sub in ("root", "systemd", "home"):
+                (d / sub).mkdir(parents=True, exist_ok=True)
+            for f in ("aws-config", "aws-credentials"):
+                (d / "home" / f).touch()
+            env = dict(rec_env)
+            env.update({
+                "AWS_ENDPOINT_URL": canned.url, "AWS_EC2_METADATA_SERVICE_ENDPOINT": canned.url,
+                "AWS_CONFIG_FILE": str(d / "home/aws-config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(d / "home/aws-credentials"),
+                "ECS_BOOTSTRAP_ROOT": str(d / "root"), "FAKE_SYSTEMD_DIR": str(d / "systemd"),
+                "HOME": str(d / "home"),
+                "PATH": os.pathsep.join([str(bindir)] + [x for x in rec_env["PATH"].split(
+                    os.pathsep) if x not in harness_dirs]),
+            })
+            run_argv = [a.replace("ROOT", str(d / "root")) for a in argv]
+            run_argv[-1] = canned.url
+            if i >= runs:
+                # task-clock of the binary alone (--no-inherit: not its children), in ms
+                out = d / "perf.csv"
+                m = measure(["perf", "stat", "--no-inherit", "-x,", "-e", "task-clock", "-o",
+                             str(out), "--", *run_argv], env, str(d))
+                m["perf_task_ms"] = float(out.read_text().split("task-clock")[0]
+                                          .strip().splitlines()[-1].split(",")[0])
+            else:
+                m = measure(run_argv, env, str(d))
+            log = canned.take_log()
+            if m["code"] != 0:
+                sys.exit(f"instant overhead run exited {m['code']}:\n{m['stderr'][-3000:]}")
+            ph = phases(m["stderr"])
+            m["phases"] = ph
+            m["join"] = ph.get("join", 0) / 1000
+            m["own"] = m["wall"] - m["join"]
+            m["calls"] = {}
+            for q in log:
+                m["calls"][q["action"]] = m["calls"].get(q["action"], 0) + 1
+            m["misses"] = sorted({q["key"] for q in log if not q["hit"]})
+            m["double_ms"] = sum(q["t1"] - q["t0"] for q in log) * 1000
+            calls = (d / "systemd/calls.txt")
+            m["systemctl_calls"] = len(calls.read_text().splitlines()) if calls.exists() else 0
+            rows.append(m)
+    finally:
+        canned.stop()
+    timed, perfed = rows[:runs], rows[runs:]
+    med = statistics.median
+    last = timed[-1]
+    return {
+        "runs": runs,
+        "recorded_answers": sorted(a["action"] for a in table.values()),
+        "wall_median": med(r["wall"] for r in timed),
+        "own_median": med(r["own"] for r in timed),
+        "own_min": min(r["own"] for r in timed),
+        "join_median": med(r["join"] for r in timed),
+        "phases_ms_median": {k: med(r["phases"].get(k, 0) for r in timed)
+                             for k in last["phases"]},
+        "rss_max_mib": max(r["rss_kib"] for r in timed) / 1024,
+        "rss_median_mib": med(r["rss_kib"] for r in timed) / 1024,
+        "anon_mib_at_peak": med(r["anon_kib"] for r in timed) / 1024,
+        "file_mib_at_peak": med(r["file_kib"] for r in timed) / 1024,
+        "threads_max": max(r["threads"] for r in timed),
+        "cpu_ms_median": med(r["cpu_ns"] for r in timed) / 1e6,
+        "perf_task_ms_median": med(r["perf_task_ms"] for r in perfed) if perfed else None,
+        "double_ms_median": med(r["double_ms"] for r in timed),
+        "calls": last["calls"],
+        "systemctl_calls": last["systemctl_calls"],
+        "misses": sorted({k for r in rows for k in r["misses"]}),
+        "imds_tokens_max": max(r["calls"].get("PUT /latest/api/token", 0) for r in timed),
     }
 
 
