@@ -224,12 +224,8 @@ async fn get_v1(endpoint: Option<&str>, path: &str) -> Result<String> {
         path: path.into(),
         message,
     };
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(2))
-        .build()
-        .map_err(|e| Error::setup("an HTTP client", e))?;
+    let http =
+        crate::aws::tls::local_http_client(&url, Duration::from_secs(1), Duration::from_secs(2))?;
     let resp = http
         .get(&url)
         .send()

@@ -101,6 +101,27 @@ pub fn imds_http_client() -> SharedHttpClient {
         .build_https()
 }
 
+/// A reqwest client for a local plain-HTTP API (the agent's introspection, IMDSv1): never
+/// through a proxy, whatever HTTP_PROXY says, and, for an `http://` URL, with an empty trust
+/// store: otherwise building the client loads and decodes every system root CA, a sixth of a
+/// run's instructions (tests/bench, overhead). An `https://` URL keeps the system's roots.
+pub fn local_http_client(
+    url: &str,
+    connect: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(connect)
+        .timeout(timeout);
+    if url.starts_with("http://") {
+        builder = builder.tls_certs_only([]);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::setup("an HTTP client", e))
+}
+
 /// What the IMDS clients are configured with: the defaults, with [`imds_http_client`].
 pub fn imds_provider_config() -> aws_config::provider_config::ProviderConfig {
     aws_config::provider_config::ProviderConfig::without_region()
@@ -213,14 +234,13 @@ mod tests {
     fn garbage_is_not_a_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("junk.pem");
-        std::fs::write(
-            &file,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
+        std::fs::write(&file, JUNK_PEM).unwrap();
         let msg = roots_at(Some(&file), None).unwrap_err().to_string();
         assert!(msg.contains("unparsable"), "{msg}");
     }
+
+    /// A PEM block that is not a certificate.
+    const JUNK_PEM: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
 
     fn at(source: &'static str, path: &Path) -> Vec<Location> {
         vec![Location::new(source, path)]
@@ -234,10 +254,9 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("mixed.pem");
-        let junk = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         std::fs::write(
             &file,
-            junk.to_string() + &std::fs::read_to_string(bundle).unwrap(),
+            JUNK_PEM.to_string() + &std::fs::read_to_string(bundle).unwrap(),
         )
         .unwrap();
         assert!(bundle_has_usable(&at("SSL_CERT_FILE", &file)));
@@ -250,11 +269,7 @@ mod tests {
     fn the_quick_check_has_nothing_to_say_without_a_usable_bundle() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("junk.pem");
-        std::fs::write(
-            &file,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
+        std::fs::write(&file, JUNK_PEM).unwrap();
         assert!(!bundle_has_usable(&at("SSL_CERT_FILE", &file)));
         assert!(!bundle_has_usable(&at(
             "SSL_CERT_FILE",

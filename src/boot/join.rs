@@ -128,20 +128,12 @@ async fn poll_agent(
         "{}/v1/metadata",
         spec.introspection_url.trim_end_matches('/')
     );
-    // Never through a proxy: this is the agent on localhost, whatever HTTP_PROXY says.
-    let mut http = reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(2));
-    if url.starts_with("http://") {
-        // Plain HTTP (the agent's API always is) needs no trust store: without this the client
-        // loads and decodes every system root CA when it is built, a sixth of a run's
-        // instructions (tests/bench, overhead).
-        http = http.tls_certs_only([]);
-    }
-    let http = http
-        .build()
-        .map_err(|e| Error::setup("an HTTP client", e))?;
+    // The agent on localhost: no proxy, no trust store for its plain HTTP.
+    let http = crate::aws::tls::local_http_client(
+        &url,
+        Duration::from_millis(500),
+        Duration::from_secs(2),
+    )?;
     // A registration that did not hold is worth saying at the timeout, whatever came after.
     let mut unsettled: Option<String> = None;
     let poll = |_| registration(&http, &url, spec, logs, deadline);
